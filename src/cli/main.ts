@@ -1,0 +1,70 @@
+// cramlab CLI. Each file in ./commands exports `command: Command`; this file only dispatches,
+// so adding a command never touches it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs, UsageError, type Args } from './args';
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  booleans?: string[];
+  run(args: Args): Promise<void>;
+}
+
+function loadCommands(): Map<string, Command> {
+  const dir = path.join(__dirname, 'commands');
+  const out = new Map<string, Command>();
+  for (const f of fs.readdirSync(dir).sort()) {
+    if (!/\.(ts|js)$/.test(f) || f.endsWith('.d.ts')) continue;
+    const mod = require(path.join(dir, f));
+    if (mod.command) out.set(mod.command.name, mod.command);
+  }
+  return out;
+}
+
+function help(commands: Map<string, Command>): string {
+  const lines = ['cramlab: cram text into [mem] vectors of a frozen LM and decode it back', '', 'commands:'];
+  for (const c of commands.values()) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
+  lines.push('', "'cramlab COMMAND --help' shows a command's options.");
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const commands = loadCommands();
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help(commands));
+    return name ? 0 : 1;
+  }
+  const cmd = commands.get(name);
+  if (!cmd) {
+    console.error(`cramlab: unknown command '${name}'\n\n${help(commands)}`);
+    return 2;
+  }
+  const args = parseArgs(rest, ['help', ...(cmd.booleans ?? [])]);
+  if (args.help) {
+    console.log(`usage: cramlab ${cmd.usage}\n\n${cmd.summary}`);
+    return 0;
+  }
+  try {
+    await cmd.run(args);
+    return 0;
+  } catch (e) {
+    // One line naming the problem; the stack only on request.
+    const err = e as Error;
+    console.error(`cramlab ${name}: ${err.message}`);
+    if (process.env.CRAMLAB_DEBUG) console.error(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`cramlab: ${(e as Error).message}`);
+      process.exit(1);
+    },
+  );
+}

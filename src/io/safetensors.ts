@@ -1,0 +1,167 @@
+// Safetensors, read defensively and written plainly.
+// Format: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
+// then raw little-endian row-major data (offsets relative to the data start).
+// Every weight is widened to float32: the math in cramlab is fp32 throughout.
+import * as fs from 'node:fs';
+
+export interface RawTensor {
+  dtype: string;
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export class SafetensorsError extends Error {
+  constructor(file: string, what: string) {
+    super(`${file}: ${what}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+/** Decode one tensor's bytes into float32 (floats) or int32 (ints). */
+function decode(file: string, name: string, dtype: string, bytes: Buffer): Float32Array | Int32Array {
+  // Copy into an aligned buffer: the data region need not start at a multiple of 4.
+  const buf = new Uint8Array(bytes.length);
+  buf.set(bytes);
+  const dv = new DataView(buf.buffer);
+  const n = bytes.length / DTYPE_BYTES[dtype];
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf.buffer, 0, n);
+    case 'F16': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(n);
+      const u32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u32[i] = dv.getUint16(2 * i, true) << 16;
+      return out;
+    }
+    case 'F64': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
+      return out;
+    }
+    case 'I64': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(8 * i, true));
+      return out;
+    }
+    case 'I32':
+      return new Int32Array(buf.buffer, 0, n);
+    case 'I16': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true);
+      return out;
+    }
+    case 'I8':
+      return Int32Array.from(new Int8Array(buf.buffer, 0, n));
+    case 'U8':
+    case 'BOOL':
+      return Int32Array.from(buf);
+    default:
+      throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype '${dtype}'`);
+  }
+}
+
+export interface SafetensorsHeader {
+  tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  metadata: Record<string, string>;
+  dataStart: number;
+}
+
+/** Parse and validate the header against the file size; no tensor data is read. */
+export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
+  if (bytes.length < 8) throw new SafetensorsError(file, `file is ${bytes.length} bytes, too short to be safetensors (truncated?)`);
+  const n = Number(bytes.readBigUInt64LE(0));
+  if (n < 2 || n > MAX_HEADER) throw new SafetensorsError(file, `header length ${n} is out of bounds (not a safetensors file?)`);
+  if (8 + n > bytes.length) throw new SafetensorsError(file, `header says ${n} bytes but the file has only ${bytes.length - 8} after the length (truncated?)`);
+  let json: Record<string, any>;
+  try {
+    json = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  } catch (e) {
+    throw new SafetensorsError(file, `header is not valid JSON (${(e as Error).message})`);
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const tensors: SafetensorsHeader['tensors'] = {};
+  let metadata: Record<string, string> = {};
+  for (const [name, info] of Object.entries(json)) {
+    if (name === '__metadata__') {
+      metadata = info ?? {};
+      continue;
+    }
+    const { dtype, shape, data_offsets } = info ?? {};
+    if (!(dtype in DTYPE_BYTES)) throw new SafetensorsError(file, `tensor '${name}' has unknown dtype '${dtype}'`);
+    if (!Array.isArray(shape) || shape.some((s: unknown) => !Number.isInteger(s) || (s as number) < 0)) {
+      throw new SafetensorsError(file, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(data_offsets) || data_offsets.length !== 2) throw new SafetensorsError(file, `tensor '${name}' has no data_offsets`);
+    const [begin, end] = data_offsets;
+    const expected = shape.reduce((a: number, b: number) => a * b, 1) * DTYPE_BYTES[dtype];
+    if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end)) {
+      throw new SafetensorsError(file, `tensor '${name}' has invalid offsets [${begin}, ${end}]`);
+    }
+    if (end > dataLen) throw new SafetensorsError(file, `tensor '${name}' ends at byte ${end} but the data is ${dataLen} bytes (truncated file?)`);
+    if (end - begin !== expected) throw new SafetensorsError(file, `tensor '${name}' holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`);
+    tensors[name] = { dtype, shape, data_offsets: [begin, end] };
+  }
+  return { tensors, metadata, dataStart };
+}
+
+/** Read every tensor of a file (or only those `want` accepts). */
+export function readSafetensors(file: string, want?: (name: string) => boolean): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
+  if (!fs.existsSync(file)) throw new SafetensorsError(file, 'file not found');
+  const bytes = fs.readFileSync(file);
+  const header = readHeader(file, bytes);
+  const tensors = new Map<string, RawTensor>();
+  for (const [name, info] of Object.entries(header.tensors)) {
+    if (want && !want(name)) continue;
+    const [b, e] = info.data_offsets;
+    const data = decode(file, name, info.dtype, bytes.subarray(header.dataStart + b, header.dataStart + e));
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, data });
+  }
+  return { tensors, metadata: header.metadata, header };
+}
+
+/** Write float32 (F32) and int32 (I32) tensors with optional string metadata. */
+export function writeSafetensors(file: string, tensors: Record<string, { shape: number[]; data: Float32Array | Int32Array }>, metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    const t = tensors[name];
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
+    const nbytes = t.data.byteLength;
+    header[name] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, data_offsets: [offset, offset + nbytes] };
+    offset += nbytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // pad so data starts 8-aligned
+  const hbytes = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + hbytes.length + offset);
+  out.writeBigUInt64LE(BigInt(hbytes.length), 0);
+  hbytes.copy(out, 8);
+  let pos = 8 + hbytes.length;
+  for (const name of names) {
+    const d = tensors[name].data;
+    Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(out, pos);
+    pos += d.byteLength;
+  }
+  fs.writeFileSync(file, out);
+}

@@ -1,0 +1,42 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** What every architecture tells the rest of cramlab about itself (normalised from config.json). */
+export interface ModelInfo {
+  /** HF `model_type`: llama, gpt_neox, mamba, opt, olmo */
+  modelType: string;
+  hiddenSize: number;
+  /** Width of the input embeddings, i.e. of a [mem] vector (OPT-350m: word_embed_proj_dim). */
+  memDim: number;
+  vocabSize: number;
+  numLayers: number;
+  /** Longest sequence the model takes (mem + text); Infinity for recurrent models. */
+  maxPositions: number;
+  bosTokenId?: number;
+  eosTokenIds: number[];
+  /** The config.json as read. */
+  raw: Record<string, any>;
+}
+
+/**
+ * A frozen causal LM. The forward pass starts from input embeddings because [mem] vectors
+ * live in embedding space; gradients flow back to those embeddings through tf.grad.
+ */
+export interface CausalLM {
+  readonly info: ModelInfo;
+  /** Token embeddings of `ids` ([B, T] int32) → [B, T, memDim]. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D;
+  /** Logits [B, T, V] for input embeddings [B, T, memDim] at positions 0..T-1. */
+  forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D;
+  /** The input embedding matrix [V, memDim]: the std of its entries scales the mem init. */
+  readonly embedMatrix: tf.Tensor2D;
+  /** Number of trainable parameters in the checkpoint (for FLOP counts and cards). */
+  readonly numParams: number;
+  dispose(): void;
+}
+
+export class ModelError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'ModelError';
+  }
+}

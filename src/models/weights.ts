@@ -1,0 +1,58 @@
+// A checkpoint's tensors by HF name, with shape checks that name the culprit.
+import * as tf from '@tensorflow/tfjs-core';
+import type { RawTensor } from '../io/safetensors';
+import { ModelError } from './types';
+
+export class Weights {
+  private used = new Set<string>();
+  private made: tf.Tensor[] = [];
+
+  /** trainable: make tf.Variables (for training the embedded models); otherwise frozen tensors. */
+  constructor(
+    private raw: Map<string, RawTensor>,
+    private source = 'checkpoint',
+    private trainable = false,
+  ) {}
+
+  has(name: string): boolean {
+    return this.raw.has(name);
+  }
+
+  names(): string[] {
+    return [...this.raw.keys()];
+  }
+
+  /** The tensor `name` as float32, checked against `shape` (from the config). */
+  get(name: string, shape: number[]): tf.Tensor {
+    const t = this.raw.get(name);
+    if (!t) throw new ModelError(`${this.source}: tensor '${name}' is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      throw new ModelError(`${this.source}: tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`);
+    }
+    this.used.add(name);
+    const values = tf.tensor(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), shape, 'float32');
+    const out = this.trainable ? tf.variable(values, true, name) : values;
+    if (this.trainable) values.dispose();
+    this.made.push(out);
+    return out;
+  }
+
+  /** Like get, or undefined when absent (biases, optional projections). */
+  maybe(name: string, shape: number[]): tf.Tensor | undefined {
+    return this.raw.has(name) ? this.get(name, shape) : undefined;
+  }
+
+  /** Drop the raw buffers once every tensor is on the backend. */
+  release(): void {
+    this.raw.clear();
+  }
+
+  /** Every tensor handed out so far (the trainable variables, when trainable). */
+  tensors(): tf.Tensor[] {
+    return [...this.made];
+  }
+
+  count(): number {
+    return this.made.reduce((n, t) => n + t.size, 0);
+  }
+}

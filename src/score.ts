@@ -1,0 +1,52 @@
+// How well a model predicts a text on its own: cross-entropy per token and greedy accuracy.
+import * as tf from '@tensorflow/tfjs-core';
+import { prefixedEmbeds } from './generate';
+import type { CausalLM } from './models/types';
+import { ModelError } from './models/types';
+
+export interface TextScore {
+  /** Tokens in the text (N); N-1 of them are predicted. */
+  tokens: number;
+  /** -log p(token t+1 | ≤ t) in nats, for t = 0..N-2. */
+  ceNats: number[];
+  totalNats: number;
+  totalBits: number;
+  bitsPerToken: number;
+  /** Greedy next-token predictions that are right. */
+  correct: number;
+  accuracy: number;
+  predictions: number[];
+}
+
+/** Score `ids` after an optional prefix ([mem] vectors), with the authors' shifted convention. */
+export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tensor2D): Promise<TextScore> {
+  if (ids.length < 2) throw new ModelError('a text needs at least 2 tokens to be scored');
+  const K = prefix ? prefix.shape[0] : 0;
+  if (K + ids.length > model.info.maxPositions) {
+    throw new ModelError(`text of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (${model.info.maxPositions})`);
+  }
+  const [ce, pred] = tf.tidy(() => {
+    const logits = model.forward(prefixedEmbeds(model, ids, prefix));
+    const N = ids.length;
+    const text = tf.reshape(tf.slice(logits, [0, K, 0], [1, N - 1, -1]), [N - 1, -1]) as tf.Tensor2D;
+    const logp = tf.logSoftmax(text);
+    const targets = tf.oneHot(tf.tensor1d(ids.slice(1), 'int32'), logp.shape[1]);
+    return [tf.neg(tf.sum(tf.mul(logp, targets), -1)), tf.argMax(text, -1)];
+  });
+  const ceNats = Array.from(await ce.data());
+  const predictions = Array.from(await pred.data());
+  ce.dispose();
+  pred.dispose();
+  const correct = predictions.reduce((n, p, i) => n + (p === ids[i + 1] ? 1 : 0), 0);
+  const totalNats = ceNats.reduce((a, b) => a + b, 0);
+  return {
+    tokens: ids.length,
+    ceNats,
+    totalNats,
+    totalBits: totalNats / Math.LN2,
+    bitsPerToken: totalNats / Math.LN2 / (ids.length - 1),
+    correct,
+    accuracy: correct / (ids.length - 1),
+    predictions,
+  };
+}
