@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Method chaining (x.reshape(...)) is only registered by the tfjs union package: do it here.
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+// Likewise the gradient functions: without them tf.grad fails ('gradient function not found').
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as os from 'node:os';
 import * as path from 'node:path';
 

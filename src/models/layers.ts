@@ -1,6 +1,7 @@
 // The few building blocks the architectures share, written out so the math is visible.
 // Shapes: B batch, T time, H heads, D head size. Linear weights are HF's [out, in] (y = x W^T + b).
 import * as tf from '@tensorflow/tfjs-core';
+import '../backend'; // registers gradients and chained ops for every model user
 
 /** y = x W^T + b for x [..., in], W [out, in]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
