@@ -1,4 +1,5 @@
 // model_type → architecture. One file per architecture; this table is the only place they meet.
+import { GPTNeoX } from './gpt_neox';
 import { Llama } from './llama';
 import type { CausalLM } from './types';
 import { ModelError } from './types';
@@ -8,6 +9,7 @@ export type Builder = (config: Record<string, any>, weights: Weights) => CausalL
 
 export const ARCHITECTURES: Record<string, Builder> = {
   llama: (c, w) => new Llama(c, w),
+  gpt_neox: (c, w) => new GPTNeoX(c, w),
 };
 
 export function buildModel(config: Record<string, any>, weights: Weights, source = 'config.json'): CausalLM {

@@ -1,0 +1,145 @@
+// GPTNeoXForCausalLM (Pythia), after HF modeling_gpt_neox.
+//   h = embeds
+//   per layer:  a = dense(attn(rope(q), rope(k), v))   with q|k|v per head from the fused query_key_value
+//               parallel:    h = h + a(ln1(h)) + mlp(ln2(h))
+//               sequential:  h = h + a(ln1(h));  h = h + mlp(ln2(h))
+//               mlp(x) = dense_4h_to_h(gelu(dense_h_to_4h(x)))
+//   logits = embed_out(final_layer_norm(h))     (untied in every Pythia)
+// Rotary covers only the first rotary_dim = head_size * rotary_pct dims of each head.
+import * as tf from '@tensorflow/tfjs-core';
+import { applyRope, causalAttention, geluExact, layerNorm, linear, mergeHeads, ropeInvFreq, ropeTables } from './layers';
+import type { CausalLM, ModelInfo } from './types';
+import { ModelError } from './types';
+import type { Weights } from './weights';
+
+interface NeoXLayer {
+  ln1_w: tf.Tensor;
+  ln1_b: tf.Tensor;
+  ln2_w: tf.Tensor;
+  ln2_b: tf.Tensor;
+  qkv_w: tf.Tensor;
+  qkv_b?: tf.Tensor;
+  dense_w: tf.Tensor;
+  dense_b?: tf.Tensor;
+  fc_in_w: tf.Tensor;
+  fc_in_b: tf.Tensor;
+  fc_out_w: tf.Tensor;
+  fc_out_b: tf.Tensor;
+}
+
+function eosIds(eos: unknown): number[] {
+  return eos == null ? [] : Array.isArray(eos) ? eos : [eos as number];
+}
+
+export class GPTNeoX implements CausalLM {
+  readonly info: ModelInfo;
+  readonly embedMatrix: tf.Tensor2D;
+  readonly numParams: number;
+  private layers: NeoXLayer[] = [];
+  private lnf_w: tf.Tensor;
+  private lnf_b: tf.Tensor;
+  private embedOut: tf.Tensor;
+  private nHeads: number;
+  private headSize: number;
+  private eps: number;
+  private parallel: boolean;
+  private invFreq: Float32Array;
+
+  constructor(cfg: Record<string, any>, w: Weights) {
+    const d = cfg.hidden_size;
+    const V = cfg.vocab_size;
+    const I = cfg.intermediate_size ?? 4 * d;
+    this.nHeads = cfg.num_attention_heads;
+    if (d % this.nHeads !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${this.nHeads}`);
+    this.headSize = d / this.nHeads;
+    this.eps = cfg.layer_norm_eps ?? 1e-5;
+    this.parallel = cfg.use_parallel_residual ?? true;
+    const act = cfg.hidden_act ?? 'gelu';
+    if (act !== 'gelu') throw new ModelError(`gpt_neox hidden_act '${act}' is not supported (supported: gelu)`);
+    this.info = {
+      modelType: cfg.model_type,
+      hiddenSize: d,
+      memDim: d,
+      vocabSize: V,
+      numLayers: cfg.num_hidden_layers,
+      maxPositions: cfg.max_position_embeddings ?? Infinity,
+      bosTokenId: cfg.bos_token_id ?? undefined,
+      eosTokenIds: eosIds(cfg.eos_token_id),
+      raw: cfg,
+    };
+
+    this.embedMatrix = w.get('gpt_neox.embed_in.weight', [V, d]) as tf.Tensor2D;
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `gpt_neox.layers.${i}.`;
+      this.layers.push({
+        ln1_w: w.get(p + 'input_layernorm.weight', [d]),
+        ln1_b: w.get(p + 'input_layernorm.bias', [d]),
+        ln2_w: w.get(p + 'post_attention_layernorm.weight', [d]),
+        ln2_b: w.get(p + 'post_attention_layernorm.bias', [d]),
+        qkv_w: w.get(p + 'attention.query_key_value.weight', [3 * d, d]),
+        qkv_b: w.maybe(p + 'attention.query_key_value.bias', [3 * d]),
+        dense_w: w.get(p + 'attention.dense.weight', [d, d]),
+        dense_b: w.maybe(p + 'attention.dense.bias', [d]),
+        fc_in_w: w.get(p + 'mlp.dense_h_to_4h.weight', [I, d]),
+        fc_in_b: w.get(p + 'mlp.dense_h_to_4h.bias', [I]),
+        fc_out_w: w.get(p + 'mlp.dense_4h_to_h.weight', [d, I]),
+        fc_out_b: w.get(p + 'mlp.dense_4h_to_h.bias', [d]),
+      });
+    }
+    this.lnf_w = w.get('gpt_neox.final_layer_norm.weight', [d]);
+    this.lnf_b = w.get('gpt_neox.final_layer_norm.bias', [d]);
+    const tied = cfg.tie_word_embeddings ?? false;
+    this.embedOut = tied && !w.has('embed_out.weight') ? this.embedMatrix : w.get('embed_out.weight', [V, d]);
+    // Old Pythia files also hold attention.bias / masked_bias / rotary_emb.inv_freq buffers: not parameters, left unread.
+    this.numParams = w.count();
+
+    const rotaryPct = cfg.rotary_pct ?? cfg.partial_rotary_factor ?? 1;
+    const rotaryDim = Math.floor(this.headSize * rotaryPct);
+    this.invFreq = ropeInvFreq(rotaryDim, cfg.rotary_emb_base ?? cfg.rope_theta ?? 10000);
+  }
+
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+  }
+
+  /** The fused projection, viewed as HF does: [B, T, H, 3·hs] with q, k, v blocks per head → three [B, H, T, hs]. */
+  private qkv(x: tf.Tensor, L: NeoXLayer): tf.Tensor4D[] {
+    const [B, T] = x.shape;
+    const fused = tf.reshape(linear(x, L.qkv_w, L.qkv_b), [B, T, this.nHeads, 3 * this.headSize]);
+    return tf.split(fused, 3, 3).map((t) => tf.transpose(t, [0, 2, 1, 3]) as tf.Tensor4D);
+  }
+
+  private attention(x: tf.Tensor, L: NeoXLayer, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
+    const [q, k, v] = this.qkv(x, L);
+    const attn = causalAttention(applyRope(q, cos, sin), applyRope(k, cos, sin), v, 1 / Math.sqrt(this.headSize));
+    return linear(mergeHeads(attn), L.dense_w, L.dense_b);
+  }
+
+  private mlp(x: tf.Tensor, L: NeoXLayer): tf.Tensor {
+    return linear(geluExact(linear(x, L.fc_in_w, L.fc_in_b)), L.fc_out_w, L.fc_out_b);
+  }
+
+  forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const T = inputsEmbeds.shape[1];
+      const { cos, sin } = ropeTables(T, this.invFreq);
+      let h: tf.Tensor = inputsEmbeds;
+      for (const L of this.layers) {
+        const a = this.attention(layerNorm(h, L.ln1_w, L.ln1_b, this.eps), L, cos, sin);
+        if (this.parallel) {
+          h = tf.add(tf.add(h, a), this.mlp(layerNorm(h, L.ln2_w, L.ln2_b, this.eps), L));
+        } else {
+          h = tf.add(h, a);
+          h = tf.add(h, this.mlp(layerNorm(h, L.ln2_w, L.ln2_b, this.eps), L));
+        }
+      }
+      return linear(layerNorm(h, this.lnf_w, this.lnf_b, this.eps), this.embedOut) as tf.Tensor3D;
+    });
+  }
+
+  dispose(): void {
+    const all = new Set<tf.Tensor>([this.embedMatrix, this.lnf_w, this.lnf_b, this.embedOut]);
+    for (const L of this.layers) for (const t of Object.values(L)) if (t) all.add(t);
+    for (const t of all) t.dispose();
+  }
+}
