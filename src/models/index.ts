@@ -1,6 +1,8 @@
 // model_type → architecture. One file per architecture; this table is the only place they meet.
 import { GPTNeoX } from './gpt_neox';
 import { Llama } from './llama';
+import { Olmo } from './olmo';
+import { Opt } from './opt';
 import type { CausalLM } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
@@ -10,6 +12,8 @@ export type Builder = (config: Record<string, any>, weights: Weights) => CausalL
 export const ARCHITECTURES: Record<string, Builder> = {
   llama: (c, w) => new Llama(c, w),
   gpt_neox: (c, w) => new GPTNeoX(c, w),
+  opt: (c, w) => new Opt(c, w),
+  olmo: (c, w) => new Olmo(c, w),
 };
 
 export function buildModel(config: Record<string, any>, weights: Weights, source = 'config.json'): CausalLM {

@@ -1,0 +1,165 @@
+// OPTForCausalLM (facebook/opt-*), after HF modeling_opt.
+//   e = embeds                                   [B, T, word_embed_proj_dim]  ([mem] vectors live here)
+//   h = project_in(e) + embed_positions[t + 2]   (project_in only when word_embed_proj_dim != hidden)
+//   per layer, pre-LN (do_layer_norm_before, opt-125m and >= 1.3b):
+//               h += out_proj(attn(LN1(h)));  h += fc2(relu(fc1(LN2(h))))
+//   per layer, post-LN (opt-350m):
+//               h = LN1(h + out_proj(attn(h)));  h = LN2(h + fc2(relu(fc1(h))))
+//   logits = embed_tokens^T · project_out(final_layer_norm(h))   (final_layer_norm: pre-LN only)
+// LN1 = self_attn_layer_norm, LN2 = the layer's final_layer_norm; every LayerNorm has eps 1e-5.
+import * as tf from '@tensorflow/tfjs-core';
+import { causalAttention, layerNorm, linear, mergeHeads, splitHeads } from './layers';
+import type { CausalLM, ModelInfo } from './types';
+import { ModelError } from './types';
+import type { Weights } from './weights';
+
+const EPS = 1e-5; // OPTConfig has no layer_norm_eps: nn.LayerNorm's default
+const POSITION_OFFSET = 2; // OPTLearnedPositionalEmbedding: rows 0 and 1 are never used
+
+interface Norm {
+  w?: tf.Tensor;
+  b?: tf.Tensor;
+}
+
+interface OptLayer {
+  ln1: Norm;
+  ln2: Norm;
+  q_w: tf.Tensor;
+  q_b?: tf.Tensor;
+  k_w: tf.Tensor;
+  k_b?: tf.Tensor;
+  v_w: tf.Tensor;
+  v_b?: tf.Tensor;
+  out_w: tf.Tensor;
+  out_b?: tf.Tensor;
+  fc1_w: tf.Tensor;
+  fc1_b?: tf.Tensor;
+  fc2_w: tf.Tensor;
+  fc2_b?: tf.Tensor;
+}
+
+export class Opt implements CausalLM {
+  readonly info: ModelInfo;
+  readonly embedMatrix: tf.Tensor2D;
+  readonly numParams: number;
+  private layers: OptLayer[] = [];
+  private positions: tf.Tensor2D;
+  private projectIn?: tf.Tensor;
+  private projectOut?: tf.Tensor;
+  private finalNorm?: Norm;
+  private lmHead: tf.Tensor;
+  private nHeads: number;
+  private preLN: boolean;
+
+  constructor(cfg: Record<string, any>, w: Weights) {
+    const d = cfg.hidden_size;
+    const V = cfg.vocab_size;
+    const P = cfg.word_embed_proj_dim ?? d;
+    const F = cfg.ffn_dim;
+    const maxPos = cfg.max_position_embeddings;
+    this.nHeads = cfg.num_attention_heads;
+    this.preLN = cfg.do_layer_norm_before ?? true;
+    if (d % this.nHeads !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${this.nHeads}`);
+    const act = cfg.activation_function ?? 'relu';
+    if (act !== 'relu') throw new ModelError(`opt activation_function '${act}' is not supported (supported: relu)`);
+    const eos = cfg.eos_token_id;
+    this.info = {
+      modelType: cfg.model_type,
+      hiddenSize: d,
+      memDim: P,
+      vocabSize: V,
+      numLayers: cfg.num_hidden_layers,
+      maxPositions: maxPos,
+      bosTokenId: cfg.bos_token_id ?? undefined,
+      eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
+      raw: cfg,
+    };
+
+    // Hub repos name tensors with or without the 'model.' prefix; HF maps both.
+    const pre = w.has('model.decoder.embed_tokens.weight') ? 'model.decoder.' : 'decoder.';
+    // layer_norm_elementwise_affine false (never in released OPTs) means norms without tensors.
+    const norm = (name: string): Norm => ({ w: w.maybe(name + '.weight', [d]), b: w.maybe(name + '.bias', [d]) });
+    this.embedMatrix = w.get(pre + 'embed_tokens.weight', [V, P]) as tf.Tensor2D;
+    this.positions = w.get(pre + 'embed_positions.weight', [maxPos + POSITION_OFFSET, d]) as tf.Tensor2D;
+    if (P !== d) {
+      this.projectIn = w.get(pre + 'project_in.weight', [d, P]);
+      this.projectOut = w.get(pre + 'project_out.weight', [P, d]);
+    }
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `${pre}layers.${i}.`;
+      this.layers.push({
+        ln1: norm(p + 'self_attn_layer_norm'),
+        ln2: norm(p + 'final_layer_norm'),
+        q_w: w.get(p + 'self_attn.q_proj.weight', [d, d]),
+        q_b: w.maybe(p + 'self_attn.q_proj.bias', [d]),
+        k_w: w.get(p + 'self_attn.k_proj.weight', [d, d]),
+        k_b: w.maybe(p + 'self_attn.k_proj.bias', [d]),
+        v_w: w.get(p + 'self_attn.v_proj.weight', [d, d]),
+        v_b: w.maybe(p + 'self_attn.v_proj.bias', [d]),
+        out_w: w.get(p + 'self_attn.out_proj.weight', [d, d]),
+        out_b: w.maybe(p + 'self_attn.out_proj.bias', [d]),
+        fc1_w: w.get(p + 'fc1.weight', [F, d]),
+        fc1_b: w.maybe(p + 'fc1.bias', [F]),
+        fc2_w: w.get(p + 'fc2.weight', [d, F]),
+        fc2_b: w.maybe(p + 'fc2.bias', [d]),
+      });
+    }
+    // Post-LN checkpoints have no decoder.final_layer_norm; pre-LN ones have it unless _remove_final_layer_norm.
+    if (this.preLN && !cfg._remove_final_layer_norm) this.finalNorm = norm(pre + 'final_layer_norm');
+    const tied = cfg.tie_word_embeddings ?? true; // PretrainedConfig's default: real OPT configs omit it
+    this.lmHead = tied && !w.has('lm_head.weight') ? this.embedMatrix : w.get('lm_head.weight', [V, P]);
+    this.numParams = w.count();
+  }
+
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+  }
+
+  private attention(x: tf.Tensor, L: OptLayer): tf.Tensor {
+    const H = this.nHeads;
+    const q = splitHeads(linear(x, L.q_w, L.q_b), H);
+    const k = splitHeads(linear(x, L.k_w, L.k_b), H);
+    const v = splitHeads(linear(x, L.v_w, L.v_b), H);
+    const attn = causalAttention(q, k, v, 1 / Math.sqrt(q.shape[3]));
+    return linear(mergeHeads(attn), L.out_w, L.out_b);
+  }
+
+  private mlp(x: tf.Tensor, L: OptLayer): tf.Tensor {
+    return linear(tf.relu(linear(x, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+  }
+
+  forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
+    const T = inputsEmbeds.shape[1];
+    if (T > this.info.maxPositions) throw new ModelError(`opt: sequence of ${T} positions exceeds max_position_embeddings ${this.info.maxPositions}`);
+    return tf.tidy(() => {
+      const ln = (x: tf.Tensor, n: Norm) => layerNorm(x, n.w, n.b, EPS);
+      const e = this.projectIn ? linear(inputsEmbeds, this.projectIn) : inputsEmbeds;
+      // Position t (all-ones attention mask) reads row t + 2 of the learned table.
+      let h: tf.Tensor = tf.add(e, tf.slice(this.positions, [POSITION_OFFSET, 0], [T, -1]));
+      for (const L of this.layers) {
+        if (this.preLN) {
+          h = tf.add(h, this.attention(ln(h, L.ln1), L));
+          h = tf.add(h, this.mlp(ln(h, L.ln2), L));
+        } else {
+          h = ln(tf.add(h, this.attention(h, L)), L.ln1);
+          h = ln(tf.add(h, this.mlp(h, L)), L.ln2);
+        }
+      }
+      if (this.finalNorm) h = ln(h, this.finalNorm);
+      if (this.projectOut) h = linear(h, this.projectOut);
+      return linear(h, this.lmHead) as tf.Tensor3D;
+    });
+  }
+
+  dispose(): void {
+    const all = new Set<tf.Tensor>([this.embedMatrix, this.positions, this.lmHead]);
+    for (const t of [this.projectIn, this.projectOut, this.finalNorm?.w, this.finalNorm?.b]) if (t) all.add(t);
+    for (const L of this.layers) {
+      for (const v of Object.values(L)) {
+        if (v instanceof tf.Tensor) all.add(v);
+        else if (v) for (const t of Object.values(v as Norm)) if (t) all.add(t);
+      }
+    }
+    for (const t of all) t.dispose();
+  }
+}
