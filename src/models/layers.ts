@@ -53,16 +53,19 @@ export function llama3ScaleInvFreq(invFreq: Float32Array, s: { factor: number; l
   });
 }
 
-/** cos/sin tables [T, rotDim] in HF's rotate-half layout: cat(freqs, freqs). Cached per (T, invFreq). */
+/** cos/sin tables [T, rotDim] in HF's rotate-half layout: cat(freqs, freqs).
+ *  Built once per power-of-two capacity and sliced, so the cache stays small while T grows. */
 const ropeCache = new Map<string, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
+const capacityFor = (T: number): number => Math.max(64, 2 ** Math.ceil(Math.log2(T)));
 export function ropeTables(T: number, invFreq: Float32Array): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
-  const key = `${T}:${invFreq.join(',')}`;
+  const cap = capacityFor(T);
+  const key = `${cap}:${invFreq.join(',')}`;
   let hit = ropeCache.get(key);
   if (!hit) {
     const half = invFreq.length;
-    const cos = new Float32Array(T * 2 * half);
-    const sin = new Float32Array(T * 2 * half);
-    for (let t = 0; t < T; t++) {
+    const cos = new Float32Array(cap * 2 * half);
+    const sin = new Float32Array(cap * 2 * half);
+    for (let t = 0; t < cap; t++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(t * invFreq[i]);
         const c = Math.cos(angle);
@@ -71,10 +74,11 @@ export function ropeTables(T: number, invFreq: Float32Array): { cos: tf.Tensor2D
         sin[t * 2 * half + i] = sin[t * 2 * half + half + i] = s;
       }
     }
-    hit = { cos: tf.keep(tf.tensor2d(cos, [T, 2 * half])), sin: tf.keep(tf.tensor2d(sin, [T, 2 * half])) };
+    hit = { cos: tf.keep(tf.tensor2d(cos, [cap, 2 * half])), sin: tf.keep(tf.tensor2d(sin, [cap, 2 * half])) };
     ropeCache.set(key, hit);
   }
-  return hit;
+  if (T === cap) return hit;
+  return { cos: tf.slice(hit.cos, [0, 0], [T, -1]), sin: tf.slice(hit.sin, [0, 0], [T, -1]) };
 }
 
 /** Rotate the first rotDim dims of x [B, H, T, D] (rotate-half pairs j and j + rotDim/2); the rest pass through. */
@@ -90,17 +94,19 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): t
   return rotDim === D ? out : tf.concat([out, tf.slice(x, [0, 0, 0, rotDim], [-1, -1, -1, D - rotDim])], 3);
 }
 
-/** Additive causal mask [T, T]: 0 on and below the diagonal, a large negative number above. Cached. */
+/** Additive causal mask [T, T]: 0 on and below the diagonal, a large negative number above.
+ *  Cached per power-of-two capacity and sliced (the top-left block of a causal mask is causal). */
 const maskCache = new Map<number, tf.Tensor2D>();
 export function causalMask(T: number): tf.Tensor2D {
-  let m = maskCache.get(T);
+  const cap = capacityFor(T);
+  let m = maskCache.get(cap);
   if (!m) {
-    const data = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) data[i * T + j] = -1e9;
-    m = tf.keep(tf.tensor2d(data, [T, T]));
-    maskCache.set(T, m);
+    const data = new Float32Array(cap * cap);
+    for (let i = 0; i < cap; i++) for (let j = i + 1; j < cap; j++) data[i * cap + j] = -1e9;
+    m = tf.keep(tf.tensor2d(data, [cap, cap]));
+    maskCache.set(cap, m);
   }
-  return m;
+  return T === cap ? m : tf.slice(m, [0, 0], [T, T]);
 }
 
 /** [B, T, H·D] → [B, H, T, D] */
@@ -115,12 +121,13 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
   return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B, T, H * D]) as tf.Tensor3D;
 }
 
-/** Grouped-query attention: key/value head j serves query heads j·rep .. (j+1)·rep-1 (HF repeat_kv). */
+/** Grouped-query attention: key/value head j serves query heads j·rep .. (j+1)·rep-1 (HF repeat_kv).
+ *  Done with tile, not gather: gather's gradient needs UnsortedSegmentSum, which wasm lacks. */
 export function repeatKv(x: tf.Tensor4D, rep: number): tf.Tensor4D {
   if (rep === 1) return x;
-  const Hkv = x.shape[1];
-  const idx = tf.tensor1d(Array.from({ length: Hkv * rep }, (_, h) => Math.floor(h / rep)), 'int32');
-  return tf.gather(x, idx, 1) as tf.Tensor4D;
+  const [B, Hkv, T, D] = x.shape;
+  // [B·Hkv, 1, T, D] tiled to [B·Hkv, rep, T, D] (rank 4: tfjs has no rank-5 tile gradient).
+  return tf.reshape(tf.tile(tf.reshape(x, [B * Hkv, 1, T, D]), [1, rep, 1, 1]), [B, Hkv * rep, T, D]) as tf.Tensor4D;
 }
 
 /** softmax(q k^T · scale + causal mask) v for q, k, v [B, H, T, D]. */
