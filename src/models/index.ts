@@ -1,6 +1,7 @@
 // model_type → architecture. One file per architecture; this table is the only place they meet.
 import { GPTNeoX } from './gpt_neox';
 import { Llama } from './llama';
+import { Mamba } from './mamba';
 import { Olmo } from './olmo';
 import { Opt } from './opt';
 import type { CausalLM } from './types';
@@ -13,6 +14,7 @@ export const ARCHITECTURES: Record<string, Builder> = {
   llama: (c, w) => new Llama(c, w),
   gpt_neox: (c, w) => new GPTNeoX(c, w),
   opt: (c, w) => new Opt(c, w),
+  mamba: (c, w) => new Mamba(c, w),
   olmo: (c, w) => new Olmo(c, w),
 };
 
