@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# What the tests need beyond `npm ci`: Jupyter (Debian packages) and the tslab kernel, for the
+# notebook tests. Idempotent; installs only what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v jupyter >/dev/null 2>&1 || need+=(jupyter-nbconvert)
+python3 -c 'import nbclient' 2>/dev/null || need+=(python3-nbclient)
+python3 -c 'import ipykernel' 2>/dev/null || need+=(python3-ipykernel)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -f scripts/setup-jupyter.sh ]; then bash scripts/setup-jupyter.sh; fi
