@@ -12,6 +12,8 @@ import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { ARCHITECTURES } from '../src/models/index';
 import type { CausalLM } from '../src/models/types';
+import type { Mamba } from '../src/models/mamba';
+import { selectiveScanChunked, selectiveScanSequential, type SelectiveScan } from '../src/models/mamba_scan';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
 const dirs = fs.readdirSync(REF).filter((d) => fs.existsSync(path.join(REF, d, 'config.json'))).sort();
@@ -98,3 +100,41 @@ for (const dir of dirs) {
     model.dispose();
   });
 }
+
+// Mamba's fast scan against the per-time-step recurrence, on the reference checkpoint: logits and
+// the gradient of a loss with respect to the input embeddings (what cramming differentiates).
+test('mamba: the chunked log-depth scan equals the sequential recurrence, values and gradients (≤ 1e-5)', async (t) => {
+  await initBackend();
+  const { model, vectors, logits } = load('mamba');
+  const mamba = model as Mamba;
+  const ids: number[][] = vectors.cases.find((c: any) => c.name === 'b').input_ids; // 33 steps
+  const embeds = tf.tidy(() => model.embed(tf.tensor2d(ids, undefined, 'int32')));
+  // The cramming loss (mean next-token cross-entropy), differentiated with respect to every input embedding.
+  const lossOf = (e: tf.Tensor) => textLoss(model.forward(e as tf.Tensor3D), ids[0]);
+  const run = (scan: SelectiveScan) => {
+    mamba.scan = scan;
+    const { value, grad } = tf.valueAndGrad(lossOf)(embeds);
+    const out = { logits: tf.tidy(() => model.forward(embeds)).dataSync(), loss: value.dataSync()[0], grad: grad.dataSync() };
+    value.dispose();
+    grad.dispose();
+    return out;
+  };
+  const seq = run(selectiveScanSequential);
+  // The sequential scan is itself checked against the reference logits.
+  const ref = logits.get('b.logits')!;
+  assert.ok(maxAbsDiff(seq.logits, ref.data) <= 1e-4, 'sequential scan vs reference logits');
+  let gradNonZero = 0;
+  for (const g of seq.grad) if (Math.abs(g) > 1e-6) gradNonZero++;
+  assert.ok(gradNonZero > seq.grad.length / 2, 'gradients reach the input embeddings');
+  // 33 steps: chunks of 2 (17 chunks, padded), 7 (5, padded), 32 (2: one step in the second), 64 (one chunk).
+  for (const chunk of [2, 7, 32, 64]) {
+    const fast = run(selectiveScanChunked(chunk));
+    const dl = maxAbsDiff(fast.logits, seq.logits);
+    const dg = maxAbsDiff(fast.grad, seq.grad);
+    t.diagnostic(`chunk ${chunk}: max |logit diff| ${dl.toExponential(2)}, max |grad diff| ${dg.toExponential(2)} (max |grad| ${Math.max(...Array.from(seq.grad, Math.abs)).toExponential(2)})`);
+    assert.ok(dl <= 1e-5, `chunk ${chunk}: logits differ by ${dl}`);
+    assert.ok(dg <= 1e-5, `chunk ${chunk}: gradients differ by ${dg}`);
+  }
+  embeds.dispose();
+  model.dispose();
+});
