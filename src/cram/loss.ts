@@ -1,0 +1,70 @@
+// The authors' objective for a batch of texts, each behind its own K [mem] vectors:
+//   inputs = [mem_b ; embed(ids_b)]            (texts right-padded to the longest; causal, so padding
+//                                               after a text never reaches its positions)
+//   loss_b = mean over t < N_b-1 of CE(logits[b, K+t], ids_b[t+1])     (text positions only, shifted)
+//   total  = Σ_b loss_b                         (a sum, so each mem gets exactly its own gradient)
+import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLM } from '../models/types';
+
+/** Constant tensors describing the texts of one batch (rebuilt only when the batch changes). */
+export interface TextBatch {
+  /** Token embeddings [B, L, memDim], L = longest text in the batch. */
+  embeds: tf.Tensor3D;
+  /** Next-token targets [B, L-1] int32 (0 where padded). */
+  labels: tf.Tensor2D;
+  /** 1 where a target is real, 0 where padded [B, L-1]. */
+  mask: tf.Tensor2D;
+  /** mask / (N_b - 1): turns a masked sum into each text's mean [B, L-1]. */
+  weights: tf.Tensor2D;
+  /** Number of scored predictions per text (N_b - 1). */
+  predicted: number[];
+}
+
+export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
+  return tf.tidy(() => {
+    const B = texts.length;
+    const L = Math.max(...texts.map((t) => t.length));
+    const ids = new Int32Array(B * L);
+    const labels = new Int32Array(B * (L - 1));
+    const mask = new Float32Array(B * (L - 1));
+    const weights = new Float32Array(B * (L - 1));
+    texts.forEach((t, b) => {
+      ids.set(t, b * L);
+      for (let i = 0; i + 1 < t.length; i++) {
+        labels[b * (L - 1) + i] = t[i + 1];
+        mask[b * (L - 1) + i] = 1;
+        weights[b * (L - 1) + i] = 1 / (t.length - 1);
+      }
+    });
+    return {
+      embeds: model.embed(tf.tensor2d(ids, [B, L], 'int32')),
+      labels: tf.tensor2d(labels, [B, L - 1], 'int32'),
+      mask: tf.tensor2d(mask, [B, L - 1]),
+      weights: tf.tensor2d(weights, [B, L - 1]),
+      predicted: texts.map((t) => t.length - 1),
+    };
+  });
+}
+
+export function disposeBatch(b: TextBatch): void {
+  tf.dispose([b.embeds, b.labels, b.mask, b.weights]);
+}
+
+/** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */
+export function batchLoss(model: CausalLM, mem: tf.Tensor3D, batch: TextBatch): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const [B, K] = mem.shape;
+    const P = batch.labels.shape[1]; // L - 1 scored positions
+    const logits = model.forward(tf.concat([mem, batch.embeds], 1) as tf.Tensor3D);
+    // Text positions K .. K+L-2 predict tokens 1 .. L-1; the logit at the last mem position is not scored.
+    const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
+    const logp = tf.logSoftmax(text);
+    const target = tf.oneHot(batch.labels, logp.shape[2]);
+    const ce = tf.neg(tf.sum(tf.mul(logp, target), -1)); // [B, P]
+    const real = tf.greater(batch.mask, 0);
+    const loss = tf.sum(tf.mul(tf.where(real, ce, tf.zerosLike(ce)), batch.weights), 1) as tf.Tensor1D;
+    const hit = tf.logicalAnd(tf.equal(tf.argMax(text, -1), batch.labels), real);
+    const correct = tf.sum(tf.cast(hit, 'float32'), 1) as tf.Tensor1D;
+    return { loss, correct };
+  });
+}
