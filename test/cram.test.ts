@@ -71,7 +71,7 @@ function gqa(): CausalLM {
 test('init: randn(K, d) · std(E), seeded and reproducible', async () => {
   await initBackend();
   const model = gqa();
-  const E = model.embedMatrix.dataSync();
+  const E = Array.from(model.embedMatrix.dataSync());
   const mu = E.reduce((a, b) => a + b, 0) / E.length;
   const std = Math.sqrt(E.reduce((a, b) => a + (b - mu) ** 2, 0) / (E.length - 1)); // unbiased, like torch.std
   assert.ok(Math.abs(embeddingStd(model) - std) < 1e-6 * std);
