@@ -1,0 +1,33 @@
+// How much work a notebook does: CRAMLAB_BUDGET=ci (minutes on 2 CPU cores, for CI),
+// small (a few tens of minutes: the committed figures/), paper (the authors' settings).
+// A notebook reads the preset once; changing `BUDGET` in its first cell overrides the variable.
+
+export type BudgetName = 'ci' | 'small' | 'paper';
+
+export interface Budget {
+  name: BudgetName;
+  /** Texts per set and model. */
+  texts: number;
+  /** Text lengths N (tokens, BOS included) for the accuracy-vs-N grid. */
+  lengths: number[];
+  /** Numbers of [mem] vectors for the scaling notebook. */
+  mems: number[];
+  /** Longest text tried in the K sweep (the capacity search stops there). */
+  maxLength: number;
+  /** Optimiser limits (the paper: 5000 steps, patience 2000). */
+  maxSteps: number;
+  patience: number;
+}
+
+export const BUDGETS: Record<BudgetName, Budget> = {
+  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32, 64], mems: [1, 2, 4], maxLength: 96, maxSteps: 400, patience: 200 },
+  small: { name: 'small', texts: 8, lengths: [8, 16, 32, 48, 64, 96, 128, 192, 256], mems: [1, 2, 4, 8], maxLength: 512, maxSteps: 2000, patience: 800 },
+  paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000 },
+};
+
+/** The preset named by `name`, or CRAMLAB_BUDGET, or 'ci'. */
+export function budget(name?: string): Budget {
+  const n = name ?? process.env.CRAMLAB_BUDGET ?? 'ci';
+  if (!(n in BUDGETS)) throw new Error(`CRAMLAB_BUDGET='${n}' is not a budget; use one of ${Object.keys(BUDGETS).join(', ')}`);
+  return BUDGETS[n as BudgetName];
+}
