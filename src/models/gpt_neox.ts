@@ -99,7 +99,7 @@ export class GPTNeoX implements CausalLM {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+    return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
   }
 
   /** The fused projection, viewed as HF does: [B, T, H, 3·hs] with q, k, v blocks per head → three [B, H, T, hs]. */

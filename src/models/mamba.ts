@@ -97,7 +97,7 @@ export class Mamba implements CausalLM {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+    return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
   }
 
   /** Causal depthwise conv over time: out[t] = bias + Σ_j w[:, j] · x[t - (K-1) + j], zeros before t = 0. */

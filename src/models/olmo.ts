@@ -82,7 +82,7 @@ export class Olmo implements CausalLM {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+    return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
   }
 
   /** A projection, clamped to ±clip_qkv before the head split and RoPE (OLMo's training-stability trick). */

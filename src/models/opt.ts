@@ -112,7 +112,7 @@ export class Opt implements CausalLM {
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.gather(this.embedMatrix, ids) as tf.Tensor3D;
+    return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
   }
 
   private attention(x: tf.Tensor, L: OptLayer): tf.Tensor {
