@@ -73,6 +73,14 @@ test('books come only from train chapters and unseen only from held-out chapters
     // Every sentence of a books chunk is in a train chapter and no held-out sentence of 60+ chars is in it.
     for (const s of splitSentences(b.text).filter((s) => s.length >= 60)) assert.ok(trainText.includes(s), `${b.id}: '${s.slice(0, 40)}' not from train chapters`);
   }
+  // What gets crammed (the second halves) never repeats between unseen chunks.
+  const seenSentences = new Set<string>();
+  for (const u of unseen) {
+    for (const s of splitSentences(secondHalf(u.text)).filter((s) => s.length >= 60)) {
+      assert.ok(!seenSentences.has(s), `${u.id}: '${s.slice(0, 40)}' is crammed twice`);
+      seenSentences.add(s);
+    }
+  }
   const bookFile = fs.readFileSync(path.join(DATASETS_DIR, 'books.jsonl'), 'utf8');
   for (const c of chapters.filter((c) => c.held)) {
     for (const s of splitSentences(c.text).filter((s) => s.length >= 80)) assert.ok(!bookFile.includes(JSON.stringify(s).slice(1, -1)), `held-out sentence in books: ${s.slice(0, 40)}`);

@@ -2,12 +2,12 @@
 // except a fixed-seed shuffle for the word-list top-up). scripts/build-datasets.ts writes them;
 // a test rebuilds them and compares byte for byte.
 import { mobyDickChapters, HELD_OUT, type Chapter } from './corpus';
-import { chunkRanges, chunkSentences, normalizeWhitespace, splitSentences } from './preprocess';
+import { chunkRanges, normalizeWhitespace, splitSentences } from './preprocess';
 import { mulberry32 } from './random';
 
 /** books: 56 chunks of whole sentences, >= 14,000 characters each, so the second half holds ~1568 tokens of a Llama-3-size tokenizer. */
 export const BOOKS = { chunks: 56, minChars: 14000 };
-/** unseen: as many chunks as the 13 held-out chapters (90,588 characters) give at >= 1,500 characters each. */
+/** unseen: the 13 held-out chapters (90,588 characters) in passages of >= 1,500 characters, one chunk per passage. */
 export const UNSEEN = { minChars: 1500 };
 export const WORDS = { size: 100000, seed: 1568 };
 
@@ -42,16 +42,22 @@ export function buildBooks(): Chunk[] {
   return picked;
 }
 
-/** unseen: every chunk of every held-out chapter (chunks stay inside a chapter: held-out chapters are not contiguous). */
+/**
+ * unseen: the held-out chapters cut into passages of >= UNSEEN.minChars; chunk k is passage k
+ * preceded by as many sentences as it has (its chapter permitting), so the authors' preprocessing
+ * (keep sentences[floor(n/2):]) crams exactly passage k. The 90,588 held-out characters would give
+ * only half as much crammable text as disjoint chunks. Chunks stay inside a chapter: held-out chapters are not contiguous.
+ */
 export function buildUnseen(): Chunk[] {
   const held = mobyDickChapters().filter((c) => HELD_OUT(c.index));
-  return held.flatMap((c) =>
-    chunkSentences(chapterSentences(c), UNSEEN.minChars).map((text, k) => ({
+  return held.flatMap((c) => {
+    const sentences = chapterSentences(c);
+    return chunkRanges(sentences, UNSEEN.minChars).map(([start, end], k) => ({
       id: `moby-dick-ch${String(c.index).padStart(3, '0')}-${k}`,
       source: `Moby-Dick, held-out chapter index ${c.index} (${c.title})`,
-      text,
-    })),
-  );
+      text: sentences.slice(Math.max(0, start - (end - start)), end).join(' '),
+    }));
+  });
 }
 
 /** Lowercase alphabetic words of `text` (hyphens and apostrophes split words). */
