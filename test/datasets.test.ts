@@ -10,7 +10,7 @@ import { buildAll } from '../src/datasets/build';
 import { mobyDickChapters, HELD_OUT } from '../src/datasets/corpus';
 import { loadTexts, DATASETS_DIR } from '../src/datasets/index';
 import { parseCsv, readTextColumn } from '../src/datasets/hub';
-import { chunkRanges, normalizeWhitespace, secondHalf, splitSentences } from '../src/datasets/preprocess';
+import { chunkRanges, encodeTruncated, normalizeWhitespace, secondHalf, splitSentences } from '../src/datasets/preprocess';
 import { mulberry32, randomWordText } from '../src/datasets/random';
 import { loadTokenizer, type Tokenizer } from '../src/tokenizer';
 import { sharedModel } from './helpers/shared';
@@ -268,6 +268,10 @@ test('stories260K: books, unseen, random, a .txt and the shared samples .json lo
       assert.deepEqual(tokenizer.encode(t.text).slice(0, 10), t.ids.slice(0, 10), `${set} ${t.id}: text and ids disagree`);
     }
   }
+  // Encoding only a prefix of a long chunk gives the same first N tokens as encoding all of it.
+  const chunk = JSON.parse(fs.readFileSync(path.join(DATASETS_DIR, 'books.jsonl'), 'utf8').split('\n')[3]).text;
+  const full = tokenizer.encode(chunk);
+  for (const n of [1, 2, 17, 300, 1000, 7000, full.length + 5]) assert.deepEqual(encodeTruncated(tokenizer, chunk, n), full.slice(0, n), `N = ${n}`);
   const dir = tmp();
   fs.writeFileSync(path.join(dir, 'mine.txt'), 'Once upon a time. There was a cat.');
   const [mine] = await loadTexts(path.join(dir, 'mine.txt'), { tokenizer });

@@ -25,7 +25,7 @@ export interface LoadTextsOptions {
   tokenizer: Tokenizer;
   /** Truncate to this many tokens, BOS included (the authors' max_length). Required for 'random'. */
   maxTokens?: number;
-  /** The first `count` texts (natural sets keep file order, as the authors' df['text'][:num_samples]); 'random' defaults to 50. */
+  /** The first `count` texts (natural sets keep file order, as the authors' df['text'][:num_samples]); default: all, 50 for 'random', 'pg19', 'fanfics'. */
   count?: number;
   /** Random text only: text i is drawn from a stream seeded by (seed, i). Default 0. */
   seed?: number;
@@ -94,7 +94,8 @@ export async function loadTexts(source: string, opts: LoadTextsOptions): Promise
   if (source === 'random') return randomTexts(opts);
   if (source in HUB_SETS) {
     const chunks = await loadHubChunks(source);
-    return fromChunks(chunks.map((text, i) => ({ id: `${source}-${i}`, text })), opts);
+    // 1000 chunks of 12k-25k words each: default to the authors' 50 samples.
+    return fromChunks(chunks.map((text, i) => ({ id: `${source}-${i}`, text })), { ...opts, count: opts.count ?? 50 });
   }
   const ext = path.extname(source).toLowerCase();
   if (!fs.existsSync(source)) {

@@ -79,10 +79,22 @@ export function secondHalf(text: string): string {
   return s.slice(Math.floor(s.length / 2)).join(' ');
 }
 
-/** Tokenize and truncate to maxTokens, keeping the BOS the tokenizer adds (it counts towards maxTokens, as in HF truncation). */
+/** Tokens kept past maxTokens before trusting a prefix's encoding (only the cut word can tokenize differently). */
+const PREFIX_MARGIN = 32;
+
+/**
+ * Tokenize and truncate to maxTokens, keeping the BOS the tokenizer adds (it counts towards
+ * maxTokens, as in HF truncation). The authors' chunks are ~100k characters, so only a prefix cut at
+ * a space is encoded when it already gives maxTokens + PREFIX_MARGIN tokens; otherwise the whole text.
+ */
 export function encodeTruncated(tokenizer: { encode(text: string): number[] }, text: string, maxTokens?: number): number[] {
-  const ids = tokenizer.encode(text);
-  return maxTokens === undefined ? ids : ids.slice(0, maxTokens);
+  if (maxTokens === undefined) return tokenizer.encode(text);
+  const cut = text.lastIndexOf(' ', (maxTokens + PREFIX_MARGIN) * 12);
+  if (cut > 0 && cut < text.length) {
+    const ids = tokenizer.encode(text.slice(0, cut));
+    if (ids.length >= maxTokens + PREFIX_MARGIN) return ids.slice(0, maxTokens);
+  }
+  return tokenizer.encode(text).slice(0, maxTokens);
 }
 
 /**
