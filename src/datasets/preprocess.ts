@@ -52,12 +52,14 @@ function splitParagraph(paragraph: string): string[] {
   if (!text) return [];
   // A candidate end: the word before, its run of . ? ! … , closing quotes/brackets, then a space or the end.
   const re = new RegExp(`(\\S*?)((?:\\.\\s?){2,}\\.?|[.?!…]+)([${CLOSERS}]*)(?= |$)`, 'g');
+  const nextWord = /\s*(\S*)/y; // sticky: reads only the word after `end`, keeping the split linear in the text length
   const out: string[] = [];
   let start = 0;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text)) !== null) {
     const end = m.index + m[0].length;
-    const next = text.slice(end).trimStart().split(' ')[0] ?? '';
+    nextWord.lastIndex = end;
+    const next = (nextWord.exec(text) as RegExpExecArray)[1];
     if (endsSentence(m[1], m[2].replace(/\s/g, ''), next)) {
       out.push(text.slice(start, end).trim());
       start = end;
