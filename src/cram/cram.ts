@@ -35,7 +35,7 @@ export interface CramOptions extends Partial<AdamWConfig> {
   /** Called at every read-back. */
   onProgress?: (p: ProgressInfo) => void;
   /** Called as soon as a text's result is known (sweeps write it out at once). */
-  onText?: (r: CramResult) => void;
+  onText?: (r: CramResult) => void | Promise<void>;
   /** No progress line on stdout. */
   quiet?: boolean;
 }
@@ -283,7 +283,7 @@ export async function cram(model: CausalLM, texts: number[][], opts: CramOptions
         const rows = selectRows(state, finished);
         const [best, last] = [await rows.bestMem.data(), await rows.mem.data()] as Float32Array[];
         disposeState(rows);
-        finished.forEach((row, j) => {
+        for (const [j, row] of finished.entries()) {
           const ti = active[row];
           const n = texts[ti].length - 1;
           const r: CramResult = {
@@ -305,8 +305,8 @@ export async function cram(model: CausalLM, texts: number[][], opts: CramOptions
             seconds,
           };
           results[ti] = r;
-          opts.onText?.(r);
-        });
+          await opts.onText?.(r);
+        }
         const keep = active.map((_, row) => row).filter((row) => !done[row]);
         const kept = selectRows(state, keep);
         disposeState(state);

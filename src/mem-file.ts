@@ -1,0 +1,102 @@
+// .cram files: [mem] vectors in a small safetensors file, with what is needed to decode them and to
+// refuse the wrong model: model id, weights hash, tokenizer hash, K, token count, first token,
+// sha256 of the ids (and of the text when known), cramlab version.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { readSafetensors, writeSafetensors } from './io/safetensors';
+
+export interface MemFile {
+  vectors: Float32Array;
+  K: number;
+  memDim: number;
+  tokens: number;
+  firstId: number;
+  model: string;
+  weightsHash: string;
+  tokenizerHash: string;
+  idsSha256: string;
+  textSha256?: string;
+  cramlab: string;
+  /** Free-form extras (accuracy, steps, seconds, …), stored as strings. */
+  extra?: Record<string, string>;
+}
+
+export class MemFileError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'MemFileError';
+  }
+}
+
+export const CRAMLAB_VERSION: string = require('../package.json').version;
+
+export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+export const idsSha256 = (ids: number[]): string => sha256(JSON.stringify(ids));
+
+const REQUIRED = ['K', 'mem_dim', 'tokens', 'first_id', 'model', 'weights_sha256', 'tokenizer_sha256', 'ids_sha256', 'cramlab'];
+
+export function saveMem(file: string, m: MemFile): void {
+  if (m.vectors.length !== m.K * m.memDim) throw new MemFileError(`saveMem: ${m.vectors.length} values for K=${m.K} × ${m.memDim}`);
+  const meta: Record<string, string> = {
+    format: 'cramlab-mem',
+    K: String(m.K),
+    mem_dim: String(m.memDim),
+    tokens: String(m.tokens),
+    first_id: String(m.firstId),
+    model: m.model,
+    weights_sha256: m.weightsHash,
+    tokenizer_sha256: m.tokenizerHash,
+    ids_sha256: m.idsSha256,
+    cramlab: m.cramlab,
+  };
+  if (m.textSha256) meta.text_sha256 = m.textSha256;
+  for (const [k, v] of Object.entries(m.extra ?? {})) meta[`x_${k}`] = String(v);
+  writeSafetensors(file, { mem: { shape: [m.K, m.memDim], data: m.vectors } }, meta);
+}
+
+export interface ModelIdentity {
+  id: string;
+  weightsHash: string;
+  tokenizer: { hash: string };
+}
+
+/** Read a .cram file; with `model`, refuse vectors made for different weights or another tokenizer. */
+export function loadMem(file: string, model?: ModelIdentity): MemFile {
+  if (!fs.existsSync(file)) throw new MemFileError(`${file}: no such mem file`);
+  const { tensors, metadata } = readSafetensors(file);
+  const missing = REQUIRED.filter((k) => !(k in metadata));
+  const t = tensors.get('mem');
+  if (metadata.format !== 'cramlab-mem' || missing.length || !t) {
+    throw new MemFileError(`${file}: not a cramlab mem file${missing.length ? ` (missing ${missing.join(', ')})` : ''}`);
+  }
+  const extra: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata)) if (k.startsWith('x_')) extra[k.slice(2)] = v;
+  const m: MemFile = {
+    vectors: t.data as Float32Array,
+    K: Number(metadata.K),
+    memDim: Number(metadata.mem_dim),
+    tokens: Number(metadata.tokens),
+    firstId: Number(metadata.first_id),
+    model: metadata.model,
+    weightsHash: metadata.weights_sha256,
+    tokenizerHash: metadata.tokenizer_sha256,
+    idsSha256: metadata.ids_sha256,
+    textSha256: metadata.text_sha256,
+    cramlab: metadata.cramlab,
+    extra,
+  };
+  if (t.shape[0] !== m.K || t.shape[1] !== m.memDim) throw new MemFileError(`${file}: mem tensor is [${t.shape}] but the metadata says K=${m.K}, width ${m.memDim}`);
+  if (model) checkModel(file, m, model);
+  return m;
+}
+
+export function checkModel(file: string, m: MemFile, model: ModelIdentity): void {
+  if (m.weightsHash !== model.weightsHash) {
+    throw new MemFileError(
+      `${file} was made with model '${m.model}' (weights ${m.weightsHash.slice(0, 12)}…), not with '${model.id}' (weights ${model.weightsHash.slice(0, 12)}…): its vectors mean nothing to another model`,
+    );
+  }
+  if (m.tokenizerHash !== model.tokenizer.hash) {
+    throw new MemFileError(`${file} was made with another tokenizer (${m.tokenizerHash.slice(0, 12)}…) than '${model.id}' has (${model.tokenizer.hash.slice(0, 12)}…)`);
+  }
+}

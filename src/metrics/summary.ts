@@ -1,0 +1,101 @@
+// Per-model numbers over many texts, with the paper's Table 1 conventions (the authors' notebooks):
+//   decoding capacity = largest N of the length grid whose MEAN best accuracy over texts is ≥ 0.99
+//   token gain, information gain = means over the texts whose best accuracy is ≤ 0.99 (vectors
+//   that are full), at any N of the grid
+//   information gain in the table = the authors' CE totals (mean loss × N, natural log) even where
+//   the paper's header says bits: both are given here, named by unit and convention.
+// Theoretical capacity of K vectors: K · d · 16 / log2(V) tokens (16-bit numbers, log2 V bits a token).
+import { theoreticalCapacity } from '../models/registry';
+import type { TextMetrics } from './text';
+
+export { theoreticalCapacity };
+
+export const DECODED_THRESHOLD = 0.99;
+
+export interface LengthGroup {
+  K: number;
+  N: number;
+  texts: number;
+  meanBestAccuracy: number;
+  fractionDecoded: number;
+  meanStepsToBest: number;
+  meanInfoGainBits: number;
+  meanTokenGain: number;
+}
+
+export interface CapacitySummary {
+  K: number;
+  lengths: number[];
+  /** Paper rule: largest N whose mean best accuracy ≥ 0.99 (0 when none). */
+  decodingCapacity: number;
+  theoreticalCapacity: number;
+  /** decodingCapacity / theoreticalCapacity. */
+  utilisation: number;
+  /** Texts with best accuracy ≤ 0.99, over which the gains are averaged. */
+  saturatedTexts: number;
+  tokenGain: number | null;
+  /** Authors' convention: (mean loss without − min loss with) × N, nats. */
+  paperInfoGainNats: number | null;
+  /** Same totals in bits. */
+  paperInfoGainBits: number | null;
+  /** Ours: CE without − CE at the best mem over the N-1 predictions, bits. */
+  infoGainBits: number | null;
+  /** infoGainBits / (K · d · 16): the share of the vectors' raw bits the gain uses. */
+  bitUtilisation: number | null;
+}
+
+const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+export function groupByLength(records: TextMetrics[]): LengthGroup[] {
+  const groups = new Map<string, TextMetrics[]>();
+  for (const r of records) {
+    const key = `${r.K}:${r.N}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  return [...groups.values()]
+    .map((rs) => ({
+      K: rs[0].K,
+      N: rs[0].N,
+      texts: rs.length,
+      meanBestAccuracy: mean(rs.map((r) => r.bestAccuracy)),
+      fractionDecoded: mean(rs.map((r) => (r.decoded ? 1 : 0))),
+      meanStepsToBest: mean(rs.map((r) => r.stepsToBest)),
+      meanInfoGainBits: mean(rs.map((r) => r.infoGainBits)),
+      meanTokenGain: mean(rs.map((r) => r.tokenGain)),
+    }))
+    .sort((a, b) => a.K - b.K || a.N - b.N);
+}
+
+/** Largest N whose mean best accuracy is ≥ 0.99 (the paper's rule); 0 when no N qualifies. */
+export function decodingCapacity(groups: { N: number; meanBestAccuracy: number }[]): number {
+  return Math.max(0, ...groups.filter((g) => g.meanBestAccuracy >= DECODED_THRESHOLD).map((g) => g.N));
+}
+
+/** One row per K: the paper's Table 1 columns for these records. */
+export function capacitySummary(records: TextMetrics[], model: { memDim: number; vocabSize: number }): CapacitySummary[] {
+  const Ks = [...new Set(records.map((r) => r.K))].sort((a, b) => a - b);
+  return Ks.map((K) => {
+    const rs = records.filter((r) => r.K === K);
+    const groups = groupByLength(rs);
+    const cap = decodingCapacity(groups);
+    const theory = K * theoreticalCapacity(model.memDim, model.vocabSize);
+    const full = rs.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
+    const some = full.length > 0;
+    const paperNats = mean(full.map((r) => r.paperInfoGainNats));
+    const bits = mean(full.map((r) => r.infoGainBits));
+    return {
+      K,
+      lengths: groups.map((g) => g.N),
+      decodingCapacity: cap,
+      theoreticalCapacity: theory,
+      utilisation: cap / theory,
+      saturatedTexts: full.length,
+      tokenGain: some ? mean(full.map((r) => r.tokenGain)) : null,
+      paperInfoGainNats: some ? paperNats : null,
+      paperInfoGainBits: some ? paperNats / Math.LN2 : null,
+      infoGainBits: some ? bits : null,
+      bitUtilisation: some ? bits / (K * model.memDim * 16) : null,
+    };
+  });
+}
