@@ -3,6 +3,7 @@
 // fallback draws the same figure with plotly.js, so the output renders in JupyterLab with or
 // without the Plotly extension, in VS Code, and in any HTML viewer.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Figure } from './figure';
 
@@ -19,17 +20,24 @@ function plotlyDir(): string {
   return path.dirname(require.resolve('plotly.js-dist/package.json'));
 }
 
-/** plotly.js source, minified with esbuild when it is there (10 MB → 5 MB), read once per process. */
+/**
+ * plotly.js source, minified with esbuild when it is there (10 MB → 5 MB; esbuild comes with tsx).
+ * The minified copy is cached in the temp folder, since minifying takes seconds.
+ */
 export function plotlyJs(): string {
   if (plotlySource) return plotlySource;
+  const cached = path.join(os.tmpdir(), `cramlab-plotly-${plotlyVersion()}.min.js`);
+  if (fs.existsSync(cached)) return (plotlySource = fs.readFileSync(cached, 'utf8'));
   const src = fs.readFileSync(path.join(plotlyDir(), 'plotly.js'), 'utf8');
   try {
-    // esbuild comes with tsx; minifying is an optimisation, not a requirement.
     plotlySource = require('esbuild').transformSync(src, { minify: true, legalComments: 'inline' }).code as string;
+    const tmp = `${cached}.${process.pid}`;
+    fs.writeFileSync(tmp, plotlySource!);
+    fs.renameSync(tmp, cached); // atomic: parallel kernels never read half a file
   } catch {
     plotlySource = src;
   }
-  return plotlySource;
+  return plotlySource!;
 }
 
 /**

@@ -20,8 +20,8 @@ export interface Budget {
 }
 
 export const BUDGETS: Record<BudgetName, Budget> = {
-  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32, 64], mems: [1, 2, 4], maxLength: 96, maxSteps: 400, patience: 200 },
-  small: { name: 'small', texts: 8, lengths: [8, 16, 32, 48, 64, 96, 128, 192, 256], mems: [1, 2, 4, 8], maxLength: 512, maxSteps: 2000, patience: 800 },
+  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32], mems: [1, 2], maxLength: 48, maxSteps: 150, patience: 100 },
+  small: { name: 'small', texts: 4, lengths: [8, 16, 24, 32, 48, 64, 96, 128], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 400 },
   paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000 },
 };
 
@@ -30,4 +30,11 @@ export function budget(name?: string): Budget {
   const n = name ?? process.env.CRAMLAB_BUDGET ?? 'ci';
   if (!(n in BUDGETS)) throw new Error(`CRAMLAB_BUDGET='${n}' is not a budget; use one of ${Object.keys(BUDGETS).join(', ')}`);
   return BUDGETS[n as BudgetName];
+}
+
+/** Lengths a capacity walk tries: from 8 up to the budget's maxLength in steps of about 25%. */
+export function walkLengths(b: Budget, limit = Infinity): number[] {
+  const out: number[] = [];
+  for (let n = 8; n <= Math.min(b.maxLength, limit); n = Math.ceil((n * 1.25) / 4) * 4) out.push(n);
+  return out;
 }

@@ -1,0 +1,173 @@
+// npm run figures [-- --budget small] : regenerate figures/ from the workbook's run folders
+// (runs/workbook/<budget>/{grid,walk}/results.jsonl, written by the notebooks):
+// each figure as standalone HTML and PNG (headless Chromium), the tables as CSV and Markdown,
+// and figures/README.md with the key numbers next to the paper's.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  accuracyVsN,
+  capacityVsK,
+  ceScatter,
+  compareSets,
+  findChromium,
+  linearFit,
+  openRenderer,
+  standaloneHtml,
+  tableCsv,
+  tableMarkdown,
+  theoryVsMeasured,
+  type Figure,
+} from '../src/plots';
+import { accuracyTable, pointRows, table1 } from '../src/workbook/experiments';
+import { readRecords, type CramRecord } from '../src/workbook/records';
+import { modelPath, repoRoot, sharedModel } from '../src/workbook/paths';
+import { REGISTRY, theoreticalCapacity } from '../src/models/registry';
+
+const { values } = parseArgs({ options: { budget: { type: 'string' }, out: { type: 'string' }, 'no-png': { type: 'boolean' } } });
+const BUDGET = values.budget ?? process.env.CRAMLAB_BUDGET ?? 'small';
+const ROOT = repoRoot();
+const RUNS = path.join(ROOT, 'runs', 'workbook', BUDGET);
+const OUT = path.resolve(values.out ?? path.join(ROOT, 'figures'));
+
+type Row = Record<string, unknown>;
+const figures: { name: string; fig: Figure; caption: string }[] = [];
+const tables: { name: string; rows: Row[]; digits: number }[] = [];
+
+function modelShape(name: string): { d: number; V: number } {
+  const dir = name === 'stories260K' ? sharedModel('stories260K') : modelPath(name);
+  const cfg = dir && fs.existsSync(path.join(dir, 'config.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) : {};
+  return { d: cfg.word_embed_proj_dim ?? cfg.hidden_size ?? cfg.d_model ?? NaN, V: cfg.vocab_size ?? NaN };
+}
+
+/** Per (model, set, K, text): the longest N a capacity walk decoded exactly. */
+function walkCapacities(walk: CramRecord[]) {
+  const by = new Map<string, { model: string; set: string; K: number; textId: string; text: string; capacity: number }>();
+  for (const r of walk) {
+    const k = `${r.model}|${r.set}|${r.K}|${r.textId}`;
+    const cur = by.get(k) ?? { model: r.model, set: r.set, K: r.K, textId: r.textId, text: r.text, capacity: 0 };
+    if (r.bestAccuracy >= 1 && r.N > cur.capacity) Object.assign(cur, { capacity: r.N, text: r.text });
+    by.set(k, cur);
+  }
+  return [...by.values()];
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const byModelOrder = (a: string, b: string) => {
+  const w = (n: string) => (n.includes('mamba') ? 1e6 : 0) + Number(/d(\d+)/.exec(n)?.[1] ?? (n === 'stories260K' ? 1e5 : 0));
+  return w(a) - w(b);
+};
+
+function build(): void {
+  const grid = readRecords(path.join(RUNS, 'grid'));
+  const walk = readRecords(path.join(RUNS, 'walk'));
+  if (!grid.length && !walk.length) throw new Error(`no run records under ${RUNS}: run the notebooks first (CRAMLAB_BUDGET=${BUDGET} node --import tsx scripts/run-notebooks.ts)`);
+  const llamaLike = (r: CramRecord) => !r.model.includes('mamba');
+
+  const natural = grid.filter((r) => r.set === 'natural' && r.K === 1);
+  if (natural.length) {
+    const rows = pointRows(natural.filter(llamaLike)).sort((a, b) => byModelOrder(a.model, b.model));
+    figures.push({ name: 'accuracy-vs-n', fig: accuracyVsN(rows, 'One [mem] vector: accuracy vs text length (paper Fig. 1)'), caption: 'Mean best reconstruction accuracy against text length N, one vector, natural text (Moby-Dick train chapters; stories260K: its own stories). Faint points: single texts.' });
+    figures.push({ name: 'ce-scatter', fig: ceScatter(rows, 'CE with the vector vs without, per text (paper Fig. 3)'), caption: 'Cross-entropy of each (text, N) with the vector against without it, bits. Circles: decoded exactly; crosses: not. Dashed: least-squares line over the texts not fully decoded.' });
+    tables.push({ name: 'accuracy-by-n', rows: accuracyTable(natural), digits: 3 });
+  }
+  const t1 = table1(grid.filter((r) => r.K === 1)).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
+  if (t1.length) tables.push({ name: 'table1', rows: t1.map((r) => ({ model: r.model, set: r.set, decoding_capacity: r.decodingCapacity, token_gain: r.tokenGain, info_gain_bits: r.infoGainBits, full_texts: r.fullTexts })), digits: 1 });
+
+  const sets = t1.filter((r) => r.set === 'natural' || r.set === 'random');
+  const withRandom = new Set(sets.filter((r) => r.set === 'random').map((r) => r.model));
+  if (withRandom.size) {
+    const infoAtLongest = (model: string, set: string) => {
+      const rs = grid.filter((r) => r.model === model && r.set === set && r.K === 1);
+      const n = Math.max(...rs.map((r) => r.N));
+      return mean(rs.filter((r) => r.N === n).map((r) => r.infoGainBits));
+    };
+    const rows = sets.filter((r) => withRandom.has(r.model)).map((r) => ({ model: r.model, set: r.set, tokens: r.decodingCapacity, infoGainBits: Number.isFinite(r.infoGainBits) ? r.infoGainBits : infoAtLongest(r.model, r.set) }));
+    figures.push({ name: 'natural-vs-random', fig: compareSets(rows, 'Natural vs random text: tokens decoded and information gain'), caption: 'Decoding capacity (left) and information gain (right, bits; mean over texts the vector could not fully hold) on natural text and on random dictionary words.' });
+    tables.push({ name: 'natural-vs-random', rows: rows.map((r) => ({ model: r.model, set: r.set, decoding_capacity: r.tokens, info_gain_bits: r.infoGainBits })), digits: 1 });
+  }
+  const unseenModels = new Set(grid.filter((r) => r.set === 'unseen').map((r) => r.model));
+  if (unseenModels.size) {
+    const rs = grid.filter((r) => unseenModels.has(r.model) && (r.set === 'natural' || r.set === 'unseen') && r.K === 1);
+    const rows = pointRows(rs).map((r, i) => ({ ...r, model: `${r.model} · ${rs[i].set === 'natural' ? 'seen' : 'unseen'}` }));
+    figures.push({ name: 'seen-vs-unseen', fig: accuracyVsN(rows, 'Seen (train chapters) vs unseen (held-out chapters) text'), caption: 'Accuracy against length on text the suite models trained on vs held-out chapters.' });
+  }
+  const mamba = grid.filter((r) => r.K === 1 && r.set === 'natural' && (r.model.includes('mamba') || r.model.includes('llama-d64')));
+  if (mamba.some((r) => r.model.includes('mamba'))) {
+    figures.push({ name: 'mamba-vs-llama', fig: accuracyVsN(pointRows(mamba), 'Mamba vs Llama of similar size'), caption: 'The suite Mamba (d = 64, 6 layers) against the Llama of about the same parameter count (d = 64, 4 layers), same texts.' });
+  }
+
+  const caps = walkCapacities(walk);
+  const perK = new Map<string, number[]>();
+  for (const c of caps) perK.set(`${c.model}|${c.K}`, [...(perK.get(`${c.model}|${c.K}`) ?? []), c.capacity]);
+  const kModels = [...new Set(caps.map((c) => c.model))].filter((m) => new Set(caps.filter((c) => c.model === m).map((c) => c.K)).size >= 2).sort(byModelOrder);
+  if (kModels.length) {
+    figures.push({ name: 'capacity-vs-k', fig: capacityVsK(caps.filter((c) => kModels.includes(c.model)), 'Tokens decoded vs number of [mem] vectors (paper Fig. 4)'), caption: 'Capacity (longest prefix decoded exactly, capacity walk with warm starts) against K, mean ± std over texts, with least-squares lines.' });
+    tables.push({
+      name: 'capacity-vs-k',
+      rows: kModels.flatMap((m) => {
+        const ks = [...new Set(caps.filter((c) => c.model === m).map((c) => c.K))].sort((a, b) => a - b);
+        const f = linearFit(ks, ks.map((k) => mean(perK.get(`${m}|${k}`)!)));
+        return ks.map((k) => ({ model: m, K: k, mean_capacity: mean(perK.get(`${m}|${k}`)!), texts: perK.get(`${m}|${k}`)!.length, slope_tokens_per_vector: f.slope, r2: f.r2 }));
+      }),
+      digits: 2,
+    });
+  }
+  const k1 = [...new Set(caps.filter((c) => c.K === 1).map((c) => c.model))].sort(byModelOrder);
+  if (k1.length) {
+    const rows = k1.map((m) => {
+      const { d, V } = modelShape(m);
+      const measured = mean(perK.get(`${m}|1`)!);
+      const theoretical = theoreticalCapacity(d, V);
+      return { model: m, d, V, theoretical, measured, utilisation: measured / theoretical };
+    });
+    figures.push({ name: 'theory-vs-measured', fig: theoryVsMeasured(rows, 'Theoretical d·16/log₂V vs measured capacity (paper Fig. 5)'), caption: 'Upper bound d·16/log₂V tokens per vector against the measured single-vector capacity (mean of capacity walks).' });
+    tables.push({ name: 'theory-vs-measured', rows, digits: 3 });
+  }
+}
+
+function paperTable(): Row[] {
+  return REGISTRY.filter((e) => e.paper && (e.paper.capacityTokens !== null || e.paper.informationGainBits !== null)).map((e) => ({
+    model: e.id,
+    d: e.memDim,
+    theoretical: Math.round(theoreticalCapacity(e.memDim, e.vocabSize)),
+    capacity: e.paper!.capacityTokens ?? '',
+    token_gain: e.paper!.tokenGain ?? '',
+    info_gain_bits: e.paper!.informationGainBits ?? '',
+    random_capacity: e.paper!.randomTextCapacityTokens ?? '',
+    multi_vector: e.paper!.multiVector ? `${e.paper!.multiVector.tokens} tokens / ${e.paper!.multiVector.vectors} vectors` : '',
+  }));
+}
+
+async function main(): Promise<void> {
+  build();
+  fs.mkdirSync(OUT, { recursive: true });
+  // The pages load plotly.js from this checkout's node_modules, else from the CDN: no 5 MB copy per figure.
+  const plotlySrc = path.relative(OUT, path.join(ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js')).split(path.sep).join('/');
+  for (const f of figures) fs.writeFileSync(path.join(OUT, `${f.name}.html`), standaloneHtml(f.fig, plotlySrc));
+  for (const t of tables) {
+    fs.writeFileSync(path.join(OUT, `${t.name}.csv`), tableCsv(t.rows));
+    fs.writeFileSync(path.join(OUT, `${t.name}.md`), tableMarkdown(t.rows, t.digits));
+  }
+  fs.writeFileSync(path.join(OUT, 'paper-values.md'), tableMarkdown(paperTable(), 1));
+  if (!values['no-png']) {
+    if (!findChromium()) throw new Error('no Chromium for the PNGs (apt-get install chromium, or pass --no-png)');
+    const r = await openRenderer();
+    try {
+      for (const f of figures) {
+        const { traces } = await r.png(path.join(OUT, `${f.name}.html`), path.join(OUT, `${f.name}.png`));
+        console.log(`figures/${f.name}.png  (${traces} traces drawn)`);
+      }
+    } finally {
+      await r.close();
+    }
+  }
+  fs.writeFileSync(path.join(OUT, 'FIGURES.md'), figures.map((f) => `### ${f.name}\n\n![${f.name}](${f.name}.png)\n\n${f.caption} ([interactive](${f.name}.html))\n`).join('\n'));
+  console.log(`${figures.length} figures, ${tables.length} tables in ${path.relative(process.cwd(), OUT) || '.'} (budget ${BUDGET})`);
+  for (const t of tables) console.log(`\n${t.name}\n${tableMarkdown(t.rows, t.digits)}`);
+}
+
+main().catch((e) => {
+  console.error(`figures: ${e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,98 @@
+// One JSON line per crammed (model, text set, text, N, K): appended and flushed as soon as a text
+// finishes, so a re-run (or a run after an interrupt) reads what is done and crams only the rest.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface CramRecord {
+  model: string;
+  /** Text set the text came from ('books', 'unseen', 'random', a file). */
+  set: string;
+  textId: string;
+  /** Tokens crammed (BOS included) and [mem] vectors. */
+  N: number;
+  K: number;
+  /** The crammed text (its first N tokens, decoded), for hover text. */
+  text: string;
+  bestAccuracy: number;
+  /** Correct greedy predictions of N-1, with and without the mem vectors. */
+  correct: number;
+  correctWithout: number;
+  tokenGain: number;
+  /** Cross-entropy of the N-1 predictions, total, in bits, without / with the mem vectors. */
+  ceWithoutBits: number;
+  ceWithBits: number;
+  infoGainBits: number;
+  steps: number;
+  stepsToBest: number;
+  status: string;
+  seconds: number;
+  maxSteps: number;
+  patience: number;
+  /** Whether the optimisation started from a shorter prefix's best mem (capacity walks). */
+  warmStart: boolean;
+  /** Best mem, K×d float32 little-endian, base64. */
+  mem: string;
+  /** Sampled loss / accuracy curve. */
+  curve?: { step: number[]; loss: number[]; accuracy: number[] };
+}
+
+export function recordKey(r: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>): string {
+  return `${r.model}|${r.set}|${r.textId}|${r.N}|${r.K}`;
+}
+
+export function encodeMem(mem: Float32Array): string {
+  return Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength).toString('base64');
+}
+
+export function decodeMem(b64: string): Float32Array {
+  const buf = Buffer.from(b64, 'base64');
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+/** A results.jsonl file: the records already in it, and append() for new ones. */
+export class RecordFile {
+  readonly file: string;
+  private byKey = new Map<string, CramRecord>();
+
+  constructor(file: string) {
+    this.file = file;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (!fs.existsSync(file)) return;
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        const r = JSON.parse(line) as CramRecord;
+        this.byKey.set(recordKey(r), r);
+      } catch {
+        // A half-written last line from a killed run: skip it, the record gets redone.
+        if (i < lines.length - 2) throw new Error(`${file}: line ${i + 1} is not JSON`);
+      }
+    });
+  }
+
+  get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>): CramRecord | undefined {
+    return this.byKey.get(recordKey(key));
+  }
+
+  all(): CramRecord[] {
+    return [...this.byKey.values()];
+  }
+
+  append(r: CramRecord): void {
+    fs.appendFileSync(this.file, JSON.stringify(r) + '\n');
+    this.byKey.set(recordKey(r), r);
+  }
+}
+
+/** Every record of every results.jsonl under `dir` (recursively). */
+export function readRecords(dir: string): CramRecord[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: CramRecord[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...readRecords(p));
+    else if (entry.name.endsWith('.jsonl')) out.push(...new RecordFile(p).all());
+  }
+  return out;
+}
