@@ -104,14 +104,22 @@ export async function capacitySweep(model: CausalLM, texts: SweepText[], o: Swee
   const bisectFile = path.join(runDir, 'bisect.jsonl');
   endLine(gridFile);
   endLine(bisectFile);
-  const grid = readRecords<GridRecord>(gridFile);
-  const have = new Set(grid.map((r) => gridKey(r.id, r.N, r.K)));
+  // One record per (text, N, K), the first written (two processes can race on one group).
+  const have = new Set<string>();
+  const grid = readRecords<GridRecord>(gridFile).filter((r) => !have.has(gridKey(r.id, r.N, r.K)) && Boolean(have.add(gridKey(r.id, r.N, r.K))));
   if (have.size) log(`resuming: ${have.size} records already in ${gridFile}`);
   const base = seed ?? 0;
   const size = batch ?? texts.length;
 
   for (const K of Ks) {
     for (const N of lengths) {
+      // Another process may share the run folder (e.g. one sweeping the lengths in reverse): re-read.
+      for (const r of readRecords<GridRecord>(gridFile)) {
+        if (!have.has(gridKey(r.id, r.N, r.K))) {
+          have.add(gridKey(r.id, r.N, r.K));
+          grid.push(r);
+        }
+      }
       const todo = texts.map((t, i) => ({ t, i })).filter(({ t }) => t.ids.length >= N && !have.has(gridKey(t.id, N, K)));
       const short = texts.filter((t) => t.ids.length < N).length;
       if (short) log(`N=${N}: ${short} texts are shorter and are left out`);
