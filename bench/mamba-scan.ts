@@ -1,6 +1,6 @@
 // Mamba selective scan: the per-time-step recurrence vs the chunked log-depth scan, forward and
 // forward+backward (the gradient cramming needs), at a Mamba-130m layer width (I 1536, N 16).
-//   node --import tsx bench/mamba-scan.ts [--backend wasm|cpu] [--T 64,256] [--I 1536] [--N 16] [--reps 3]
+//   node --import tsx bench/mamba-scan.ts [--backend wasm|cpu] [--T 64,128] [--I 1536] [--N 16] [--reps 3]
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend, initBackend, type BackendName } from '../src/backend';
 import { selectiveScanChunked, selectiveScanSequential, type SelectiveScan } from '../src/models/mamba_scan';
@@ -10,21 +10,24 @@ function arg(name: string, def: string): string {
   return i >= 0 ? process.argv[i + 1] : def;
 }
 
-function timeMs(fn: () => void, reps: number): number {
+/** Wall and CPU milliseconds per call (CPU time is the steadier number on a shared machine). */
+function timeMs(fn: () => void, reps: number): { wall: number; cpu: number } {
   fn(); // warm-up: kernels compiled, buffers allocated
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) fn();
-  return (performance.now() - t0) / reps;
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / reps, cpu: (c.user + c.system) / 1000 / reps };
 }
 
 async function main() {
   await initBackend(arg('backend', '') ? (arg('backend', '') as BackendName) : undefined);
-  const Ts = arg('T', '64,256').split(',').map(Number);
+  const Ts = arg('T', '64,128').split(',').map(Number);
   const I = Number(arg('I', '1536'));
   const N = Number(arg('N', '16'));
   const reps = Number(arg('reps', '3'));
   console.log(`backend ${currentBackend()}, B 1, I ${I}, N ${N}, ${reps} reps (ms per call)`);
-  console.log('T     scan            forward   fwd+bwd   speed-up fwd / fwd+bwd');
+  console.log('T     scan           forward wall/cpu ms   fwd+bwd wall/cpu ms   cpu speed-up fwd / fwd+bwd');
   for (const T of Ts) {
     // Realistic magnitudes: decays in (0, 1), inputs O(1).
     const dA = tf.keep(tf.exp(tf.mul(tf.randomUniform([1, T, I, N], 0.01, 1, 'float32', 1), -1))) as tf.Tensor4D;
@@ -34,12 +37,17 @@ async function main() {
     for (const chunk of [8, 16, 32, 64]) if (chunk <= T) scans.push([`chunked ${chunk}`, selectiveScanChunked(chunk)]);
     let base: [number, number] | undefined;
     for (const [name, scan] of scans) {
-      const fwd = timeMs(() => tf.tidy(() => scan(dA, dBu, C)).dispose(), reps);
+      const fwd = timeMs(() => {
+        const y = tf.tidy(() => scan(dA, dBu, C));
+        y.dataSync();
+        y.dispose();
+      }, reps);
       // Gradient with respect to both inputs of the recurrence, as tf.grad through the model takes it.
       const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(scan(a as tf.Tensor4D, b as tf.Tensor4D, C)));
-      const bwd = timeMs(() => tf.tidy(() => g([dA, dBu])).forEach((t) => t.dispose()), reps);
-      base ??= [fwd, bwd];
-      console.log(`${String(T).padEnd(5)} ${name.padEnd(15)} ${fwd.toFixed(1).padStart(8)} ${bwd.toFixed(1).padStart(9)}   ${(base[0] / fwd).toFixed(1)}x / ${(base[1] / bwd).toFixed(1)}x`);
+      const bwd = timeMs(() => tf.tidy(() => g([dA, dBu])).forEach((t) => (t.dataSync(), t.dispose())), reps);
+      base ??= [fwd.cpu, bwd.cpu];
+      const pair = (m: { wall: number; cpu: number }) => `${m.wall.toFixed(0).padStart(8)} / ${m.cpu.toFixed(0).padEnd(8)}`;
+      console.log(`${String(T).padEnd(5)} ${name.padEnd(14)} ${pair(fwd)}     ${pair(bwd)}     ${(base[0] / fwd.cpu).toFixed(1)}x / ${(base[1] / bwd.cpu).toFixed(1)}x`);
     }
     for (const t of [dA, dBu, C]) t.dispose();
   }

@@ -36,7 +36,7 @@ export class Mamba implements CausalLM {
   readonly embedMatrix: tf.Tensor2D;
   readonly numParams: number;
   /** The selective scan in use; tests swap in selectiveScanSequential to check the fast one. */
-  scan: SelectiveScan = selectiveScanChunked(32);
+  scan: SelectiveScan = selectiveScanChunked(16); // chunk 16: best forward+backward in bench/mamba-scan.ts (wasm)
   private layers: MambaLayer[] = [];
   private normF: tf.Tensor;
   private lmHead: tf.Tensor;
