@@ -107,34 +107,76 @@ test('mamba: the chunked log-depth scan equals the sequential recurrence, values
   await initBackend();
   const { model, vectors, logits } = load('mamba');
   const mamba = model as Mamba;
-  const ids: number[][] = vectors.cases.find((c: any) => c.name === 'b').input_ids; // 33 steps
-  const embeds = tf.tidy(() => model.embed(tf.tensor2d(ids, undefined, 'int32')));
-  // The cramming loss (mean next-token cross-entropy), differentiated with respect to every input embedding.
-  const lossOf = (e: tf.Tensor) => textLoss(model.forward(e as tf.Tensor3D), ids[0]);
-  const run = (scan: SelectiveScan) => {
-    mamba.scan = scan;
-    const { value, grad } = tf.valueAndGrad(lossOf)(embeds);
-    const out = { logits: tf.tidy(() => model.forward(embeds)).dataSync(), loss: value.dataSync()[0], grad: grad.dataSync() };
-    value.dispose();
-    grad.dispose();
+  // Case b: one row of 33 steps; case c: a batch of two rows of 9.
+  for (const name of ['b', 'c']) {
+    const ids: number[][] = vectors.cases.find((c: any) => c.name === name).input_ids;
+    const embeds = tf.tidy(() => model.embed(tf.tensor2d(ids, undefined, 'int32')));
+    // The cramming loss (mean next-token cross-entropy per row, summed), differentiated with respect to every input embedding.
+    const lossOf = (e: tf.Tensor) => {
+      const all = model.forward(e as tf.Tensor3D);
+      return tf.addN(ids.map((row, b) => textLoss(tf.slice(all, [b, 0, 0], [1, -1, -1]), row))) as tf.Scalar;
+    };
+    const run = (scan: SelectiveScan) => {
+      mamba.scan = scan;
+      const { value, grad } = tf.valueAndGrad(lossOf)(embeds);
+      const out = { logits: tf.tidy(() => model.forward(embeds)).dataSync(), grad: grad.dataSync() };
+      value.dispose();
+      grad.dispose();
+      return out;
+    };
+    const seq = run(selectiveScanSequential);
+    // The sequential scan is itself checked against the reference logits.
+    assert.ok(maxAbsDiff(seq.logits, logits.get(`${name}.logits`)!.data) <= 1e-4, `case ${name}: sequential scan vs reference logits`);
+    let gradNonZero = 0;
+    for (const g of seq.grad) if (Math.abs(g) > 1e-6) gradNonZero++;
+    assert.ok(gradNonZero > seq.grad.length / 2, 'gradients reach the input embeddings');
+    // Chunks of 2 and 7 (many chunks, padded tail), 32 (case b: one step in the second chunk), 64 (one chunk).
+    for (const chunk of [2, 7, 32, 64]) {
+      const fast = run(selectiveScanChunked(chunk));
+      const dl = maxAbsDiff(fast.logits, seq.logits);
+      const dg = maxAbsDiff(fast.grad, seq.grad);
+      t.diagnostic(`case ${name}, chunk ${chunk}: max |logit diff| ${dl.toExponential(2)}, max |grad diff| ${dg.toExponential(2)} (max |grad| ${Math.max(...Array.from(seq.grad, Math.abs)).toExponential(2)})`);
+      assert.ok(dl <= 1e-5, `case ${name}, chunk ${chunk}: logits differ by ${dl}`);
+      assert.ok(dg <= 1e-5, `case ${name}, chunk ${chunk}: gradients differ by ${dg}`);
+    }
+    embeds.dispose();
+  }
+  model.dispose();
+});
+
+test('mamba scan: chunked equals sequential with extreme decays (exactly 0 and 1), batch 2', async () => {
+  await initBackend();
+  const [B, T, I, N] = [2, 37, 3, 4];
+  // Decays spanning full forgetting (0, as exp(Δ·A) underflows to) through none (1).
+  const dA = tf.tidy(() => tf.clipByValue(tf.randomUniform([B, T, I, N], -0.3, 1.3, 'float32', 11), 0, 1)) as tf.Tensor4D;
+  const dBu = tf.randomNormal([B, T, I, N], 0, 1, 'float32', 12) as tf.Tensor4D;
+  const C = tf.randomNormal([B, T, N], 0, 1, 'float32', 13) as tf.Tensor3D;
+  const w = tf.randomNormal([B, T, I], 0, 1, 'float32', 14);
+  const both = (scan: SelectiveScan) => {
+    const y = tf.tidy(() => scan(dA, dBu, C));
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(scan(a as tf.Tensor4D, b as tf.Tensor4D, C), w)))([dA, dBu]);
+    const out = [y, ...grads].map((x) => x.dataSync());
+    for (const x of [y, ...grads]) x.dispose();
     return out;
   };
-  const seq = run(selectiveScanSequential);
-  // The sequential scan is itself checked against the reference logits.
-  const ref = logits.get('b.logits')!;
-  assert.ok(maxAbsDiff(seq.logits, ref.data) <= 1e-4, 'sequential scan vs reference logits');
-  let gradNonZero = 0;
-  for (const g of seq.grad) if (Math.abs(g) > 1e-6) gradNonZero++;
-  assert.ok(gradNonZero > seq.grad.length / 2, 'gradients reach the input embeddings');
-  // 33 steps: chunks of 2 (17 chunks, padded), 7 (5, padded), 32 (2: one step in the second), 64 (one chunk).
-  for (const chunk of [2, 7, 32, 64]) {
-    const fast = run(selectiveScanChunked(chunk));
-    const dl = maxAbsDiff(fast.logits, seq.logits);
-    const dg = maxAbsDiff(fast.grad, seq.grad);
-    t.diagnostic(`chunk ${chunk}: max |logit diff| ${dl.toExponential(2)}, max |grad diff| ${dg.toExponential(2)} (max |grad| ${Math.max(...Array.from(seq.grad, Math.abs)).toExponential(2)})`);
-    assert.ok(dl <= 1e-5, `chunk ${chunk}: logits differ by ${dl}`);
-    assert.ok(dg <= 1e-5, `chunk ${chunk}: gradients differ by ${dg}`);
+  const seq = both(selectiveScanSequential);
+  // Independent hand loop for the forward values: h = dA·h + dBu, y = Σ_n h·C.
+  const [a, b, c] = [dA.dataSync(), dBu.dataSync(), C.dataSync()];
+  const yHand = new Float64Array(B * T * I);
+  for (let bb = 0; bb < B; bb++)
+    for (let i = 0; i < I; i++)
+      for (let n = 0; n < N; n++) {
+        let h = 0;
+        for (let t = 0; t < T; t++) {
+          const k = ((bb * T + t) * I + i) * N + n;
+          h = a[k] * h + b[k];
+          yHand[(bb * T + t) * I + i] += h * c[(bb * T + t) * N + n];
+        }
+      }
+  assert.ok(maxAbsDiff(seq[0], yHand) < 1e-4, 'sequential scan vs hand loop');
+  for (const chunk of [1, 4, 16, 37, 50]) {
+    const fast = both(selectiveScanChunked(chunk));
+    for (let j = 0; j < 3; j++) assert.ok(maxAbsDiff(fast[j], seq[j]) <= 1e-5, `chunk ${chunk}: ${['y', 'dL/ddA', 'dL/ddBu'][j]} differs by ${maxAbsDiff(fast[j], seq[j])}`);
   }
-  embeds.dispose();
-  model.dispose();
+  for (const x of [dA, dBu, C, w]) x.dispose();
 });

@@ -56,6 +56,7 @@ export class GPTNeoX implements CausalLM {
     this.parallel = cfg.use_parallel_residual ?? true;
     const act = cfg.hidden_act ?? 'gelu';
     if (act !== 'gelu') throw new ModelError(`gpt_neox hidden_act '${act}' is not supported (supported: gelu)`);
+    if (cfg.rope_scaling) throw new ModelError('gpt_neox rope_scaling is not supported (no Pythia uses it)');
     this.info = {
       modelType: cfg.model_type,
       hiddenSize: d,
