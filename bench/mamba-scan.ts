@@ -1,8 +1,11 @@
 // Mamba selective scan: the per-time-step recurrence vs the chunked log-depth scan, forward and
 // forward+backward (the gradient cramming needs), at a Mamba-130m layer width (I 1536, N 16).
-//   node --import tsx bench/mamba-scan.ts [--backend wasm|cpu] [--T 64,128] [--I 1536] [--N 16] [--reps 3]
+//   node --import tsx bench/mamba-scan.ts [--backend wasm|cpu] [--T 64,128] [--I 1536] [--N 16] [--reps 3] [--layers 1]
+// --layers L adds a whole-model row: L random Mamba-130m-width layers (d 768), loss gradient w.r.t. the input embeddings.
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend, initBackend, type BackendName } from '../src/backend';
+import { modelFromTensors } from '../src/io/checkpoint';
+import type { Mamba } from '../src/models/mamba';
 import { selectiveScanChunked, selectiveScanSequential, type SelectiveScan } from '../src/models/mamba_scan';
 
 function arg(name: string, def: string): string {
@@ -51,6 +54,48 @@ async function main() {
     }
     for (const t of [dA, dBu, C]) t.dispose();
   }
+  const layers = Number(arg('layers', '0'));
+  if (layers > 0) await modelRows(layers, Ts, reps);
+}
+
+/** Random Mamba with mamba-130m layer shapes (d 768, I 1536, N 16, rank 48, conv 4), vocabulary 512. */
+function randomMamba(layers: number): Mamba {
+  const d = 768, I = 1536, N = 16, R = 48, K = 4, V = 512;
+  const shapes: Record<string, number[]> = { 'backbone.embeddings.weight': [V, d], 'backbone.norm_f.weight': [d] };
+  for (let i = 0; i < layers; i++) {
+    const p = `backbone.layers.${i}.`;
+    Object.assign(shapes, { [p + 'norm.weight']: [d], [p + 'mixer.in_proj.weight']: [2 * I, d], [p + 'mixer.conv1d.weight']: [I, 1, K], [p + 'mixer.conv1d.bias']: [I], [p + 'mixer.x_proj.weight']: [R + 2 * N, I], [p + 'mixer.dt_proj.weight']: [I, R], [p + 'mixer.dt_proj.bias']: [I], [p + 'mixer.A_log']: [I, N], [p + 'mixer.D']: [I], [p + 'mixer.out_proj.weight']: [d, I] });
+  }
+  const tensors = new Map(Object.entries(shapes).map(([name, shape], k) => {
+    const std = /norm|\.D$/.test(name) ? 0 : name.endsWith('A_log') ? 0.5 : 0.02;
+    const mean = /norm|\.D$/.test(name) ? 1 : name.endsWith('dt_proj.bias') ? -4 : name.endsWith('A_log') ? 1.5 : 0;
+    const data = tf.tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', k + 1), std), mean)).dataSync() as Float32Array;
+    return [name, { dtype: 'F32', shape, data }];
+  }));
+  const config = { model_type: 'mamba', hidden_size: d, intermediate_size: I, state_size: N, time_step_rank: R, conv_kernel: K, vocab_size: V, num_hidden_layers: layers, layer_norm_epsilon: 1e-5, tie_word_embeddings: true };
+  return modelFromTensors(config, tensors) as Mamba;
+}
+
+async function modelRows(layers: number, Ts: number[], reps: number) {
+  const model = randomMamba(layers);
+  console.log(`\nwhole model: ${layers} layer(s) at mamba-130m width, gradient of a CE-like loss w.r.t. the input embeddings`);
+  for (const T of Ts) {
+    const embeds = tf.keep(tf.randomNormal([1, T, 768], 0, 0.5, 'float32', 5)) as tf.Tensor3D;
+    const g = tf.grad((e: tf.Tensor) => tf.mean(tf.logSoftmax(model.forward(e as tf.Tensor3D))) as tf.Scalar);
+    let base: number | undefined;
+    for (const [name, scan] of [['sequential', selectiveScanSequential], ['chunked 16', selectiveScanChunked(16)]] as [string, SelectiveScan][]) {
+      model.scan = scan;
+      const m = timeMs(() => {
+        const x = tf.tidy(() => g(embeds));
+        x.dataSync();
+        x.dispose();
+      }, reps);
+      base ??= m.cpu;
+      console.log(`${String(T).padEnd(5)} ${name.padEnd(14)} fwd+bwd ${m.wall.toFixed(0)} / ${m.cpu.toFixed(0)} ms wall/cpu   ${(base / m.cpu).toFixed(1)}x`);
+    }
+    embeds.dispose();
+  }
+  model.dispose();
 }
 
 main().catch((e) => {
