@@ -136,3 +136,48 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), causalMask(T));
   return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
 }
+
+// ---- Fast paths (used by llama.ts). Speed facts about the tfjs backends they answer to:
+//   * tfjs-wasm runs a 2-D matMul without transposes through XNNPACK; with transposeB it is 4-6× slower,
+//     and any batched (rank-3+) matMul takes a scalar loop. So linears keep both orientations of W.
+//   * Every op costs a fixed dispatch (~10-40 µs, twice or more with the backward): fewer, bigger ops.
+
+/** A frozen linear layer kept in both orientations: w [out, in] (HF layout) and wt = w^T [in, out]. */
+export interface Dense {
+  w: tf.Tensor2D;
+  wt: tf.Tensor2D;
+  b?: tf.Tensor1D;
+}
+
+export function dense(w: tf.Tensor, b?: tf.Tensor): Dense {
+  return { w: w as tf.Tensor2D, wt: tf.keep(tf.transpose(w)) as tf.Tensor2D, b: b as tf.Tensor1D | undefined };
+}
+
+export function disposeDense(p: Dense): void {
+  tf.dispose([p.w, p.wt, ...(p.b ? [p.b] : [])]);
+}
+
+/** y = x W^T + b for x [M, in]: forward x·wt and backward dy·w, both untransposed matMuls. */
+export function denseLinear(x: tf.Tensor2D, p: Dense): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: tf.matMul(args[0] as tf.Tensor2D, p.wt),
+    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, p.w),
+  }));
+  const y = f(x) as tf.Tensor2D;
+  return p.b ? tf.add(y, p.b) : y;
+}
+
+/** Rows of a per-head projection [H·D, ...] reordered so that x·W'^T = rotate_half(x·W^T) in every head
+ *  (rotate_half(y) = [-y2, y1]): a signed permutation, exact in float32. RoPE then needs no slicing:
+ *  rope(y) = y·cos + rotate_half(y)·sin, both halves coming out of one matMul. */
+export function rotateHalfRows(w: tf.Tensor, heads: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [rows, ...rest] = w.shape;
+    const D = rows / heads;
+    const inner = rest.reduce((a, b) => a * b, 1);
+    const x = tf.reshape(w, [heads, D, inner]);
+    const x1 = tf.slice(x, [0, 0, 0], [-1, D / 2, -1]);
+    const x2 = tf.slice(x, [0, D / 2, 0], [-1, D / 2, -1]);
+    return tf.reshape(tf.concat([tf.neg(x2), x1], 1), w.shape);
+  });
+}
