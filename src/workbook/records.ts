@@ -58,17 +58,19 @@ export class RecordFile {
     this.file = file;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     if (!fs.existsSync(file)) return;
-    const lines = fs.readFileSync(file, 'utf8').split('\n');
-    lines.forEach((line, i) => {
-      if (!line.trim()) return;
+    const content = fs.readFileSync(file, 'utf8');
+    // After a kill mid-line, start the next record on a fresh line.
+    if (content.length && !content.endsWith('\n')) fs.appendFileSync(file, '\n');
+    const lines = content.split('\n');
+    for (const line of lines) {
+      if (!line.trim()) continue;
       try {
         const r = JSON.parse(line) as CramRecord;
         this.byKey.set(recordKey(r), r);
       } catch {
-        // A half-written last line from a killed run: skip it, the record gets redone.
-        if (i < lines.length - 2) throw new Error(`${file}: line ${i + 1} is not JSON`);
+        // A line cut short by a kill: skip it, its record gets redone.
       }
-    });
+    }
   }
 
   get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>): CramRecord | undefined {
