@@ -64,6 +64,6 @@ export function writeW2Folder(dir: string, seed = 0): string {
   fs.mkdirSync(dir, { recursive: true });
   const { config, tensors } = randomLlama(seed);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  writeSafetensors(path.join(dir, 'model.safetensors'), Object.fromEntries(tensors));
   return dir;
 }

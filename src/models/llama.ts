@@ -58,8 +58,6 @@ export class Llama implements CausalLM {
   private intermediate: number;
   private eps: number;
   private invFreq: Float32Array;
-  /** Per sequence length: RoPE tables [T, H·D] for k and, scaled by 1/√D, for q; the grouped causal mask. */
-  private tables = new Map<number, Tables>();
 
   constructor(cfg: Record<string, any>, w: Weights) {
     this.info = llamaInfo(cfg);
@@ -125,37 +123,24 @@ export class Llama implements CausalLM {
     return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
   }
 
+  /** RoPE tables [T, H·D] for k and, scaled by 1/√D, for q; the [rep·T, T] causal mask. Built per forward
+   *  from the shared caches in layers.ts (a handful of ops; a per-model cache would hold tensors). */
   private tablesFor(T: number): Tables {
-    let hit = this.tables.get(T);
-    if (!hit) {
-      if (this.tables.size >= 16) this.clearTables(); // lengths vary (generation): keep the cache small
-      const rep = this.nHeads / this.nKv;
-      const scale = 1 / Math.sqrt(this.headDim);
-      hit = tf.tidy(() => {
-        const { cos, sin } = ropeTables(T, this.invFreq);
-        return {
-          cosQ: tf.tile(tf.mul(cos, scale), [1, this.nHeads]),
-          sinQ: tf.tile(tf.mul(sin, scale), [1, this.nHeads]),
-          cos: tf.tile(cos, [1, this.nKv]),
-          sin: tf.tile(sin, [1, this.nKv]),
-          mask: tf.tile(causalMask(T), [rep, 1]),
-        };
-      });
-      for (const t of Object.values(hit)) tf.keep(t); // may be called inside the caller's tidy
-      this.tables.set(T, hit);
-    }
-    return hit;
-  }
-
-  private clearTables(): void {
-    for (const t of this.tables.values()) tf.dispose(Object.values(t));
-    this.tables.clear();
+    const { cos, sin } = ropeTables(T, this.invFreq);
+    const scale = 1 / Math.sqrt(this.headDim);
+    return {
+      cosQ: tf.tile(tf.mul(cos, scale), [1, this.nHeads]),
+      sinQ: tf.tile(tf.mul(sin, scale), [1, this.nHeads]),
+      cos: tf.tile(cos, [1, this.nKv]),
+      sin: tf.tile(sin, [1, this.nKv]),
+      mask: tf.tile(causalMask(T), [this.nHeads / this.nKv, 1]),
+    };
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
     const [B, T, d] = inputsEmbeds.shape;
-    const { cosQ, sinQ, cos, sin, mask } = this.tablesFor(T);
     return tf.tidy(() => {
+      const { cosQ, sinQ, cos, sin, mask } = this.tablesFor(T);
       const Hq = this.nHeads;
       const Hkv = this.nKv;
       const D = this.headDim;
@@ -182,7 +167,6 @@ export class Llama implements CausalLM {
   }
 
   dispose(): void {
-    this.clearTables();
     for (const L of this.layers) for (const p of Object.values(L)) disposeDense(p);
     disposeDense(this.lmHead);
     this.embedMatrix.dispose();
