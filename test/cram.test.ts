@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
-import { cram, CramError, embeddingStd, initialMem } from '../src/cram/cram';
+import { cram, CramError, embeddingStd, initialMem, type CramResult } from '../src/cram/cram';
 import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { ARCHITECTURES } from '../src/models/index';
@@ -83,6 +83,9 @@ test('init: randn(K, d) · std(E), seeded and reproducible', async () => {
   model.dispose();
 });
 
+// Batched and alone agree up to float32 noise: a backend need not sum in the same order for every
+// batch shape, and AdamW's normalised step can amplify a 1e-7 difference over hundreds of steps, so
+// the horizon is kept short (40 steps) while texts still stop at different times and leave the batch.
 test('batched (3 texts of different lengths) equals one at a time', async () => {
   await initBackend();
   const model = gqa();
@@ -91,26 +94,26 @@ test('batched (3 texts of different lengths) equals one at a time', async () => 
     [1, 44, 45, 46, 12, 250, 7],
     [1, 9, 9, 9, 120, 121, 5, 6, 7, 8, 60, 61, 62, 63, 64, 65],
   ];
-  const opts = { K: 2, maxSteps: 120, patience: 40, seed: [11, 12, 13], syncEvery: 10, curveEvery: 1, quiet: true };
+  const opts = { K: 2, maxSteps: 40, patience: 12, seed: [11, 12, 13], syncEvery: 10, curveEvery: 1, quiet: true };
   const together = await cram(model, texts, opts);
+  assert.ok(new Set(together.map((r) => r.steps)).size > 1, 'texts stop at different steps (the batch shrinks)');
+  const same = (a: CramResult, b: CramResult, what: string) => {
+    assert.deepEqual([a.steps, a.status, a.bestCorrect, a.stepsToBest], [b.steps, b.status, b.bestCorrect, b.stepsToBest], what);
+    assert.deepEqual(a.curve.correct, b.curve.correct, `${what}: correct counts`);
+    assert.ok(maxAbs(a.curve.loss, b.curve.loss) <= 1e-5, `${what}: loss curves differ by ${maxAbs(a.curve.loss, b.curve.loss)}`);
+    assert.ok(maxAbs(a.bestMem, b.bestMem) <= 1e-4, `${what}: best mem differs by ${maxAbs(a.bestMem, b.bestMem)}`);
+    assert.ok(maxAbs(a.finalMem, b.finalMem) <= 1e-4, `${what}: final mem differs by ${maxAbs(a.finalMem, b.finalMem)}`);
+  };
   for (let i = 0; i < texts.length; i++) {
     const [alone] = await cram(model, [texts[i]], { ...opts, seed: [opts.seed[i]] });
-    const b = together[i];
-    assert.equal(b.index, i);
-    assert.deepEqual([b.steps, b.status, b.bestCorrect, b.stepsToBest], [alone.steps, alone.status, alone.bestCorrect, alone.stepsToBest], `text ${i}`);
-    assert.deepEqual(b.initMem, alone.initMem);
-    assert.ok(maxAbs(b.curve.loss, alone.curve.loss) <= 1e-5, `text ${i}: loss curves differ`);
-    assert.ok(maxAbs(b.bestMem, alone.bestMem) <= 1e-5, `text ${i}: best mem differs`);
-    assert.ok(maxAbs(b.finalMem, alone.finalMem) <= 1e-5, `text ${i}: final mem differs`);
+    assert.equal(together[i].index, i);
+    assert.deepEqual(together[i].initMem, alone.initMem);
+    same(together[i], alone, `text ${i}`);
   }
   // The read-back cadence must not change any result (bookkeeping is per step on the device).
-  const every1 = await cram(model, texts, { ...opts, syncEvery: 1 });
-  const every37 = await cram(model, texts, { ...opts, syncEvery: 37 });
-  for (let i = 0; i < texts.length; i++) {
-    for (const other of [every1[i], every37[i]]) {
-      assert.deepEqual([other.steps, other.status, other.bestCorrect, other.stepsToBest], [together[i].steps, together[i].status, together[i].bestCorrect, together[i].stepsToBest]);
-      assert.deepEqual(other.bestMem, together[i].bestMem);
-    }
+  for (const syncEvery of [1, 37]) {
+    const other = await cram(model, texts, { ...opts, syncEvery });
+    for (let i = 0; i < texts.length; i++) same(other[i], together[i], `text ${i}, syncEvery ${syncEvery}`);
   }
   model.dispose();
 });
@@ -161,7 +164,8 @@ test('NaN in one text stops that text with status nan and leaves the others as t
   const inits = texts.map((_, i) => initialMem(inner, 1, 100 + i));
   inits[1] = Float32Array.from(inits[1]);
   inits[1][0] = -100;
-  const opts = { K: 1, maxSteps: 60, patience: 30, curveEvery: 1, quiet: true };
+  const opts = { K: 1, maxSteps: 30, patience: 30, curveEvery: 1, quiet: true };
+  await cram(poisoned, texts, { ...opts, initMem: inits }); // warms the model's per-length caches
   const before = tf.memory().numTensors;
   const rs = await cram(poisoned, texts, { ...opts, initMem: inits });
   assert.equal(tf.memory().numTensors, before, 'no tensors leak when a text goes NaN');
@@ -172,7 +176,9 @@ test('NaN in one text stops that text with status nan and leaves the others as t
     const [alone] = await cram(inner, [texts[i]], { ...opts, initMem: [inits[i]] });
     assert.notEqual(rs[i].status, 'nan');
     assert.equal(rs[i].steps, alone.steps);
-    assert.ok(maxAbs(rs[i].bestMem, alone.bestMem) <= 1e-5);
+    assert.equal(rs[i].bestCorrect, alone.bestCorrect);
+    assert.ok(maxAbs(rs[i].curve.loss, alone.curve.loss) <= 1e-5);
+    assert.ok(maxAbs(rs[i].bestMem, alone.bestMem) <= 1e-4);
   }
   inner.dispose();
 });
