@@ -17,12 +17,17 @@ export interface Budget {
   /** Optimiser limits (the paper: 5000 steps, patience 2000). */
   maxSteps: number;
   patience: number;
+  /**
+   * A length grid stops once the mean best accuracy at some N falls below this: longer texts only
+   * do worse, and a full vector's lost cause costs `patience` steps per text. 0: run the whole grid.
+   */
+  stopBelow: number;
 }
 
 export const BUDGETS: Record<BudgetName, Budget> = {
-  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32], mems: [1, 2], maxLength: 48, maxSteps: 150, patience: 100 },
-  small: { name: 'small', texts: 4, lengths: [8, 16, 24, 32, 48, 64, 96, 128], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 400 },
-  paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000 },
+  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32], mems: [1, 2], maxLength: 48, maxSteps: 100, patience: 50, stopBelow: 0 },
+  small: { name: 'small', texts: 3, lengths: [8, 16, 24, 32, 48, 64, 96, 128], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 300, stopBelow: 0.2 },
+  paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000, stopBelow: 0 },
 };
 
 /** The preset named by `name`, or CRAMLAB_BUDGET, or 'ci'. */

@@ -145,7 +145,15 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
  */
 export async function cramGrid(m: WorkbookModel, texts: Text[], o: Omit<CramAtOptions, 'N'> & { lengths: number[] }): Promise<CramRecord[]> {
   const out: CramRecord[] = [];
-  for (const N of o.lengths) out.push(...(await cramAt(m, texts, { ...o, N })));
+  for (const N of o.lengths) {
+    const recs = await cramAt(m, texts, { ...o, N });
+    out.push(...recs);
+    const mean = recs.reduce((a, r) => a + r.bestAccuracy, 0) / recs.length;
+    if (recs.length && mean < o.budget.stopBelow) {
+      if (!o.quiet) console.log(`${m.name} · ${o.set}: mean accuracy ${mean.toFixed(2)} < ${o.budget.stopBelow} at N=${N}; longer lengths skipped (budget.stopBelow)`);
+      break;
+    }
+  }
   return out;
 }
 
