@@ -92,9 +92,18 @@ function build(): void {
     const rows = pointRows(rs).map((r, i) => ({ ...r, model: `${r.model} · ${rs[i].set === 'natural' ? 'seen' : 'unseen'}` }));
     figures.push({ name: 'seen-vs-unseen', fig: accuracyVsN(rows, 'Seen (train chapters) vs unseen (held-out chapters) text'), caption: 'Accuracy against length on text the suite models trained on vs held-out chapters.' });
   }
-  const mamba = grid.filter((r) => r.K === 1 && r.set === 'natural' && (r.model.includes('mamba') || r.model.includes('llama-d64')));
-  if (mamba.some((r) => r.model.includes('mamba'))) {
-    figures.push({ name: 'mamba-vs-llama', fig: accuracyVsN(pointRows(mamba), 'Mamba vs Llama of similar size'), caption: 'The suite Mamba (d = 64, 6 layers) against the Llama of about the same parameter count (d = 64, 4 layers), same texts.' });
+  // Each Mamba with the Transformer closest to it in size (weights file size: all float32 here).
+  const natModels = [...new Set(grid.filter((r) => r.K === 1 && r.set === 'natural').map((r) => r.model))];
+  const mambas = natModels.filter((m) => m.includes('mamba'));
+  if (mambas.length) {
+    const size = (m: string) => {
+      const f = path.join(modelPath(m), 'model.safetensors');
+      return fs.existsSync(f) ? fs.statSync(f).size : NaN;
+    };
+    const others = natModels.filter((m) => !m.includes('mamba') && Number.isFinite(size(m)));
+    const pair = new Set([...mambas, ...mambas.map((mb) => [...others].sort((a, b) => Math.abs(size(a) - size(mb)) - Math.abs(size(b) - size(mb)))[0]).filter(Boolean)]);
+    const rows = pointRows(grid.filter((r) => r.K === 1 && r.set === 'natural' && pair.has(r.model)));
+    figures.push({ name: 'mamba-vs-llama', fig: accuracyVsN(rows, 'Mamba vs a Transformer of similar size'), caption: `${[...pair].join(' vs ')}: same tokenizer, data and tokens seen, same texts.` });
   }
 
   const caps = walkCapacities(walk);

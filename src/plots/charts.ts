@@ -79,7 +79,9 @@ export function accuracyVsN(rows: PointRow[], title = 'Single-vector reconstruct
       line: { color: colour },
     });
   }
-  return { data, layout: layout(title, 'text length N (tokens)', 'best reconstruction accuracy', { xaxis: { type: 'log' }, yaxis: { range: [0, 1.05] } }) };
+  // Log axis ticked at the lengths tried (Plotly's own log ticks label 2, 3, 5 between decades).
+  const Ns = [...new Set(rows.map((r) => r.N))].sort((a, b) => a - b);
+  return { data, layout: layout(title, 'text length N (tokens)', 'best reconstruction accuracy', { xaxis: { type: 'log', tickvals: Ns, ticktext: Ns.map(String) }, yaxis: { range: [0, 1.05] } }) };
 }
 
 /**
