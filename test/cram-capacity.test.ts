@@ -43,6 +43,9 @@ test('capacitySearch: the capacity decodes, the next length failed, the warm sta
     assert.ok(f.attempts.slice(1).some((a) => a.warm) || f.attempts.length === 1 || f.capacity === 1, 'later attempts start from a found mem');
     assert.equal(f.totalSteps, f.attempts.reduce((n, a) => n + a.steps, 0));
   }
+  // Per-text seeds (as sweeps pass them) while later rounds try only some of the texts.
+  const short = await capacitySearch(model, texts.map((t) => t.ids), { K: 1, startN: 2, maxN: 4, seed: [3, 4, 5], ...quick, maxSteps: 40 });
+  assert.ok(short.every((f) => f.capacity >= 1 && f.capacity <= 4));
   model.dispose();
 });
 

@@ -85,7 +85,8 @@ export async function capacitySearch(model: CausalLM, texts: number[][], opts: C
     const todo = st.map((s, i) => ({ i, N: next(s) })).filter((x) => x.N > 0);
     if (!todo.length) break;
     const inits = todo.map(({ i }) => st[i].mem ?? initialMem(model, K, st[i].seed + 7919 * round));
-    const { onText: _ignored, ...cramOpts } = opts as CramOptions;
+    // Every attempt gets an explicit init (warm or seeded above), so the seeds stay here.
+    const { onText: _onText, seed: _seed, startN: _startN, maxN: _maxN, ...cramOpts } = opts as CapacitySearchOptions & CramOptions;
     const results: CramResult[] = await cram(
       model,
       todo.map(({ i, N }) => st[i].ids.slice(0, N)),
