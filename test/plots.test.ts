@@ -150,6 +150,15 @@ test('standalone HTML draws in headless Chromium', { timeout: 120_000 }, async (
     const png = fs.readFileSync(path.join(dir, 'fig.png'));
     assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
     assert.equal(png.readUInt32BE(16), 760); // IHDR width = layout width
+    // Notebook outputs: the first inlines plotly.js (hidden from a require.js-style AMD `define`,
+    // as in classic Jupyter), the second waits for it. Both must draw.
+    const page =
+      '<html><head><script>window.define=function(){window.amdUsed=true};window.define.amd={};</script></head><body>' +
+      (mimeBundle(fig, 'inline')['text/html'] as string) +
+      (mimeBundle(capacityVsK([{ model: 'm', K: 1, capacity: 3 }, { model: 'm', K: 2, capacity: 7 }]), 'wait')['text/html'] as string) +
+      '<div id="plot" style="width:10px;height:10px"></div><script>(function w(){document.querySelectorAll(".js-plotly-plot .main-svg").length>0&&document.querySelectorAll(".js-plotly-plot").length>=2&&!window.amdUsed?document.body.setAttribute("data-ready","1"):setTimeout(w,100)})()</script></body></html>';
+    fs.writeFileSync(path.join(dir, 'nb.html'), page);
+    await r.png(path.join(dir, 'nb.html'), path.join(dir, 'nb.png')); // times out unless both figures drew
   } finally {
     await r.close();
     fs.rmSync(dir, { recursive: true, force: true });
