@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v jupyter >/dev/null 2>&1 || need+=(jupyter-nbconvert)
-python3 -c 'import nbclient' 2>/dev/null || need+=(python3-nbclient)
-python3 -c 'import ipykernel' 2>/dev/null || need+=(python3-ipykernel)
+/usr/bin/python3 -c 'import nbclient' 2>/dev/null || need+=(python3-nbclient)
+/usr/bin/python3 -c 'import ipykernel' 2>/dev/null || need+=(python3-ipykernel)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: installing Debian packages: ${need[*]}"
