@@ -193,8 +193,8 @@ export function theoryVsMeasured(rows: TheoryRow[], title = 'Theoretical vs meas
   const hover = rows.map((r) => `${shortName(r.model)}<br>theoretical ${r.theoretical.toFixed(0)} tokens<br>measured ${r.measured.toFixed(1)} tokens<br>utilisation ${((100 * r.measured) / r.theoretical).toFixed(1)}%`);
   return {
     data: [
-      { type: 'bar', name: 'theoretical d·16/log₂V', x: names, y: rows.map((r) => r.theoretical), text: hover, hovertemplate: '%{text}<extra></extra>', marker: { color: '#bbb' } },
-      { type: 'bar', name: 'measured', x: names, y: rows.map((r) => r.measured), text: hover, hovertemplate: '%{text}<extra></extra>', marker: { color: names.map(colourOf) } },
+      { type: 'bar', name: 'theoretical d·16/log₂V', x: names, y: rows.map((r) => r.theoretical), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: '#bbb' } },
+      { type: 'bar', name: 'measured', x: names, y: rows.map((r) => r.measured), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: names.map(colourOf) } },
     ],
     layout: layout(title, 'model', 'tokens in one vector (log scale)', { barmode: 'group', yaxis: { type: 'log' } }),
   };
@@ -219,10 +219,11 @@ export function compareSets(rows: SetRow[], title = 'Natural vs random text: few
   sets.forEach((set, i) => {
     const rs = models.map((m) => rows.find((r) => r.set === set && shortName(r.model) === m));
     const hover = rs.map((r) => (r ? `${shortName(r.model)} · ${set}<br>${r.tokens.toFixed(1)} tokens<br>${r.infoGainBits.toFixed(1)} bits` : ''));
-    data.push({ type: 'bar', name: set, legendgroup: set, x: models, y: rs.map((r) => r?.tokens ?? null), text: hover, hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
-    data.push({ type: 'bar', name: set, legendgroup: set, showlegend: false, x: models, y: rs.map((r) => r?.infoGainBits ?? null), xaxis: 'x2', yaxis: 'y2', text: hover, hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
+    // textposition 'none': the hover text is for hovering, not for printing inside the bars.
+    data.push({ type: 'bar', name: set, legendgroup: set, x: models, y: rs.map((r) => r?.tokens ?? null), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
+    data.push({ type: 'bar', name: set, legendgroup: set, showlegend: false, x: models, y: rs.map((r) => r?.infoGainBits ?? null), xaxis: 'x2', yaxis: 'y2', text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
   });
-  const base = layout(title, 'model', 'tokens decoded', { barmode: 'group' });
+  const base = layout(title, 'model', 'tokens decoded exactly (mean over texts)', { barmode: 'group' });
   return {
     data,
     layout: {

@@ -257,6 +257,41 @@ export function table1(records: CramRecord[]): Table1Row[] {
   });
 }
 
+/**
+ * Per text: the longest grid length it decoded exactly (0: none). A per-text view of capacity that a
+ * single hard text cannot pull to 0, unlike the Table-1 rule on the mean.
+ */
+export function textCapacities(records: CramRecord[]): { model: string; set: string; K: number; textId: string; capacity: number }[] {
+  const by = new Map<string, { model: string; set: string; K: number; textId: string; capacity: number }>();
+  for (const r of records) {
+    const k = `${r.model}|${r.set}|${r.K}|${r.textId}`;
+    const cur = by.get(k) ?? { model: r.model, set: r.set, K: r.K, textId: r.textId, capacity: 0 };
+    if (r.bestAccuracy >= 1) cur.capacity = Math.max(cur.capacity, r.N);
+    by.set(k, cur);
+  }
+  return [...by.values()];
+}
+
+/** Rows for the natural-vs-random figure: mean per-text decoded length and mean information gain, per (model, set). */
+export function setComparison(records: CramRecord[]): { model: string; set: string; tokens: number; infoGainBits: number }[] {
+  const caps = textCapacities(records);
+  const keys = [...new Set(records.map((r) => `${r.model}|${r.set}`))];
+  return keys.map((k) => {
+    const [model, set] = k.split('|');
+    const rs = records.filter((r) => r.model === model && r.set === set);
+    // Information gain of full vectors (accuracy ≤ 0.99) where there are any, else at the longest length.
+    const full = rs.filter((r) => r.bestAccuracy <= 0.99);
+    const longest = Math.max(...rs.map((r) => r.N));
+    const gainRows = full.length ? full : rs.filter((r) => r.N === longest);
+    return {
+      model,
+      set,
+      tokens: meanOf(caps.filter((c) => c.model === model && c.set === set).map((c) => c.capacity)),
+      infoGainBits: meanOf(gainRows.map((r) => r.infoGainBits)),
+    };
+  });
+}
+
 /** Records as plot rows (charts.ts PointRow). */
 export function pointRows(records: CramRecord[]) {
   return records.map((r) => ({
