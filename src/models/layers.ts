@@ -13,8 +13,19 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 }
 
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor | undefined, eps: number): tf.Tensor {
-  const variance = tf.mean(tf.square(x), -1, true);
-  const y = tf.mul(x, tf.rsqrt(tf.add(variance, eps)));
+  // n = x·r with r = 1/sqrt(mean(x²) + eps). Backward written out (5 ops instead of autodiff's ~12):
+  //   dx = r·(dn - n·mean(dn·n))
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xIn), -1, true), eps));
+    const n = tf.mul(xIn, r);
+    save([r, n]); // kept for the backward (customGrad disposes everything else)
+    return {
+      value: n,
+      gradFunc: (dn: tf.Tensor, [rs, ns]: tf.Tensor[]) => tf.mul(rs, tf.sub(dn, tf.mul(ns, tf.mean(tf.mul(dn, ns), -1, true)))),
+    };
+  });
+  const y = f(x);
   return weight ? tf.mul(y, weight) : y;
 }
 
