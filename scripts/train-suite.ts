@@ -7,7 +7,18 @@ import { runTraining } from '../src/train/run';
 import { SUITE, SUITE_TRAINING } from '../src/train/suite';
 
 async function main(): Promise<void> {
-  const want = process.argv.slice(2);
+  // --out-root DIR / --run-root DIR: train elsewhere than models/ and runs/train/ (trial runs).
+  const argv = process.argv.slice(2);
+  const opt = (flag: string, fallback: string) => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return fallback;
+    const v = argv[i + 1];
+    argv.splice(i, 2);
+    return v;
+  };
+  const outRoot = opt('--out-root', 'models');
+  const runRoot = opt('--run-root', path.join('runs', 'train'));
+  const want = argv;
   const unknown = want.filter((n) => !SUITE.some((e) => e.name === n));
   if (unknown.length) throw new Error(`not in the suite: ${unknown.join(', ')} (suite: ${SUITE.map((e) => e.name).join(', ')})`);
   for (const entry of SUITE.filter((e) => !want.length || want.includes(e.name))) {
@@ -16,9 +27,9 @@ async function main(): Promise<void> {
       ...entry.training,
       name: entry.name,
       config: entry.config,
-      outDir: path.join('models', entry.name),
-      runDir: path.join('runs', 'train', entry.name),
-      tokenizerDir: path.join('runs', 'train', 'tokenizer'),
+      outDir: path.join(outRoot, entry.name),
+      runDir: path.join(runRoot, entry.name),
+      tokenizerDir: path.join(runRoot, 'tokenizer'),
       logEvery: 10,
     });
   }

@@ -99,5 +99,5 @@ export const SUITE: SuiteEntry[] = [
   // d = 128 (845k parameters) ran at ~25 tok/s on the shared 2 cores: 245k tokens would take hours.
   // The selective scan makes Mamba ~20× slower per token than a Llama of its size in tfjs on a
   // CPU: a shorter run (160 × 4 × 127 ≈ 81k tokens) on 128-token rows, sized to the shared 2 cores.
-  { name: 'cram-mamba-d32', config: mambaConfig(32), training: { seqLen: 128, steps: 160, checkpointEvery: 10, evalEvery: 40 } },
+  { name: 'cram-mamba-d32', config: mambaConfig(32), training: { seqLen: 128, steps: 160, lr: 3e-3, warmup: 20, evalWindows: 4, checkpointEvery: 10, evalEvery: 40 } },
 ];
