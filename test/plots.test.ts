@@ -91,6 +91,7 @@ test('capacityVsK: mean capacity per K and the least-squares slope', () => {
 test('theoryVsMeasured, compareSets, trainingCurves: traces with data and titled axes', () => {
   const t = theoryVsMeasured([{ model: 'a', theoretical: 160, measured: 40 }]);
   assert.equal(t.layout.yaxis.type, 'log');
+  assert.equal(theoryVsMeasured([{ model: 'a', theoretical: 160, measured: 0 }]).layout.yaxis.type, undefined, 'a zero cannot go on a log axis');
   assert.match(t.data[1].text![0], /utilisation 25\.0%/);
   const s = compareSets([
     { model: 'a', set: 'natural', tokens: 40, infoGainBits: 100 },

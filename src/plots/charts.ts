@@ -194,9 +194,10 @@ export function theoryVsMeasured(rows: TheoryRow[], title = 'Theoretical vs meas
   return {
     data: [
       { type: 'bar', name: 'theoretical d·16/log₂V', x: names, y: rows.map((r) => r.theoretical), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: '#bbb' } },
-      { type: 'bar', name: 'measured', x: names, y: rows.map((r) => r.measured), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: names.map(colourOf) } },
+      { type: 'bar', name: 'measured', x: names, y: rows.map((r) => r.measured), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: '#1f77b4' } },
     ],
-    layout: layout(title, 'model', 'tokens in one vector (log scale)', { barmode: 'group', yaxis: { type: 'log' } }),
+    // Log scale for the paper's range (tens to thousands of tokens); linear when a model measured 0.
+    layout: layout(title, 'model', 'tokens in one vector', { barmode: 'group', yaxis: rows.every((r) => r.measured > 0) ? { type: 'log' } : {} }),
   };
 }
 
