@@ -6,7 +6,7 @@
 //   W2  throughput only: a random-init Llama (d 256, 4 layers, vocab 2048), N = 128, 8 texts, 50 steps.
 // Options: --quick (4 texts, ≤ 300 steps; W2 10 steps), --only W1|W2, --backend wasm|cpu, --lengths 16,32,
 //          --threads T (torch threads, default 2), --no-ref (cramlab only),
-//          --init mean-embedding (adds a W1 run with that init), --out FILE
+//          --init mean-embedding (adds a W1 run with that init), --out FILE, --table FILE.json... (re-print)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -41,6 +41,8 @@ interface Row {
   texts: number;
   N: number;
   wallS: number;
+  /** CPU seconds used (user + system; all threads): robust to other work on a shared machine. */
+  cpuS?: number;
   textSteps: number;
   textStepsPerS: number;
   tokensPerS: number;
@@ -71,6 +73,7 @@ async function runCramlab(label: string, model: CausalLM, texts: number[][], max
   const N = texts[0].length;
   let peakBytes = tf.memory().numBytes;
   const initMem = initByName(init, model, texts, K, 0);
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const rs: CramResult[] = await cram(model, texts, {
     K,
@@ -83,6 +86,7 @@ async function runCramlab(label: string, model: CausalLM, texts: number[][], max
     },
   });
   const wallS = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
   const textSteps = rs.reduce((a, r) => a + r.steps, 0);
   const flops = cramStepFlops(model, 1, K + N).total * textSteps;
   const decoded = rs.filter((r) => r.bestAccuracy === 1);
@@ -93,6 +97,7 @@ async function runCramlab(label: string, model: CausalLM, texts: number[][], max
     texts: texts.length,
     N,
     wallS,
+    cpuS: (cpu.user + cpu.system) / 1e6,
     textSteps,
     textStepsPerS: textSteps / wallS,
     tokensPerS: (textSteps * (K + N)) / wallS,
@@ -110,13 +115,14 @@ async function runCramlab(label: string, model: CausalLM, texts: number[][], max
 function runRef(label: string, model: CausalLM, modelDir: string, idsFile: string, nTexts: number, N: number, batch: number, maxSteps: number, patience: number, peak: number, threads: number): Row | undefined {
   const out = path.join(os.tmpdir(), `cramlab-ref-${process.pid}-${label}-${batch}.json`);
   const args = [REF, '--model', modelDir, '--ids', idsFile, '--lengths', String(N), '--mem', '1', '--samples', String(nTexts), '--batch', String(batch), '--max-steps', String(maxSteps), '--patience', String(patience), '--threads', String(threads), '--no-verify', '--out', out];
-  const wrap = 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)';
+  const wrap = 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); u = resource.getrusage(resource.RUSAGE_CHILDREN); print("MAXRSS_KB", u.ru_maxrss, "CPU_S", u.ru_utime + u.ru_stime); sys.exit(r.returncode)';
   const p = spawnSync(PYTHON, ['-c', wrap, PYTHON, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (p.status !== 0) {
     console.error(`reference (${label}, --batch ${batch}) failed: ${p.error?.message ?? ''}\n${(p.stderr ?? '').split('\n').slice(-6).join('\n')}`);
     return undefined;
   }
   const rss = Number(/MAXRSS_KB (\d+)/.exec(p.stdout)?.[1] ?? 0);
+  const cpuS = Number(/CPU_S ([\d.]+)/.exec(p.stdout)?.[1] ?? NaN); // whole child: includes model load
   const res = JSON.parse(fs.readFileSync(out, 'utf8'));
   fs.rmSync(out, { force: true });
   const agg = res.aggregate;
@@ -132,6 +138,7 @@ function runRef(label: string, model: CausalLM, modelDir: string, idsFile: strin
     texts: nTexts,
     N,
     wallS,
+    cpuS,
     textSteps,
     textStepsPerS: textSteps / wallS,
     tokensPerS: agg.fwd_bwd_tokens_per_s,
@@ -145,12 +152,13 @@ function runRef(label: string, model: CausalLM, modelDir: string, idsFile: strin
 }
 
 function table(rows: Row[]): string {
-  const head = ['workload', 'side', 'texts', 'wall s', 'text-steps', 'steps/s', 'tokens/s', 'GFLOP/s', '% peak', 'RSS MB', 'tensors MB', 'med steps→100%', 'decoded'];
+  const head = ['workload', 'side', 'texts', 'wall s', 'cpu s', 'text-steps', 'steps/s', 'tokens/s', 'GFLOP/s', '% peak', 'RSS MB', 'tensors MB', 'med steps→100%', 'decoded'];
   const body = rows.map((r) => [
     r.workload,
     r.side,
     String(r.texts),
     r.wallS.toFixed(1),
+    r.cpuS === undefined || Number.isNaN(r.cpuS) ? '' : r.cpuS.toFixed(1),
     String(r.textSteps),
     r.textStepsPerS.toFixed(1),
     r.tokensPerS.toFixed(0),
@@ -179,6 +187,14 @@ function ratios(rows: Row[]): string[] {
 }
 
 async function main() {
+  if (flag('table')) {
+    // Re-print saved results: npm run bench -- --table bench/results/a.json [b.json ...]
+    const files = argv.filter((a) => a.endsWith('.json'));
+    const rows: Row[] = files.flatMap((f) => JSON.parse(fs.readFileSync(f, 'utf8')).rows);
+    console.log(table(rows) + '\n');
+    for (const l of ratios(rows)) console.log(l);
+    return;
+  }
   const quick = flag('quick');
   const only = opt('only');
   const withRef = !flag('no-ref');
