@@ -15,11 +15,13 @@ export interface SuiteEntry {
 /** Shared by every suite model. */
 export const SUITE_TRAINING = {
   vocabSize: 512,
-  seqLen: 256,
+  // Short rows and many small steps: with ~250k tokens to spend on 2 shared cores, 1000 steps of
+  // 4 × 64 reached 0.4-0.6 bits/token lower held-out loss than 240 steps of 4 × 256 (first suite).
+  seqLen: 64,
   batchSize: 4,
-  steps: 240, // 240 × 4 × 255 = 245k tokens seen, about 0.46 epoch of the 529k-token train split (sized to 2 shared cores)
-  lr: 3e-3,
-  warmup: 20,
+  steps: 1000, // 1000 × 4 × 63 = 252k tokens seen, about 0.48 epoch of the 529k-token train split
+  lr: 5e-3,
+  warmup: 40,
   minLrRatio: 0.1,
   weightDecay: 0.1,
   beta1: 0.9,
@@ -27,9 +29,9 @@ export const SUITE_TRAINING = {
   eps: 1e-8,
   clip: 1.0,
   seed: 1234,
-  evalEvery: 40,
-  evalWindows: 4,
-  checkpointEvery: 20,
+  evalEvery: 100,
+  evalWindows: 16,
+  checkpointEvery: 50,
 };
 
 /** A Llama of width d: head_dim 16, SwiGLU width ≈ 8d/3 (rounded to 16), 4 layers, tied embeddings. */

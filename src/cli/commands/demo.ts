@@ -15,7 +15,7 @@ import type { Command } from '../main';
 /** The package root, so `npx cramlab demo` finds models/ from any working directory. */
 const ROOT = path.join(__dirname, '..', '..', '..');
 
-export const DEMO_TOKENS = 32;
+export const DEMO_TOKENS = 16;
 
 export const command: Command = {
   name: 'demo',
