@@ -88,6 +88,11 @@ Held-out loss on the fixed slice the tests recompute (first ${r.heldout_slice.wi
 ## Greedy samples
 ${r.samples.map((s) => `Prompt \`${JSON.stringify(s.prompt)}\`:\n\n> ${(s.prompt + s.greedy).replace(/\n/g, ' ')}`).join('\n\n')}
 
+## Limitations
+Trained for about half an epoch on a shared 2-core CPU, the model is close to an n-gram model: it
+uses little context beyond the last token or two, so a prepended [mem] vector barely moves its
+predictions and few (possibly no) tokens can be crammed into it. Greedy decoding loops.
+
 Machine-readable numbers: \`training.json\`. Created ${r.created}.
 `;
 }
