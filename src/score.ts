@@ -33,8 +33,8 @@ export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tens
     const targets = tf.oneHot(tf.tensor1d(ids.slice(1), 'int32'), logp.shape[1]);
     return [tf.neg(tf.sum(tf.mul(logp, targets), -1)), tf.argMax(text, -1)];
   });
-  const ceNats = Array.from(await ce.data());
-  const predictions = Array.from(await pred.data());
+  const ceNats = Array.from((await ce.data()) as Float32Array);
+  const predictions = Array.from((await pred.data()) as Int32Array);
   ce.dispose();
   pred.dispose();
   const correct = predictions.reduce((n, p, i) => n + (p === ids[i + 1] ? 1 : 0), 0);

@@ -127,7 +127,7 @@ test('a Hub id fails at once offline, naming the id and suggesting a local folde
 test('memory: 200 generated tokens and 200 forward+backward passes leave numTensors where it started', { skip: stories.skip }, async () => {
   const { model } = await loadModel(stories.dir!);
   const ids = tf.tensor2d([[1, 403, 407, 261, 378, 432, 383, 286]], [1, 8], 'int32');
-  const lossOf = (e: tf.Tensor3D) => tf.mean(model.forward(e)) as tf.Scalar;
+  const lossOf = (e: tf.Tensor) => tf.mean(model.forward(e as tf.Tensor3D)) as tf.Scalar;
   const grad = tf.grad(lossOf);
   // Warm up once so the bounded caches (RoPE tables, masks up to 256 positions) exist before counting.
   tf.tidy(() => model.forward(model.embed(tf.zeros([1, 201], 'int32') as tf.Tensor2D)));
