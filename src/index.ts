@@ -27,3 +27,7 @@ export { decode, diffIds, formatDiff, DecodeError } from './decode';
 export type { DecodeInput, IdDiff } from './decode';
 export { saveMem, loadMem, checkModel, idsSha256, MemFileError, CRAMLAB_VERSION } from './mem-file';
 export type { MemFile, ModelIdentity } from './mem-file';
+export { loadTexts, DatasetError } from './datasets/index';
+export type { Text, LoadTextsOptions } from './datasets/index';
+export { REGISTRY, lookupModel, requireModel, paperModels } from './models/registry';
+export type { RegistryEntry, PaperFigures } from './models/registry';
