@@ -30,14 +30,18 @@ export function bookStreams(tokenizer: Tokenizer): { train: Int32Array; heldOut:
  * (seed, step) so a resumed run sees exactly the batches it would have seen. Every row starts
  * with BOS because crammed texts do.
  */
-export function batchAt(stream: Int32Array, bos: number, B: number, T: number, seed: number, step: number): Int32Array {
+export function batchAt(stream: Int32Array, bos: number, B: number, T: number, seed: number, step: number, bosProbability = 1): Int32Array {
   if (stream.length < T) throw new Error(`the training stream has ${stream.length} tokens, fewer than the sequence length ${T}`);
   const rand = rngFor(seed, step);
   const out = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {
     const start = Math.floor(rand() * (stream.length - (T - 1)));
-    out[b * T] = bos;
-    out.set(stream.subarray(start, start + T - 1), b * T + 1);
+    // bosProbability < 1: some rows are plain windows, so position 0 carries content the model
+    // must read (a row that always starts with BOS teaches it to ignore position 0, where [mem] goes).
+    if (bosProbability >= 1 || rand() < bosProbability) {
+      out[b * T] = bos;
+      out.set(stream.subarray(start, start + T - 1), b * T + 1);
+    } else out.set(stream.subarray(start, start + T), b * T);
   }
   return out;
 }

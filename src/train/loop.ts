@@ -40,6 +40,8 @@ export interface TrainOptions {
   logEvery: number;
   /** Stop (after checkpointing) once this many seconds pass in this process; resume later. */
   maxSeconds?: number;
+  /** Share of training rows that start with BOS (default 1: all). */
+  bosProbability?: number;
   quiet?: boolean;
 }
 
@@ -212,7 +214,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const elapsed = () => meta.wallSeconds + (performance.now() - t0) / 1000;
   while (step < opts.steps) {
     const lr = cosineLr(step, opts.steps, opts.warmup, opts.lr, opts.minLrRatio);
-    const ids = batchAt(opts.train, bos, B, T, opts.seed, step);
+    const ids = batchAt(opts.train, bos, B, T, opts.seed, step, opts.bosProbability ?? 1);
     const { value, grads } = tf.variableGrads(() => tf.tidy(() => lmLoss(net.logits, tf.tensor2d(ids, [B, T], 'int32'))), vars);
     const norm = opt.step(vars.map((v) => grads[v.name]), lr);
     const loss = (await value.data())[0];

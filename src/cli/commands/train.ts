@@ -10,7 +10,7 @@ export const command: Command = {
   usage:
     'train --out models/NAME [--arch llama|mamba] [--d 64] [--layers 4 (llama), 6 (mamba)] [--steps 240] [--batch 4] [--seq-len 256] ' +
     '[--lr 3e-3] [--warmup 20] [--weight-decay 0.1] [--clip 1] [--seed 1234] [--run-dir runs/train/NAME] [--tokenizer runs/train/tokenizer] ' +
-    '[--vocab-size 512] [--eval-every 40] [--checkpoint-every 20] [--max-minutes M] [--quiet]',
+    '[--vocab-size 512] [--eval-every 40] [--checkpoint-every 20] [--max-minutes M] [--bos-prob 1] [--quiet]',
   booleans: ['quiet'],
   async run(args: Args) {
     const out = str(args, 'out');
@@ -48,6 +48,7 @@ export const command: Command = {
       checkpointEvery: num(args, 'checkpointEvery', SUITE_TRAINING.checkpointEvery),
       logEvery: num(args, 'logEvery', 10),
       maxSeconds: maxMinutes === undefined ? undefined : maxMinutes * 60,
+      bosProbability: num(args, 'bosProb', 1),
       quiet: Boolean(args.quiet),
     });
   },
