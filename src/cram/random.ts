@@ -1,17 +1,9 @@
 // A small seeded PRNG, so a cram run's init does not depend on tfjs's RNG or backend.
 // mulberry32 for uniforms, Box-Muller for normals.
 
-/** Uniform floats in [0, 1) from a 32-bit seed (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random';
+
+export { mulberry32 };
 
 /** n standard normal samples (Box-Muller: two uniforms give two normals). */
 export function randn(n: number, seed: number): Float64Array {

@@ -3,17 +3,9 @@
 // Their N is itself drawn uniformly from [2, N] per text (np.random.randint(2, N + 1)).
 import type { Tokenizer } from '../tokenizer';
 
-/** mulberry32: a tiny seeded PRNG with uniform floats in [0, 1); the same seed gives the same stream everywhere. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random';
+
+export { mulberry32 };
 
 /** Integer uniform in [lo, hi] (both inclusive). */
 export function randInt(rng: () => number, lo: number, hi: number): number {

@@ -1,16 +1,8 @@
 // Small seeded random numbers, independent of the tfjs backend, so a run is reproducible anywhere.
 
-/** mulberry32: a 32-bit state generator; uniform floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random';
+
+export { mulberry32 };
 
 /** A generator for one (seed, stream) pair: e.g. the batch of step s is stream s. */
 export function rngFor(seed: number, stream: number): () => number {
