@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyRope, causalAttention, geluExact, layerNorm, linear, mergeHeads, ropeInvFreq, ropeTables } from './layers';
 import type { CausalLM, ModelInfo } from './types';
+import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
@@ -25,10 +26,6 @@ interface NeoXLayer {
   fc_in_b: tf.Tensor;
   fc_out_w: tf.Tensor;
   fc_out_b: tf.Tensor;
-}
-
-function eosIds(eos: unknown): number[] {
-  return eos == null ? [] : Array.isArray(eos) ? eos : [eos as number];
 }
 
 export class GPTNeoX implements CausalLM {
@@ -57,17 +54,7 @@ export class GPTNeoX implements CausalLM {
     const act = cfg.hidden_act ?? 'gelu';
     if (act !== 'gelu') throw new ModelError(`gpt_neox hidden_act '${act}' is not supported (supported: gelu)`);
     if (cfg.rope_scaling) throw new ModelError('gpt_neox rope_scaling is not supported (no Pythia uses it)');
-    this.info = {
-      modelType: cfg.model_type,
-      hiddenSize: d,
-      memDim: d,
-      vocabSize: V,
-      numLayers: cfg.num_hidden_layers,
-      maxPositions: cfg.max_position_embeddings ?? Infinity,
-      bosTokenId: cfg.bos_token_id ?? undefined,
-      eosTokenIds: eosIds(cfg.eos_token_id),
-      raw: cfg,
-    };
+    this.info = infoFromConfig(cfg);
 
     this.embedMatrix = w.get('gpt_neox.embed_in.weight', [V, d]) as tf.Tensor2D;
     for (let i = 0; i < cfg.num_hidden_layers; i++) {

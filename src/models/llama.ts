@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { causalMask, dense, denseLinear, disposeDense, llama3ScaleInvFreq, rmsNorm, ropeInvFreq, ropeTables, rotateHalfRows, silu, type Dense } from './layers';
 import type { CausalLM, ModelInfo } from './types';
-import { ModelError } from './types';
+import { infoFromConfig, ModelError } from './types';
 import type { Weights } from './weights';
 
 type Tables = { cosQ: tf.Tensor; sinQ: tf.Tensor; cos: tf.Tensor; sin: tf.Tensor; mask: tf.Tensor };
@@ -32,18 +32,7 @@ interface LlamaLayer {
 }
 
 export function llamaInfo(cfg: Record<string, any>): ModelInfo {
-  const eos = cfg.eos_token_id;
-  return {
-    modelType: cfg.model_type,
-    hiddenSize: cfg.hidden_size,
-    memDim: cfg.hidden_size,
-    vocabSize: cfg.vocab_size,
-    numLayers: cfg.num_hidden_layers,
-    maxPositions: cfg.max_position_embeddings ?? Infinity,
-    bosTokenId: cfg.bos_token_id ?? undefined,
-    eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
-    raw: cfg,
-  };
+  return infoFromConfig(cfg);
 }
 
 export class Llama implements CausalLM {

@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { linear, rmsNorm, silu } from './layers';
 import { selectiveScanChunked, type SelectiveScan } from './mamba_scan';
 import type { CausalLM, ModelInfo } from './types';
+import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
@@ -58,18 +59,7 @@ export class Mamba implements CausalLM {
     this.eps = cfg.layer_norm_epsilon ?? 1e-5;
     const act = cfg.hidden_act ?? 'silu';
     if (act !== 'silu') throw new ModelError(`mamba hidden_act '${act}' is not supported (supported: silu)`);
-    const eos = cfg.eos_token_id;
-    this.info = {
-      modelType: cfg.model_type,
-      hiddenSize: d,
-      memDim: d,
-      vocabSize: V,
-      numLayers: cfg.num_hidden_layers,
-      maxPositions: Infinity, // recurrent: no position table
-      bosTokenId: cfg.bos_token_id ?? undefined,
-      eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
-      raw: cfg,
-    };
+    this.info = infoFromConfig(cfg, { maxPositions: Infinity }); // recurrent: no position table
     const { I, N, K } = this;
 
     this.embedMatrix = w.get('backbone.embeddings.weight', [V, d]) as tf.Tensor2D;

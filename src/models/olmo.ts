@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyRope, causalAttention, layerNorm, linear, mergeHeads, repeatKv, ropeInvFreq, ropeTables, silu, splitHeads } from './layers';
 import type { CausalLM, ModelInfo } from './types';
+import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
@@ -47,18 +48,7 @@ export class Olmo implements CausalLM {
     if (cfg.attention_bias) throw new ModelError('olmo attention_bias true is not supported (no released OLMo uses it)');
     if (cfg.rope_scaling) throw new ModelError('olmo rope_scaling is not supported');
     this.clip = cfg.clip_qkv ?? null;
-    const eos = cfg.eos_token_id;
-    this.info = {
-      modelType: cfg.model_type,
-      hiddenSize: d,
-      memDim: d,
-      vocabSize: V,
-      numLayers: cfg.num_hidden_layers,
-      maxPositions: cfg.max_position_embeddings ?? Infinity,
-      bosTokenId: cfg.bos_token_id ?? undefined,
-      eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
-      raw: cfg,
-    };
+    this.info = infoFromConfig(cfg);
     const qDim = this.nHeads * this.headDim;
     const kvDim = this.nKv * this.headDim;
 

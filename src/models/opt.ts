@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { causalAttention, layerNorm, linear, mergeHeads, splitHeads } from './layers';
 import type { CausalLM, ModelInfo } from './types';
+import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
@@ -62,18 +63,7 @@ export class Opt implements CausalLM {
     if (d % this.nHeads !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${this.nHeads}`);
     const act = cfg.activation_function ?? 'relu';
     if (act !== 'relu') throw new ModelError(`opt activation_function '${act}' is not supported (supported: relu)`);
-    const eos = cfg.eos_token_id;
-    this.info = {
-      modelType: cfg.model_type,
-      hiddenSize: d,
-      memDim: P,
-      vocabSize: V,
-      numLayers: cfg.num_hidden_layers,
-      maxPositions: maxPos,
-      bosTokenId: cfg.bos_token_id ?? undefined,
-      eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
-      raw: cfg,
-    };
+    this.info = infoFromConfig(cfg, { memDim: P, maxPositions: maxPos });
 
     // Hub repos name tensors with or without the 'model.' prefix; HF maps both.
     const pre = w.has('model.decoder.embed_tokens.weight') ? 'model.decoder.' : 'decoder.';

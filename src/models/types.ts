@@ -40,3 +40,20 @@ export class ModelError extends Error {
     this.name = 'ModelError';
   }
 }
+
+/** ModelInfo as config.json states it; an architecture overrides only what differs (OPT's memDim, Mamba's context). */
+export function infoFromConfig(cfg: Record<string, any>, overrides: Partial<ModelInfo> = {}): ModelInfo {
+  const eos = cfg.eos_token_id;
+  return {
+    modelType: cfg.model_type,
+    hiddenSize: cfg.hidden_size,
+    memDim: cfg.hidden_size,
+    vocabSize: cfg.vocab_size,
+    numLayers: cfg.num_hidden_layers,
+    maxPositions: cfg.max_position_embeddings ?? Infinity,
+    bosTokenId: cfg.bos_token_id ?? undefined,
+    eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
+    raw: cfg,
+    ...overrides,
+  };
+}
