@@ -39,7 +39,7 @@ test('budgets: presets, env override, clear error; walk lengths grow and stop at
   assert.equal(budget('small').name, 'small');
   assert.throws(() => budget('huge'), /'huge' is not a budget; use one of ci, small, paper/);
   const ls = walkLengths(budget('ci'));
-  assert.equal(ls[0], 8);
+  assert.deepEqual(ls.slice(0, 6), [2, 3, 4, 5, 6, 8], 'every small N, then ~25% steps');
   assert.ok(ls.every((n, i) => i === 0 || n > ls[i - 1]) && ls[ls.length - 1] <= budget('ci').maxLength);
   assert.ok(walkLengths(budget('paper'), 100).every((n) => n <= 100));
 });
@@ -83,6 +83,13 @@ test('cramAt: records match scoreText, a re-run reads them back, a torn last lin
   // The next record after the torn line starts on a line of its own.
   const third = await cramAt(m, texts, { N: 6, K: 1, set: 'test', budget: b, file: again, quiet: true });
   assert.equal(new RecordFile(file).all().length, 2 + third.length);
+  assert.ok(first.every((r) => r.weights === m.weightsHash.slice(0, 16)), 'records carry the weights fingerprint');
+  // A retrained model under the same name (other weights) does not reuse the old records.
+  const linesBefore = fs.readFileSync(file, 'utf8').trim().split('\n').length;
+  const retrained = { ...m, weightsHash: 'f'.repeat(64) };
+  const redone = await cramAt(retrained, texts, { N: 8, K: 1, set: 'test', budget: b, file: new RecordFile(file), quiet: true });
+  assert.deepEqual(redone.map((r) => r.weights), ['ffffffffffffffff', 'ffffffffffffffff']);
+  assert.equal(fs.readFileSync(file, 'utf8').trim().split('\n').length, linesBefore + 2);
   m.model.dispose();
 });
 

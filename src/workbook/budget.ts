@@ -25,8 +25,8 @@ export interface Budget {
 }
 
 export const BUDGETS: Record<BudgetName, Budget> = {
-  ci: { name: 'ci', texts: 2, lengths: [8, 16, 32], mems: [1, 2], maxLength: 48, maxSteps: 100, patience: 50, stopBelow: 0 },
-  small: { name: 'small', texts: 3, lengths: [8, 16, 24, 32, 48, 64, 96, 128], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 300, stopBelow: 0.2 },
+  ci: { name: 'ci', texts: 2, lengths: [4, 8, 16], mems: [1, 2], maxLength: 48, maxSteps: 100, patience: 50, stopBelow: 0 },
+  small: { name: 'small', texts: 3, lengths: [4, 8, 16, 32, 64], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 300, stopBelow: 0.2 },
   paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000, stopBelow: 0 },
 };
 
@@ -37,9 +37,15 @@ export function budget(name?: string): Budget {
   return BUDGETS[n as BudgetName];
 }
 
-/** Lengths a capacity walk tries: from 8 up to the budget's maxLength in steps of about 25%. */
+/**
+ * Lengths a capacity walk tries: every N from 2 to 6 (the byte-level suite models hold a few bytes
+ * per vector, so small N need full resolution), then from 8 up to the budget's maxLength in steps
+ * of about 25%.
+ */
 export function walkLengths(b: Budget, limit = Infinity): number[] {
+  const top = Math.min(b.maxLength, limit);
   const out: number[] = [];
-  for (let n = 8; n <= Math.min(b.maxLength, limit); n = Math.ceil((n * 1.25) / 4) * 4) out.push(n);
+  for (let n = 2; n <= Math.min(6, top); n++) out.push(n);
+  for (let n = 8; n <= top; n = Math.ceil((n * 1.25) / 4) * 4) out.push(n);
   return out;
 }

@@ -78,6 +78,7 @@ async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptio
   const without = await scoreWithout(m, t.id, ids);
   return {
     model: m.name,
+    weights: m.weightsHash.slice(0, 16),
     set: o.set,
     textId: t.id,
     N: o.N,
@@ -110,7 +111,8 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
   if (o.N + o.K > m.model.info.maxPositions) return [];
   const eligible = texts.filter((t) => t.ids.length >= o.N);
   const key = (t: Text) => ({ model: m.name, set: o.set, textId: t.id, N: o.N, K: o.K });
-  const todo = eligible.filter((t) => !o.file.get(key(t)));
+  const weights = m.weightsHash.slice(0, 16);
+  const todo = eligible.filter((t) => !o.file.get(key(t), weights));
   if (todo.length) {
     if (!o.quiet) console.log(`${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`);
     const seeds = todo.map((t) => seedOf(t.id));
@@ -135,7 +137,7 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
     );
     await writing;
   }
-  return eligible.map((t) => o.file.get(key(t))!).filter(Boolean);
+  return eligible.map((t) => o.file.get(key(t), weights)!).filter(Boolean);
 }
 
 /**

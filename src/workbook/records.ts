@@ -5,6 +5,8 @@ import * as path from 'node:path';
 
 export interface CramRecord {
   model: string;
+  /** First 16 hex digits of the model's weights hash: a retrained model under the same name does not reuse these records. */
+  weights?: string;
   /** Text set the text came from ('books', 'unseen', 'random', a file). */
   set: string;
   textId: string;
@@ -73,8 +75,10 @@ export class RecordFile {
     }
   }
 
-  get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>): CramRecord | undefined {
-    return this.byKey.get(recordKey(key));
+  /** The record for `key`; with `weights`, only one made with those weights (records without a fingerprint match any). */
+  get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>, weights?: string): CramRecord | undefined {
+    const r = this.byKey.get(recordKey(key));
+    return r && weights && r.weights && r.weights !== weights ? undefined : r;
   }
 
   all(): CramRecord[] {
