@@ -3,6 +3,7 @@
 // Fails when a cell errs (an error output, a kernel error reply, an unhandled rejection printed
 // to stderr) or when a notebook shows no Plotly figure with data. Executed copies go to
 // runs/notebooks/<budget>/ (CRAMLAB_BUDGET, default ci); the notebooks themselves stay clean.
+// CRAMLAB_CELL_TIMEOUT: seconds a cell may run (default 900; the small budget needs more).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -93,7 +94,7 @@ function main(): void {
   const outDir = path.join(ROOT, 'runs', 'notebooks', process.env.CRAMLAB_BUDGET ?? 'ci');
   let failed = 0;
   for (const file of files) {
-    const rep = runNotebook(file, outDir);
+    const rep = runNotebook(file, outDir, Number(process.env.CRAMLAB_CELL_TIMEOUT ?? 900));
     const ok = rep.problems.length === 0;
     if (!ok) failed++;
     console.log(`${ok ? 'ok  ' : 'FAIL'} ${rep.name}  ${rep.seconds.toFixed(0)} s  ${rep.plotlyFigures} Plotly figures`);

@@ -40,6 +40,9 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stdout, eve
     update(p) {
       const line = formatProgress(p);
       if (live) {
+        // At most 4 redraws a second: each is a message to the notebook front end.
+        if (shown && p.seconds - last < 0.25 && p.done < p.total) return;
+        last = p.seconds;
         stream.write('\r' + line + ' '.repeat(Math.max(0, width - line.length)));
         width = line.length;
         shown = true;

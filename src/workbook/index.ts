@@ -4,3 +4,8 @@ export * from './paths';
 export * from './records';
 export * from './experiments';
 export * from '../plots/index';
+export { serializeTslabSends } from './tslab-sends';
+
+import { serializeTslabSends } from './tslab-sends';
+// Loaded by every notebook: keep tslab's kernel alive through long, chatty runs.
+serializeTslabSends();
