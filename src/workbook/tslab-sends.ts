@@ -19,11 +19,16 @@ export function serializeTslabSends(): boolean {
   const send = Object.getPrototypeOf(proto).send as (this: unknown, msg: unknown) => Promise<void>;
   if (typeof send !== 'function') return false;
   let queue: Promise<void> = Promise.resolve();
-  proto.send = function (this: unknown, msg: unknown): Promise<void> {
-    // A failed send loses that one message, never the kernel.
-    queue = queue.then(() => send.call(this, msg)).catch(() => undefined);
-    return queue;
-  };
+  // The native send is a read-only inherited property: define an own one rather than assign.
+  Object.defineProperty(proto, 'send', {
+    configurable: true,
+    writable: true,
+    value: function (this: unknown, msg: unknown): Promise<void> {
+      // A failed send loses that one message, never the kernel.
+      queue = queue.then(() => send.call(this, msg)).catch(() => undefined);
+      return queue;
+    },
+  });
   proto.__cramlabSerialized = true;
   return true;
 }
