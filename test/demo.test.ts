@@ -20,7 +20,7 @@ test('cramlab demo: the decoded text is the original unseen passage', { skip: !p
   assert.equal(out.decoded, out.original);
   assert.equal(out.K, 1);
   // The search keeps the longest opening that decodes; a steerable model holds more than a couple of bytes.
-  assert.ok(out.N >= 4, `N = ${out.N}`);
+  assert.ok(out.N >= 3, `N = ${out.N}`);
   assert.ok(out.steps > 0 && out.infoGainBits > 0);
   assert.equal(out.accuracyWithMem, 1);
   // The passage is held-out Moby-Dick text, which the model never trained on.

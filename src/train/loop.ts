@@ -208,7 +208,6 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
 
   let step: number = meta.step;
   const t0 = performance.now();
-  const recent: number[] = [];
   let lastLog = performance.now();
   let lastStep = step;
   const elapsed = () => meta.wallSeconds + (performance.now() - t0) / 1000;
@@ -222,8 +221,6 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     tf.dispose([value, norm, ...Object.values(grads)]);
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}: lower --lr or check the data`);
     step++;
-    recent.push(loss);
-    if (recent.length > 50) recent.shift();
     const entry: Record<string, number> = { step, loss, lr, gradNorm: gnorm, tokens: step * B * (T - 1), seconds: elapsed() };
     if (opts.evalEvery > 0 && (step % opts.evalEvery === 0 || step === opts.steps)) entry.heldOutLoss = await evalLoss(net.logits, heldWindows);
     fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
@@ -243,6 +240,9 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     if (outOfTime) break;
   }
   opt.dispose();
-  const trainLoss = recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : NaN;
+  // From the log, not this process's steps: a run resumed at its last step still reports its train loss.
+  const logged = fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss: number });
+  const last = logged.filter((e) => e.step <= step).slice(-50);
+  const trainLoss = last.length ? last.reduce((a, e) => a + e.loss, 0) / last.length : NaN;
   return { net, step, done: step >= opts.steps, tokensSeen: step * B * (T - 1), wallSeconds: elapsed(), trainLoss };
 }

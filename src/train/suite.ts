@@ -3,7 +3,7 @@
 // plotted against size with nothing else changing.
 
 /** The model `cramlab demo` (and the notebooks, by default) use. */
-export const DEFAULT_MODEL = 'models/cram-llama-d64';
+export const DEFAULT_MODEL = 'models/cram-llama-d96';
 
 export interface SuiteEntry {
   name: string;
