@@ -1,5 +1,6 @@
 // Figure builders, fits, MIME bundles and tables: structure and numbers checked against
 // hand computations; the standalone HTML is drawn by headless Chromium when one is installed.
+import { colourOf, figureColours } from '../src/plots/figure';
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -164,4 +165,11 @@ test('standalone HTML draws in headless Chromium', { timeout: 120_000 }, async (
     await r.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('figureColours: two models in one figure never share a colour, even after the global cycle wraps', () => {
+  for (let i = 0; i < 10; i++) colourOf(`filler-model-${i}`);
+  const c = figureColours(['wrap-a', 'wrap-b', 'wrap-c']);
+  assert.equal(new Set(c.values()).size, 3);
+  assert.equal(c.get('wrap-a'), colourOf('wrap-a'), 'the first keeps its global colour');
 });

@@ -1,6 +1,6 @@
 // Builders for the paper's figures. Each takes plain rows (one per text, or per model) and
 // returns a Plotly figure; hover shows the text, N, K and bits wherever a point stands for a text.
-import { colourOf, layout, requireRows, shortName, type Figure, type Trace } from './figure';
+import { figureColours, layout, requireRows, shortName, type Figure, type Trace } from './figure';
 import { linearFit, mean, std } from './fit';
 
 /** One crammed (text, N, K) result, as the figures need it. */
@@ -51,8 +51,9 @@ export function escapeHtml(s: string): string {
 export function accuracyVsN(rows: PointRow[], title = 'Single-vector reconstruction accuracy vs text length'): Figure {
   requireRows(rows, 'accuracyVsN');
   const data: Trace[] = [];
+  const colours = figureColours([...new Set(rows.map((r) => shortName(r.model)))]);
   for (const [model, rs] of groupBy(rows, (r) => r.model)) {
-    const colour = colourOf(shortName(model));
+    const colour = colours.get(shortName(model))!;
     const byN = [...groupBy(rs, (r) => String(r.N))].map(([n, g]) => ({ N: Number(n), acc: g.map((r) => r.accuracy) })).sort((a, b) => a.N - b.N);
     data.push({
       type: 'scatter',
@@ -95,8 +96,9 @@ export function ceScatter(rows: PointRow[], title = 'Compressed vs original cros
   const data: Trace[] = [];
   const annotations: any[] = [];
   let max = 0;
+  const colours = figureColours([...new Set(usable.map((r) => shortName(r.model)))]);
   for (const [model, rs] of groupBy(usable, (r) => r.model)) {
-    const colour = colourOf(shortName(model));
+    const colour = colours.get(shortName(model))!;
     max = Math.max(max, ...rs.map((r) => r.ceWithoutBits!));
     data.push({
       type: 'scatter',
@@ -146,8 +148,9 @@ export interface CapacityRow {
 export function capacityVsK(rows: CapacityRow[], title = 'Capacity grows with the number of [mem] vectors'): Figure {
   requireRows(rows, 'capacityVsK');
   const data: Trace[] = [];
+  const colours = figureColours([...new Set(rows.map((r) => shortName(r.model)))]);
   for (const [model, rs] of groupBy(rows, (r) => r.model)) {
-    const colour = colourOf(shortName(model));
+    const colour = colours.get(shortName(model))!;
     const byK = [...groupBy(rs, (r) => String(r.K))].map(([k, g]) => ({ K: Number(k), c: g.map((r) => r.capacity) })).sort((a, b) => a.K - b.K);
     data.push({
       type: 'scatter',

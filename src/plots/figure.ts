@@ -43,6 +43,19 @@ export function colourOf(name: string): string {
   return assigned.get(name)!;
 }
 
+/** colourOf for each name, but never the same colour twice within one figure (the global cycle wraps after 10 names). */
+export function figureColours(names: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const used = new Set<string>();
+  for (const n of names) {
+    let c = colourOf(n);
+    if (used.has(c)) c = PALETTE.find((p) => !used.has(p)) ?? c;
+    out.set(n, c);
+    used.add(c);
+  }
+  return out;
+}
+
 /** Short display name of a model id or path ('models/cram-llama-d64' → 'cram-llama-d64'). */
 export function shortName(model: string): string {
   const parts = model.replace(/\/+$/, '').split('/');
