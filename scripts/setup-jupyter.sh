@@ -19,5 +19,8 @@ fi
 node -e "require('zeromq')" || { echo "setup-jupyter: tslab's zeromq native module does not load (run npm ci)" >&2; exit 1; }
 # An absolute path to this checkout's tslab: the kernel then needs no global install.
 npx --no-install tslab install --python="$PY" --binary="$PWD/node_modules/.bin/tslab"
-"$PY" -m jupyter_client.kernelspecapp list 2>/dev/null | grep -q ' tslab ' || { echo "setup-jupyter: tslab kernel not registered" >&2; exit 1; }
+# Read the whole list before matching: with pipefail, `list | grep -q` fails at random when grep exits
+# first and the lister dies of SIGPIPE.
+specs="$("$PY" -m jupyter_client.kernelspecapp list 2>/dev/null || true)"
+grep -q ' tslab ' <<<"$specs" || { echo "setup-jupyter: tslab kernel not registered" >&2; exit 1; }
 echo "setup-jupyter: tslab kernel registered for $PY"
