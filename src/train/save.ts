@@ -50,6 +50,8 @@ const f4 = (x: number) => x.toFixed(4);
 export function modelCard(r: TrainingRecord, config: Record<string, any>): string {
   const h = r.heldout;
   const width = config.hidden_size ?? config.d_model;
+  const heads = config.num_attention_heads;
+  const headText = heads ? `, ${heads} attention heads of ${config.head_dim ?? width / heads}` : '';
   return `---
 license: mit
 library_name: cramlab
@@ -57,7 +59,7 @@ tags: [cramlab, tiny, moby-dick]
 ---
 # ${r.name}
 
-A tiny ${r.model_type} (${r.params.toLocaleString('en-US')} parameters, width ${width}, ${config.num_hidden_layers ?? config.n_layer} layers) trained from scratch by
+A tiny ${r.model_type} (${r.params.toLocaleString('en-US')} parameters, width ${width}, ${config.num_hidden_layers ?? config.n_layer} layers${headText}) trained from scratch by
 \`cramlab train\` (TensorFlow.js, ${r.backend} backend) so that cramlab's experiments run offline on a CPU.
 It is a research toy for the [mem]-vector cramming experiments, not a useful language model.
 
