@@ -17,13 +17,27 @@ export function findPython(): string | undefined {
   return candidates.find((p) => spawnSync(p, ['-c', 'import nbclient, jupyter_client'], { stdio: 'ignore' }).status === 0);
 }
 
+/** Where scripts/setup-jupyter.sh registers this checkout's own tslab kernel. */
+export const LOCAL_JUPYTER = path.join(ROOT, '.jupyter', 'share', 'jupyter');
+
+/** The environment Jupyter runs in: this checkout's kernel first (JUPYTER_PATH outranks user and system kernels). */
+export function jupyterEnv(): NodeJS.ProcessEnv {
+  const prior = process.env.JUPYTER_PATH;
+  return { ...process.env, JUPYTER_PATH: prior ? `${LOCAL_JUPYTER}${path.delimiter}${prior}` : LOCAL_JUPYTER, PYDEVD_DISABLE_FILE_VALIDATION: '1' };
+}
+
 /** Why the notebooks cannot run here, or undefined when they can. */
 export function kernelProblem(): string | undefined {
   const py = findPython();
   if (!py) return 'no python3 with nbclient found: install jupyter-nbconvert python3-nbclient python3-ipykernel (Debian) and run scripts/setup-jupyter.sh';
-  const r = spawnSync(py, ['-m', 'jupyter_client.kernelspecapp', 'list', '--json'], { encoding: 'utf8' });
+  const r = spawnSync(py, ['-m', 'jupyter_client.kernelspecapp', 'list', '--json'], { encoding: 'utf8', env: jupyterEnv() });
   const specs = r.status === 0 ? JSON.parse(r.stdout).kernelspecs ?? {} : {};
   if (!specs.tslab) return `the tslab Jupyter kernel is not registered for ${py}: run scripts/setup-jupyter.sh`;
+  // A kernel registered by another checkout (since deleted or moved) starts a tslab that is not there.
+  const binary: string | undefined = specs.tslab.spec?.argv?.[0];
+  if (binary && path.isAbsolute(binary) && !fs.existsSync(binary)) {
+    return `the tslab kernel at ${specs.tslab.resource_dir} starts ${binary}, which does not exist (registered from another checkout?): run scripts/setup-jupyter.sh`;
+  }
   return undefined;
 }
 
@@ -69,7 +83,7 @@ export function runNotebook(file: string, outDir: string, timeoutS = 900): Noteb
   const t0 = Date.now();
   const r = spawnSync(py, [path.join(ROOT, 'scripts', 'nbrun.py'), file, out, 'tslab', String(timeoutS)], {
     encoding: 'utf8',
-    env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: '1' },
+    env: jupyterEnv(),
     maxBuffer: 64 << 20,
   });
   const seconds = (Date.now() - t0) / 1000;

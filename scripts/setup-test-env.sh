@@ -14,4 +14,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ -f scripts/setup-jupyter.sh ]; then bash scripts/setup-jupyter.sh; fi
+if [ -f scripts/setup-jupyter.sh ]; then bash scripts/setup-jupyter.sh --local-only; fi
