@@ -145,3 +145,23 @@ test('memory: 200 generated tokens and 200 forward+backward passes leave numTens
   ids.dispose();
   model.dispose();
 });
+
+test('weightsHash covers the weight data: a retrained model of the same shape gets a new fingerprint', async () => {
+  // Workbook records and .mem files are matched to a model by this hash; retraining keeps config
+  // and tensor shapes, so a hash over headers alone let stale results pass as current.
+  const src = path.join(__dirname, '..', 'models', 'cram-llama-d32');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-hash-'));
+  for (const f of fs.readdirSync(src)) if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  const a = (await loadModel(dir)).weightsHash;
+  assert.equal((await loadModel(dir)).weightsHash, a, 'same files, same hash');
+  const file = path.join(dir, 'model.safetensors');
+  const { tensors, metadata } = readSafetensors(file);
+  const w: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [k, v] of tensors) w[k] = { shape: v.shape, data: Float32Array.from(v.data as Float32Array) };
+  const first = Object.keys(w)[0];
+  w[first].data[0] += 0.5;
+  writeSafetensors(file, w, metadata);
+  const b = (await loadModel(dir)).weightsHash;
+  assert.notEqual(b, a, 'one changed weight changes the hash');
+  fs.rmSync(dir, { recursive: true, force: true });
+});

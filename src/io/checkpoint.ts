@@ -20,7 +20,7 @@ export interface LoadedModel {
   dir: string;
   config: Record<string, any>;
   generationConfig: Record<string, any>;
-  /** sha256 over config.json and the safetensors headers: identifies the weights cheaply. */
+  /** sha256 over config.json and the weight files (data included): identifies the weights. */
   weightsHash: string;
 }
 
@@ -75,8 +75,8 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const hash = createHash('sha256').update(fs.readFileSync(cfgFile));
   const raw = new Map<string, RawTensor>();
   for (const file of weightFiles(dir)) {
-    const { tensors, header } = readSafetensors(file);
-    hash.update(JSON.stringify(header.tensors));
+    // The whole file, data included: two trainings of one architecture differ only in the data.
+    const { tensors } = readSafetensors(file, undefined, (bytes) => hash.update(bytes));
     for (const [k, v] of tensors) raw.set(k, v);
   }
   const weights = new Weights(raw, path.basename(dir));

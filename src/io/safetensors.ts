@@ -122,10 +122,14 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
   return { tensors, metadata, dataStart };
 }
 
-/** Read every tensor of a file (or only those `want` accepts). */
-export function readSafetensors(file: string, want?: (name: string) => boolean): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
+/**
+ * Read every tensor of a file (or only those `want` accepts). `onBytes` sees the whole file once
+ * (loadModel hashes it, so a retrained model never passes for the one it replaced).
+ */
+export function readSafetensors(file: string, want?: (name: string) => boolean, onBytes?: (bytes: Uint8Array) => void): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
   if (!fs.existsSync(file)) throw new SafetensorsError(file, 'file not found');
   const bytes = fs.readFileSync(file);
+  onBytes?.(bytes);
   const header = readHeader(file, bytes);
   const tensors = new Map<string, RawTensor>();
   for (const [name, info] of Object.entries(header.tensors)) {
