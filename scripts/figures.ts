@@ -20,7 +20,8 @@ import {
   type Figure,
 } from '../src/plots';
 import { accuracyTable, pointRows, setComparison, table1 } from '../src/workbook/experiments';
-import { readRecords, type CramRecord } from '../src/workbook/records';
+import { currentRecords, readRecords, type CramRecord } from '../src/workbook/records';
+import { weightsHashOf } from '../src/io/checkpoint';
 import { modelPath, repoRoot, sharedModel } from '../src/workbook/paths';
 import { REGISTRY, theoreticalCapacity } from '../src/models/registry';
 
@@ -59,8 +60,13 @@ const byModelOrder = (a: string, b: string) => {
 };
 
 function build(): void {
-  const grid = readRecords(path.join(RUNS, 'grid'));
-  const walk = readRecords(path.join(RUNS, 'walk'));
+  // Records of a model's current weights only (a retrained model leaves its predecessor's behind).
+  const fingerprint = (name: string) => {
+    const dir = name === 'stories260K' ? sharedModel('stories260K') : modelPath(name);
+    return dir && fs.existsSync(path.join(dir, 'config.json')) ? weightsHashOf(dir) : undefined;
+  };
+  const grid = currentRecords(readRecords(path.join(RUNS, 'grid')), fingerprint);
+  const walk = currentRecords(readRecords(path.join(RUNS, 'walk')), fingerprint);
   if (!grid.length && !walk.length) throw new Error(`no run records under ${RUNS}: run the notebooks first (CRAMLAB_BUDGET=${BUDGET} node --import tsx scripts/run-notebooks.ts)`);
   const llamaLike = (r: CramRecord) => !r.model.includes('mamba');
 

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadModel } from '../src/io/checkpoint';
+import { loadModel, weightsHashOf } from '../src/io/checkpoint';
 import { greedyGenerate } from '../src/generate';
 import { scoreText } from '../src/score';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
@@ -154,6 +154,7 @@ test('weightsHash covers the weight data: a retrained model of the same shape ge
   for (const f of fs.readdirSync(src)) if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dir, f));
   const a = (await loadModel(dir)).weightsHash;
   assert.equal((await loadModel(dir)).weightsHash, a, 'same files, same hash');
+  assert.equal(weightsHashOf(dir), a, 'weightsHashOf agrees with loadModel');
   const file = path.join(dir, 'model.safetensors');
   const { tensors, metadata } = readSafetensors(file);
   const w: Record<string, { shape: number[]; data: Float32Array }> = {};

@@ -13,7 +13,7 @@ import { readSafetensors } from '../src/io/safetensors';
 import { scoreText } from '../src/score';
 import { budget, walkLengths } from '../src/workbook/budget';
 import { capacityWalk, cramAt, table1, type WorkbookModel } from '../src/workbook/experiments';
-import { decodeMem, encodeMem, RecordFile, type CramRecord } from '../src/workbook/records';
+import { currentRecords, decodeMem, encodeMem, RecordFile, type CramRecord } from '../src/workbook/records';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
 
@@ -121,4 +121,11 @@ test('table1: decoding capacity = largest N with mean accuracy ≥ 0.99; gains o
   assert.equal(rows[0].fullTexts, 3);
   assert.equal(rows[0].tokenGain, 12);
   assert.equal(rows[0].infoGainBits, 50);
+});
+
+test('currentRecords keeps only records of the current weights; unknown models and unfingerprinted records stay', () => {
+  const rec = (model: string, weights: string | undefined, N: number) => ({ model, weights, N } as unknown as CramRecord);
+  const rs = [rec('a', '1111111111111111', 4), rec('a', '2222222222222222', 8), rec('a', undefined, 12), rec('b', '3333333333333333', 4)];
+  const kept = currentRecords(rs, (m) => (m === 'a' ? '2222222222222222ffff' : undefined));
+  assert.deepEqual(kept.map((r) => `${r.model}${r.N}`), ['a8', 'a12', 'b4']);
 });

@@ -24,6 +24,13 @@ export interface LoadedModel {
   weightsHash: string;
 }
 
+/** The weightsHash loadModel gives a local folder, without building the model (figures, record checks). */
+export function weightsHashOf(dir: string): string {
+  const hash = createHash('sha256').update(fs.readFileSync(path.join(dir, 'config.json')));
+  for (const file of weightFiles(dir)) hash.update(fs.readFileSync(file));
+  return hash.digest('hex');
+}
+
 const HUB_FILES = ['config.json', 'generation_config.json?', 'tokenizer.json', 'tokenizer_config.json?', 'special_tokens_map.json?', 'model.safetensors.index.json?'];
 
 async function resolveFolder(idOrPath: string): Promise<string> {

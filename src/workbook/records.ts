@@ -91,6 +91,20 @@ export class RecordFile {
   }
 }
 
+/**
+ * Only the records made with each model's current weights: `fingerprint(model)` gives the current
+ * weightsHash (undefined when the model cannot be found here: then all its records are kept).
+ * A retrained model leaves its predecessor's records in the run folder; mixing them would blend two models.
+ */
+export function currentRecords(records: CramRecord[], fingerprint: (model: string) => string | undefined): CramRecord[] {
+  const current = new Map<string, string | undefined>();
+  return records.filter((r) => {
+    if (!current.has(r.model)) current.set(r.model, fingerprint(r.model)?.slice(0, 16));
+    const want = current.get(r.model);
+    return !want || !r.weights || r.weights === want;
+  });
+}
+
 /** Every record of every results.jsonl under `dir` (recursively). */
 export function readRecords(dir: string): CramRecord[] {
   if (!fs.existsSync(dir)) return [];
