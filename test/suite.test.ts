@@ -54,11 +54,13 @@ for (const entry of SUITE) {
   });
 }
 
-test('suite: the Llama widths share depth, data, tokenizer and tokens seen', { skip: SUITE.filter((e) => e.config.model_type === 'llama').some((e) => !fs.existsSync(path.join(ROOT, 'models', e.name, 'training.json'))) && 'not every Llama is trained yet' }, () => {
+test('suite: the Llama widths share depth, head size, data, tokenizer and tokens seen', { skip: SUITE.filter((e) => e.config.model_type === 'llama').some((e) => !fs.existsSync(path.join(ROOT, 'models', e.name, 'training.json'))) && 'not every Llama is trained yet' }, () => {
   const recs = SUITE.filter((e) => e.config.model_type === 'llama').map((e) => ({ e, r: JSON.parse(fs.readFileSync(path.join(ROOT, 'models', e.name, 'training.json'), 'utf8')) }));
-  assert.ok(recs.length >= 3);
+  assert.ok(recs.length >= 2, 'at least two widths, so capacity can be plotted against size');
   const same = (f: (x: (typeof recs)[0]) => unknown) => assert.equal(new Set(recs.map((x) => JSON.stringify(f(x)))).size, 1);
   same((x) => x.e.config.num_hidden_layers);
+  same((x) => x.e.config.head_dim);
+  same((x) => JSON.parse(fs.readFileSync(path.join(ROOT, 'models', x.e.name, 'config.json'), 'utf8')).head_dim);
   same((x) => x.r.tokens_seen);
   same((x) => x.r.seed);
   same((x) => fs.readFileSync(path.join(ROOT, 'models', x.e.name, 'tokenizer.json'), 'utf8'));
