@@ -227,6 +227,8 @@ test('resume: a run stopped after one step and restarted ends with the same weig
   assert.equal(first.step, 1);
   assert.equal(first.done, false);
   first.net.dispose();
+  // As if the process had logged a step after its last checkpoint, then died mid-line.
+  fs.appendFileSync(path.join(dir, 'log.jsonl'), JSON.stringify({ step: 2, loss: 9 }) + '\n{"step": 3, "lo');
   const second = await trainModel(tinyOptions(dir, { steps }));
   assert.equal(second.step, steps);
   const b = await paramValues(second.net.params);
@@ -236,7 +238,9 @@ test('resume: a run stopped after one step and restarted ends with the same weig
     const diff = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
     assert.ok(diff < 1e-6, `${k} differs by ${diff}`);
   }
-  assert.equal(fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').length, steps);
+  const logged = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(logged.map((e) => e.step), [1, 2, 3, 4, 5, 6], 'each step logged once, the redone steps replacing the dead run\'s');
+  assert.ok(logged.every((e) => e.loss !== 9));
 });
 
 test('cramlab train: writes an HF folder that loadModel reads back to the recorded held-out loss', async () => {

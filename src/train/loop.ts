@@ -166,6 +166,26 @@ function log(opts: TrainOptions, line: string): void {
   if (!opts.quiet) console.log(line);
 }
 
+/**
+ * A run killed between checkpoints has logged steps that the resumed run will redo: drop them, so
+ * the log holds each step once (the card's train loss averages the last logged steps).
+ */
+function dropLogAfter(file: string, step: number): void {
+  if (!fs.existsSync(file)) return;
+  const kept = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      if (!l.trim()) return false;
+      try {
+        return JSON.parse(l).step <= step;
+      } catch {
+        return false; // a torn last line
+      }
+    });
+  fs.writeFileSync(file, kept.map((l) => l + '\n').join(''));
+}
+
 /** Train (or resume) a model; returns it with its trainable variables. */
 export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const backend = await initBackend();
@@ -194,6 +214,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
       }
     });
     opt.t = meta.step;
+    dropLogAfter(path.join(opts.runDir, 'log.jsonl'), meta.step);
     log(opts, `resuming ${opts.runDir} at step ${meta.step}/${opts.steps}`);
   } else {
     fs.writeFileSync(path.join(opts.runDir, 'log.jsonl'), '');
