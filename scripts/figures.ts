@@ -128,10 +128,11 @@ function build(): void {
     });
   }
   // Models whose shape is unknown here (a Hub id not in the cache) have no theoretical bound to show.
-  const k1 = [...new Set(caps.filter((c) => c.K === 1).map((c) => c.model))].filter((m) => Number.isFinite(modelShape(m).d) && Number.isFinite(modelShape(m).V)).sort(byModelOrder);
+  const shapes = new Map([...new Set(caps.filter((c) => c.K === 1).map((c) => c.model))].map((m) => [m, modelShape(m)] as const));
+  const k1 = [...shapes].filter(([, sh]) => Number.isFinite(sh.d) && Number.isFinite(sh.V)).map(([m]) => m).sort(byModelOrder);
   if (k1.length) {
     const rows = k1.map((m) => {
-      const { d, V } = modelShape(m);
+      const { d, V } = shapes.get(m)!;
       const measured = mean(perK.get(`${m}|1`)!);
       const theoretical = theoreticalCapacity(d, V);
       return { model: m, d, V, theoretical, measured, utilisation: measured / theoretical };
