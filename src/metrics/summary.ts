@@ -16,6 +16,8 @@ export interface LengthGroup {
   K: number;
   N: number;
   texts: number;
+  /** NaN runs left out of the means. */
+  nanRuns: number;
   meanBestAccuracy: number;
   fractionDecoded: number;
   meanStepsToBest: number;
@@ -33,6 +35,8 @@ export interface CapacitySummary {
   utilisation: number;
   /** Texts with best accuracy ≤ 0.99, over which the gains are averaged. */
   saturatedTexts: number;
+  /** NaN runs left out of every number here. */
+  nanRuns: number;
   tokenGain: number | null;
   /** Authors' convention: (mean loss without − min loss with) × N, nats. */
   paperInfoGainNats: number | null;
@@ -44,20 +48,27 @@ export interface CapacitySummary {
   bitUtilisation: number | null;
 }
 
+/** A run that diverged (status 'nan' or a NaN accuracy): counted and shown, never averaged in. */
+export const isNaNRun = (r: TextMetrics): boolean => r.status === 'nan' || !Number.isFinite(r.bestAccuracy);
+
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function groupByLength(records: TextMetrics[]): LengthGroup[] {
   const groups = new Map<string, TextMetrics[]>();
+  const nans = new Map<string, number>();
   for (const r of records) {
     const key = `${r.K}:${r.N}`;
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(r);
+    if (isNaNRun(r)) nans.set(key, (nans.get(key) ?? 0) + 1);
+    else groups.get(key)!.push(r);
   }
-  return [...groups.values()]
-    .map((rs) => ({
+  return [...groups.entries()]
+    .filter(([, rs]) => rs.length > 0)
+    .map(([key, rs]) => ({
       K: rs[0].K,
       N: rs[0].N,
       texts: rs.length,
+      nanRuns: nans.get(key) ?? 0,
       meanBestAccuracy: mean(rs.map((r) => r.bestAccuracy)),
       fractionDecoded: mean(rs.map((r) => (r.decoded ? 1 : 0))),
       meanStepsToBest: mean(rs.map((r) => r.stepsToBest)),
@@ -76,7 +87,8 @@ export function decodingCapacity(groups: { N: number; meanBestAccuracy: number }
 export function capacitySummary(records: TextMetrics[], model: { memDim: number; vocabSize: number }): CapacitySummary[] {
   const Ks = [...new Set(records.map((r) => r.K))].sort((a, b) => a - b);
   return Ks.map((K) => {
-    const rs = records.filter((r) => r.K === K);
+    const all = records.filter((r) => r.K === K);
+    const rs = all.filter((r) => !isNaNRun(r));
     const groups = groupByLength(rs);
     const cap = decodingCapacity(groups);
     const theory = K * theoreticalCapacity(model.memDim, model.vocabSize);
@@ -91,6 +103,7 @@ export function capacitySummary(records: TextMetrics[], model: { memDim: number;
       theoreticalCapacity: theory,
       utilisation: cap / theory,
       saturatedTexts: full.length,
+      nanRuns: all.length - rs.length,
       tokenGain: some ? mean(full.map((r) => r.tokenGain)) : null,
       paperInfoGainNats: some ? paperNats : null,
       paperInfoGainBits: some ? paperNats / Math.LN2 : null,

@@ -1,24 +1,31 @@
 // Summary tables of a sweep, as Markdown (arquero): mean accuracy per (K, N), Table 1 per K,
 // and the per-text bisection capacity next to the grid's answer.
 import * as aq from 'arquero';
-import { capacitySummary } from './summary';
+import { capacitySummary, isNaNRun } from './summary';
 import type { TextMetrics } from './text';
 
 const f = (digits: number) => (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : x == null ? '-' : String(x));
 
+/** The line that says how many diverged runs a table leaves out ('' when none). */
+export function nanNote(records: TextMetrics[]): string {
+  const n = records.filter(isNaNRun).length;
+  return n ? `\n\n${n} NaN run${n === 1 ? '' : 's'} excluded` : '';
+}
+
 export function lengthTable(records: TextMetrics[]): string {
-  if (!records.length) return '(no records)';
-  const flat = records.map((r) => ({ K: r.K, N: r.N, acc: r.bestAccuracy, decoded: r.decoded ? 1 : 0, steps: r.stepsToBest, gainBits: r.infoGainBits, paperNats: r.paperInfoGainNats, tokenGain: r.tokenGain }));
+  const ok = records.filter((r) => !isNaNRun(r));
+  if (!ok.length) return '(no records)' + nanNote(records);
+  const flat = ok.map((r) => ({ K: r.K, N: r.N, acc: r.bestAccuracy, decoded: r.decoded ? 1 : 0, steps: r.stepsToBest, gainBits: r.infoGainBits, paperNats: r.paperInfoGainNats, tokenGain: r.tokenGain }));
   return aq
     .from(flat)
     .groupby('K', 'N')
     .rollup({ texts: 'count()', 'mean best acc': 'mean(d.acc)', decoded: 'mean(d.decoded)', 'steps to best': 'mean(d.steps)', 'info gain (bits)': 'mean(d.gainBits)', 'paper info gain (nats)': 'mean(d.paperNats)', 'token gain': 'mean(d.tokenGain)' })
     .orderby('K', 'N')
-    .toMarkdown({ format: { 'mean best acc': f(4), decoded: f(3), 'steps to best': f(0), 'info gain (bits)': f(1), 'paper info gain (nats)': f(1), 'token gain': f(1) } });
+    .toMarkdown({ format: { 'mean best acc': f(4), decoded: f(3), 'steps to best': f(0), 'info gain (bits)': f(1), 'paper info gain (nats)': f(1), 'token gain': f(1) } }) + nanNote(records);
 }
 
 export function capacityTable(records: TextMetrics[], model: { memDim: number; vocabSize: number }): string {
-  if (!records.length) return '(no records)';
+  if (!records.some((r) => !isNaNRun(r))) return '(no records)' + nanNote(records);
   const rows = capacitySummary(records, model).map((s) => ({
     K: s.K,
     'decoding capacity': s.decodingCapacity,
@@ -30,7 +37,7 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
     'info gain, paper (bits)': s.paperInfoGainBits,
     'info gain, best mem (bits)': s.infoGainBits,
   }));
-  return aq.from(rows).toMarkdown({ format: { 'theoretical capacity': f(1), utilisation: f(3), 'token gain': f(1), 'info gain, paper (nats)': f(1), 'info gain, paper (bits)': f(1), 'info gain, best mem (bits)': f(1) } });
+  return aq.from(rows).toMarkdown({ format: { 'theoretical capacity': f(1), utilisation: f(3), 'token gain': f(1), 'info gain, paper (nats)': f(1), 'info gain, paper (bits)': f(1), 'info gain, best mem (bits)': f(1) } }) + nanNote(records);
 }
 
 export function bisectTable(records: { id: string; K: number; capacity: number; censored: boolean; gridLargestDecoded: number | null; totalSteps: number; attempts: unknown[] }[]): string {
