@@ -79,7 +79,7 @@ test('cramAt: records match scoreText, a re-run reads them back, a torn last lin
   const second = await cramAt(m, texts, { N: 8, K: 1, set: 'test', budget: b, file: again, quiet: true });
   assert.deepEqual(second, first);
   assert.equal(tf.memory().numTensors, tensorsBefore);
-  assert.equal(fs.readFileSync(file, 'utf8').trim().split('\n').length, 3, 'no record was appended on the re-run');
+  assert.equal(fs.readFileSync(file, 'utf8'), lines.join('\n') + '\n', 'the torn line is cut and no record was appended on the re-run');
   // The next record after the torn line starts on a line of its own.
   const third = await cramAt(m, texts, { N: 6, K: 1, set: 'test', budget: b, file: again, quiet: true });
   assert.equal(new RecordFile(file).all().length, 2 + third.length);
@@ -90,6 +90,28 @@ test('cramAt: records match scoreText, a re-run reads them back, a torn last lin
   const redone = await cramAt(retrained, texts, { N: 8, K: 1, set: 'test', budget: b, file: new RecordFile(file), quiet: true });
   assert.deepEqual(redone.map((r) => r.weights), ['ffffffffffffffff', 'ffffffffffffffff']);
   assert.equal(fs.readFileSync(file, 'utf8').trim().split('\n').length, linesBefore + 2);
+  m.model.dispose();
+});
+
+test('cramAt: records made with another budget, another text or no fingerprint are redone, not reused', { timeout: 300_000 }, async () => {
+  const m = await tinyModel();
+  const texts = [{ id: 'a', text: '', ids: [1, 17, 42, 99, 7, 250, 3, 64, 5, 11] }];
+  const file = tmpFile();
+  const b = { ...budget('ci'), maxSteps: 3, patience: 1000 };
+  const [first] = await cramAt(m, texts, { N: 8, K: 1, set: 'test', budget: b, file: new RecordFile(file), quiet: true });
+  assert.match(first.fingerprint!, /^[0-9a-f]{16}$/);
+  const [longer] = await cramAt(m, texts, { N: 8, K: 1, set: 'test', budget: { ...b, maxSteps: 6 }, file: new RecordFile(file), quiet: true });
+  assert.equal(longer.maxSteps, 6, 'the 3-step record was reused for a 6-step budget');
+  assert.ok(longer.steps > 3 || longer.bestAccuracy === 1);
+  const other = [{ ...texts[0], ids: [1, 3, 4, 5, 6, 7, 8, 9, 10] }];
+  const [changed] = await cramAt(m, other, { N: 8, K: 1, set: 'test', budget: { ...b, maxSteps: 6 }, file: new RecordFile(file), quiet: true });
+  assert.equal(changed.text, '1 3 4 5 6 7 8 9', 'the record of the old text was reused');
+  // An older version's record (no fingerprint) is stale.
+  const stripped = new RecordFile(file).all().map(({ fingerprint: _f, ...r }) => JSON.stringify(r));
+  fs.writeFileSync(file, stripped.join('\n') + '\n');
+  const [again] = await cramAt(m, other, { N: 8, K: 1, set: 'test', budget: { ...b, maxSteps: 6 }, file: new RecordFile(file), quiet: true });
+  assert.equal(again.fingerprint, changed.fingerprint);
+  assert.equal(new RecordFile(file).all()[0].fingerprint, changed.fingerprint);
   m.model.dispose();
 });
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { cram, initialMem } from '../cram/cram';
 import type { CramResult } from '../cram/cram';
+import { fingerprint } from '../cram/sweep';
 import { loadTexts, type Text } from '../datasets/index';
 import { loadModel, type LoadedModel } from '../io/checkpoint';
 import { scoreText, type TextScore } from '../score';
@@ -98,9 +99,18 @@ async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptio
     maxSteps: o.budget.maxSteps,
     patience: o.budget.patience,
     warmStart: Boolean(o.init?.has(t.id)),
+    fingerprint: recordPrint(m, t, o),
     mem: encodeMem(r.bestMem),
     ...(o.curveEvery ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } } : {}),
   };
+}
+
+function recordPrint(m: WorkbookModel, t: Text, o: CramAtOptions): string {
+  const init = o.init?.get(t.id);
+  return fingerprint({
+    ids: t.ids.slice(0, o.N), K: o.K, seed: seedOf(t.id), maxSteps: o.budget.maxSteps, patience: o.budget.patience,
+    init: init ? encodeMem(init) : 'authors', weights: m.weightsHash,
+  });
 }
 
 /**
@@ -112,7 +122,9 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
   const eligible = texts.filter((t) => t.ids.length >= o.N);
   const key = (t: Text) => ({ model: m.name, set: o.set, textId: t.id, N: o.N, K: o.K });
   const weights = m.weightsHash.slice(0, 16);
-  const todo = eligible.filter((t) => !o.file.get(key(t), weights));
+  // Everything that decides a record's result; a stored record with another (or no) fingerprint is redone.
+  const prints = new Map(eligible.map((t) => [t.id, recordPrint(m, t, o)]));
+  const todo = eligible.filter((t) => !o.file.get(key(t), weights, prints.get(t.id)));
   if (todo.length) {
     if (!o.quiet) console.log(`${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`);
     const seeds = todo.map((t) => seedOf(t.id));
@@ -137,7 +149,7 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
     );
     await writing;
   }
-  return eligible.map((t) => o.file.get(key(t), weights)!).filter(Boolean);
+  return eligible.map((t) => o.file.get(key(t), weights, prints.get(t.id))!).filter(Boolean);
 }
 
 /**

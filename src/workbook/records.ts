@@ -2,6 +2,7 @@
 // finishes, so a re-run (or a run after an interrupt) reads what is done and crams only the rest.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { repairTail } from '../cram/sweep';
 
 export interface CramRecord {
   model: string;
@@ -34,6 +35,8 @@ export interface CramRecord {
   warmStart: boolean;
   /** Best mem, K×d float32 little-endian, base64. */
   mem: string;
+  /** Short sha256 of the crammed ids, K, seed, init and stop options and weights (sweep.ts fingerprint); a record without one is stale. */
+  fingerprint?: string;
   /** Sampled loss / accuracy curve. */
   curve?: { step: number[]; loss: number[]; accuracy: number[] };
 }
@@ -60,9 +63,9 @@ export class RecordFile {
     this.file = file;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     if (!fs.existsSync(file)) return;
+    // A kill mid-line leaves a torn record: cut it, so the next append is not glued to it (it gets redone).
+    if (repairTail(file)) console.log(`note: cut a torn last line (an interrupted write) from ${file}`);
     const content = fs.readFileSync(file, 'utf8');
-    // After a kill mid-line, start the next record on a fresh line.
-    if (content.length && !content.endsWith('\n')) fs.appendFileSync(file, '\n');
     const lines = content.split('\n');
     for (const line of lines) {
       if (!line.trim()) continue;
@@ -70,14 +73,15 @@ export class RecordFile {
         const r = JSON.parse(line) as CramRecord;
         this.byKey.set(recordKey(r), r);
       } catch {
-        // A line cut short by a kill: skip it, its record gets redone.
+        // A damaged line: skip it, its record gets redone.
       }
     }
   }
 
   /** The record for `key`; with `weights`, only one made with those weights (records without a fingerprint match any). */
-  get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>, weights?: string): CramRecord | undefined {
+  get(key: Pick<CramRecord, 'model' | 'set' | 'textId' | 'N' | 'K'>, weights?: string, fingerprint?: string): CramRecord | undefined {
     const r = this.byKey.get(recordKey(key));
+    if (r && fingerprint !== undefined && r.fingerprint !== fingerprint) return undefined; // made with other text or options: stale
     return r && weights && r.weights && r.weights !== weights ? undefined : r;
   }
 
