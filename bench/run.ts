@@ -21,6 +21,7 @@ import { estimateCpuPeakGflops, initBackend, type BackendName } from '../src/bac
 import { greedyGenerate } from '../src/generate';
 import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
+import { measured, reasonOf } from './child';
 import { engineName } from './engine';
 import { modelShape, type ModelShape } from './shape';
 import { W2_CONFIG, W3_CONFIG, writeLlamaFolder, type LlamaConfig } from './w2model';
@@ -38,7 +39,6 @@ const SAMPLES = path.join(SHARED, 'datasets', 'stories260k-samples.json');
 const REF = path.join(SHARED, 'bench', 'ref_cram.py');
 const WORKER = path.join(ROOT, 'bench', 'worker.ts');
 const PYTHON = process.env.CRAMLAB_PYTHON ?? '/usr/bin/python3';
-const GNU_TIME = '/usr/bin/time';
 /** Above this 1-minute load average at the start, the bench prints its numbers but claims nothing. */
 const QUIET_LOAD = 0.5;
 
@@ -93,33 +93,6 @@ const median = (xs: number[]): number | null => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-
-/** The line worth showing from a dead child's stderr: its last error line, else its last line. */
-function reasonOf(stderr: string, fallback: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const err = [...lines].reverse().find((l) => /\b\w*Error\b|terminated by signal|Killed/.test(l));
-  return (err ?? lines.at(-1) ?? fallback).slice(0, 200);
-}
-
-/** Run a child to completion; peak RSS and CPU seconds from GNU time when present. */
-function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { ok: boolean; stderr: string; maxRssKB?: number; cpuS?: number } {
-  const useTime = fs.existsSync(GNU_TIME);
-  const stats = path.join(os.tmpdir(), `cramlab-bench-time-${process.pid}.txt`);
-  const p = useTime
-    ? spawnSync(GNU_TIME, ['-o', stats, '-f', 'MAXRSS_KB %M CPU_S %U %S', cmd, ...args], { encoding: 'utf8', env, maxBuffer: 64 << 20 })
-    : spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
-  let stderr = p.stderr ?? p.error?.message ?? '';
-  let maxRssKB: number | undefined, cpuS: number | undefined;
-  if (useTime && fs.existsSync(stats)) {
-    const s = fs.readFileSync(stats, 'utf8');
-    fs.rmSync(stats, { force: true });
-    const m = /MAXRSS_KB (\d+) CPU_S ([\d.]+) ([\d.]+)/.exec(s);
-    if (m) [maxRssKB, cpuS] = [Number(m[1]), Number(m[2]) + Number(m[3])];
-    const sig = /terminated by signal \d+/.exec(s);
-    if (sig) stderr += `\nCommand ${sig[0]}`;
-  }
-  return { ok: p.status === 0, stderr, maxRssKB, cpuS };
-}
 
 /** The numbers every row shares, from its wall time, step counts and the one FLOP formula. */
 function fill(w: Workload, ctx: Ctx, r: { side: string; engine: string; backend: string; threads?: number; wallS: number; cpuS?: number; steps: number; textSteps: number; rssKB?: number; peakTensorMB?: number; decodedSteps?: number[] }): Row {
