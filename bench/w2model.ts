@@ -1,13 +1,25 @@
-// W2's model: a random-init Llama (d = 256, 4 layers, vocab 2048), deterministic (seeded LCG + Box-Muller),
-// HF tensor names, so both cramlab and the PyTorch reference can load it from an HF-format folder.
+// Random-init Llamas for the throughput workloads, deterministic (seeded LCG + Box-Muller), HF tensor
+// names, so both cramlab and the PyTorch reference load them from an HF-format folder.
+//   W2  d 256, 4 layers, vocab 2048 (small: per-op overhead matters)
+//   W3  SmolLM2-135M's shape (d 576, 30 layers, 9 heads / 3 kv heads, vocab 49152): a real model size
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSafetensors } from '../src/io/safetensors';
 import type { RawTensor } from '../src/io/safetensors';
 
-export const W2_CONFIG = {
+const LLAMA = {
   architectures: ['LlamaForCausalLM'],
   model_type: 'llama',
+  rms_norm_eps: 1e-5,
+  hidden_act: 'silu',
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  torch_dtype: 'float32',
+};
+
+export const W2_CONFIG = {
+  ...LLAMA,
   hidden_size: 256,
   intermediate_size: 688,
   num_hidden_layers: 4,
@@ -16,14 +28,23 @@ export const W2_CONFIG = {
   head_dim: 32,
   vocab_size: 2048,
   max_position_embeddings: 512,
-  rms_norm_eps: 1e-5,
   rope_theta: 10000.0,
-  hidden_act: 'silu',
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  torch_dtype: 'float32',
 };
+
+export const W3_CONFIG = {
+  ...LLAMA,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  head_dim: 64,
+  vocab_size: 49152,
+  max_position_embeddings: 2048,
+  rope_theta: 100000.0,
+};
+
+export type LlamaConfig = typeof W2_CONFIG;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -31,8 +52,7 @@ function rng(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 
-export function randomLlama(seed = 0): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
-  const c = W2_CONFIG;
+export function randomLlama(seed = 0, c: LlamaConfig = W2_CONFIG): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
   const normal = rng(seed);
   const t = new Map<string, RawTensor>();
   const add = (name: string, shape: number[], std: number | 'ones') => {
@@ -59,11 +79,13 @@ export function randomLlama(seed = 0): { config: Record<string, any>; tensors: M
   return { config: { ...c }, tensors: t };
 }
 
-/** Write the W2 model as an HF folder (config.json + model.safetensors). */
-export function writeW2Folder(dir: string, seed = 0): string {
+/** Write a random Llama as an HF folder (config.json + model.safetensors). */
+export function writeLlamaFolder(dir: string, config: LlamaConfig, seed = 0): string {
   fs.mkdirSync(dir, { recursive: true });
-  const { config, tensors } = randomLlama(seed);
+  const { tensors } = randomLlama(seed, config);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   writeSafetensors(path.join(dir, 'model.safetensors'), Object.fromEntries(tensors));
   return dir;
 }
+
+export const writeW2Folder = (dir: string, seed = 0): string => writeLlamaFolder(dir, W2_CONFIG, seed);
