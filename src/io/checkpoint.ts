@@ -8,6 +8,7 @@ import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
+import { validateConfig } from './config';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isInside, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
 
@@ -117,6 +118,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const cfgFile = path.join(dir, 'config.json');
   if (!fs.existsSync(cfgFile)) throw new ModelError(`${dir}: no config.json (is this a Hugging Face model folder?)`);
   const config = readJson(checkedFile(dir, cfgFile), 'config.json');
+  validateConfig(config, cfgFile);
   const genFile = path.join(dir, 'generation_config.json');
   const generationConfig = fs.existsSync(genFile) ? readJson(checkedFile(dir, genFile), 'generation_config.json') : {};
 
