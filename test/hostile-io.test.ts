@@ -141,7 +141,7 @@ test('config fields with the wrong type or range are refused', async () => {
     [(c) => (c.num_attention_heads = 7), /num_attention_heads 7 does not divide hidden_size 64/],
     [(c) => (c.num_key_value_heads = 3), /num_key_value_heads 3 does not divide num_attention_heads 8/],
     [(c) => (c.rope_theta = -1), /'rope_theta' is -1, expected a finite positive number/],
-    [(c) => (c.model_type = 'llamaa'), /model_type "llamaa" is not supported/],
+    [(c) => (c.model_type = 'llamaa'), /model_type 'llamaa' is not supported/],
   ];
   for (const [edit, re] of cases) {
     const dir = copyStories();

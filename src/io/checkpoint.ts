@@ -111,6 +111,9 @@ function readJson(file: string, what: string): Record<string, any> {
   return json as Record<string, any>;
 }
 
+/** Buffers HF saves but recomputes on load (rotary frequencies, causal masks): not weights, never used. */
+const DERIVED_BUFFER = /\.(rotary_emb\.inv_freq|attention\.bias|attention\.masked_bias)$/;
+
 /** Load a checkpoint folder (or Hub id) into the current backend. */
 export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   await initBackend();
@@ -133,7 +136,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const model = buildModel(config, weights, cfgFile);
   // A tensor the architecture never read means the config and the weights disagree
   // (an extra layer, a stray name): refuse rather than silently run a different model.
-  const unused = weights.unused();
+  const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
   if (unused.length) {
     model.dispose();
     const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');

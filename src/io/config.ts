@@ -9,7 +9,7 @@ const POSITIVE_FLOATS = ['rms_norm_eps', 'layer_norm_eps', 'layer_norm_epsilon',
 export function validateConfig(cfg: Record<string, any>, file: string): void {
   const type = cfg.model_type;
   if (typeof type !== 'string' || !(type in ARCHITECTURES)) {
-    throw new ModelError(`${file}: model_type ${JSON.stringify(type)} is not supported; supported: ${Object.keys(ARCHITECTURES).sort().join(', ')}`);
+    throw new ModelError(`${file}: model_type '${type}' is not supported; supported: ${Object.keys(ARCHITECTURES).sort().join(', ')}`);
   }
   for (const key of ['hidden_size', 'num_hidden_layers', 'vocab_size']) {
     if (cfg[key] == null) throw new ModelError(`${file}: '${key}' is missing`);
