@@ -231,6 +231,7 @@ test('a download that trickles for longer than the idle timeout, but never idles
       }, 500); // 2 s in all, 0.5 s gaps, idle timeout 1 s
     },
     async (_root, cache) => {
+      process.env.CRAMLAB_HUB_TIMEOUT_MS = '1500'; // a total-time limit (the old knob) must not apply
       const dir = await hubSnapshot('org/slow', ['config.json']);
       assert.equal(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'), 'abababab');
       assert.ok(dir.startsWith(cache));
