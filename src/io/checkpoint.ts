@@ -8,7 +8,8 @@ import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
-import { expandHome, hubSnapshot, isLocal } from './hub';
+import { validateConfig } from './config';
+import { checkRepoName, expandHome, HubError, hubSnapshot, isInside, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
 
 export interface LoadedModel {
@@ -42,18 +43,50 @@ async function resolveFolder(idOrPath: string): Promise<string> {
   }
   const dir = await hubSnapshot(idOrPath, HUB_FILES);
   const index = path.join(dir, 'model.safetensors.index.json');
-  const shards = fs.existsSync(index) ? [...new Set(Object.values<string>(JSON.parse(fs.readFileSync(index, 'utf8')).weight_map))] : ['model.safetensors'];
+  const shards = fs.existsSync(index) ? shardNames(index) : ['model.safetensors'];
   await hubSnapshot(idOrPath, shards);
   return dir;
 }
 
+/** The shard files an index names, each a plain name inside the model folder (checked before any read). */
+function shardNames(index: string): string[] {
+  const map = readJson(index, 'the shard index').weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelError(`${index}: no weight_map object`);
+  const names = [...new Set(Object.values<unknown>(map))];
+  for (const f of names) {
+    if (typeof f !== 'string') throw new ModelError(`${index}: weight_map names a shard ${JSON.stringify(f)} that is not a string`);
+    try {
+      checkRepoName(f, 'shard');
+    } catch (e) {
+      throw new ModelError(`${index}: ${(e as HubError).message}`);
+    }
+  }
+  return names as string[];
+}
+
+/**
+ * `file` as a regular file inside `dir`: a symlink pointing outside the folder, a FIFO, a device
+ * or a folder where a file belongs is refused before it is opened (opening a FIFO blocks).
+ */
+export function checkedFile(dir: string, file: string): string {
+  const real = fs.realpathSync(file);
+  const realDir = fs.realpathSync(dir);
+  if (!isInside(realDir, real)) throw new ModelError(`${file}: resolves to ${real}, outside the model folder ${realDir} (symlink?)`);
+  if (!fs.statSync(real).isFile()) throw new ModelError(`${file}: not a regular file (a folder, FIFO or device)`);
+  return file;
+}
+
 function weightFiles(dir: string): string[] {
   const single = path.join(dir, 'model.safetensors');
-  if (fs.existsSync(single)) return [single];
+  if (fs.existsSync(single)) return [checkedFile(dir, single)];
   const index = path.join(dir, 'model.safetensors.index.json');
   if (fs.existsSync(index)) {
-    const map = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map ?? {};
-    return [...new Set(Object.values<string>(map))].map((f) => path.join(dir, f));
+    checkedFile(dir, index);
+    return shardNames(index).map((f) => {
+      const file = path.join(dir, f);
+      if (!fs.existsSync(file)) throw new ModelError(`${index}: shard '${f}' is missing from ${dir}`);
+      return checkedFile(dir, file);
+    });
   }
   if (fs.existsSync(path.join(dir, 'pytorch_model.bin'))) {
     throw new ModelError(`${dir}: only pytorch_model.bin found; cramlab reads safetensors only (no pickle): convert it or pick a safetensors revision`);
@@ -61,13 +94,25 @@ function weightFiles(dir: string): string[] {
   throw new ModelError(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
+/** JSON side files (config, index, tokenizer) are small; a bigger one is refused before it is read. */
+export const MAX_JSON_BYTES = 64 * 1024 * 1024;
+
 function readJson(file: string, what: string): Record<string, any> {
+  const st = fs.statSync(file);
+  if (!st.isFile()) throw new ModelError(`${file}: ${what} is not a regular file (a folder, FIFO or device)`);
+  if (st.size > MAX_JSON_BYTES) throw new ModelError(`${file}: ${what} is ${st.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
+  let json: unknown;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new ModelError(`${file}: cannot read ${what} (${(e as Error).message})`);
   }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ModelError(`${file}: ${what} is not a JSON object`);
+  return json as Record<string, any>;
 }
+
+/** Buffers HF saves but recomputes on load (rotary frequencies, causal masks): not weights, never used. */
+const DERIVED_BUFFER = /\.(rotary_emb\.inv_freq|attention\.bias|attention\.masked_bias)$/;
 
 /** Load a checkpoint folder (or Hub id) into the current backend. */
 export async function loadModel(idOrPath: string): Promise<LoadedModel> {
@@ -75,9 +120,10 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const dir = await resolveFolder(idOrPath);
   const cfgFile = path.join(dir, 'config.json');
   if (!fs.existsSync(cfgFile)) throw new ModelError(`${dir}: no config.json (is this a Hugging Face model folder?)`);
-  const config = readJson(cfgFile, 'config.json');
+  const config = readJson(checkedFile(dir, cfgFile), 'config.json');
+  validateConfig(config, cfgFile);
   const genFile = path.join(dir, 'generation_config.json');
-  const generationConfig = fs.existsSync(genFile) ? readJson(genFile, 'generation_config.json') : {};
+  const generationConfig = fs.existsSync(genFile) ? readJson(checkedFile(dir, genFile), 'generation_config.json') : {};
 
   const hash = createHash('sha256').update(fs.readFileSync(cfgFile));
   const raw = new Map<string, RawTensor>();
@@ -88,6 +134,14 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   }
   const weights = new Weights(raw, path.basename(dir));
   const model = buildModel(config, weights, cfgFile);
+  // A tensor the architecture never read means the config and the weights disagree
+  // (an extra layer, a stray name): refuse rather than silently run a different model.
+  const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
+  if (unused.length) {
+    model.dispose();
+    const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
+    throw new ModelError(`${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`);
+  }
   weights.release();
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;

@@ -43,28 +43,74 @@ function snapshotDir(repo: string, revision: string, type: RepoType): string {
   return path.join(hubCacheDir(), `${type}s--${repo.replace('/', '--')}`, 'snapshots', revision);
 }
 
+/**
+ * Refuse a Hub file name or revision that could leave its folder: absolute, '..', '.', empty
+ * segments, '?', '#', backslash, NUL. Checked before anything is read or written.
+ */
+export function checkRepoName(name: string, what: string): void {
+  const bad =
+    !name ||
+    name.startsWith('/') ||
+    /[?#\\\0]/.test(name) ||
+    name.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
+  if (bad) throw new HubError(`refusing ${what} ${JSON.stringify(name)}: it must be a plain relative name (no '..', '/', '?', '#', '\\', empty segments)`);
+}
+
+/** Seconds without a byte before a download is given up (not total time: large files take long). */
+function idleTimeoutMs(): number {
+  const s = Number(process.env.CRAMLAB_HUB_IDLE_TIMEOUT_S ?? 30);
+  return (Number.isFinite(s) && s > 0 ? s : 30) * 1000;
+}
+
 async function fetchFile(url: string, dest: string, id: string, optional: boolean): Promise<boolean> {
   const headers: Record<string, string> = {};
   const token = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
   if (token) headers.authorization = `Bearer ${token}`;
+  const idleMs = idleTimeoutMs();
+  const abort = new AbortController();
+  let timer = setTimeout(() => abort.abort(), idleMs);
+  const poke = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(), idleMs);
+  };
+  const stalled = () => new HubError(`downloading '${path.basename(dest)}' for '${id}' stalled: no data for ${idleMs / 1000} s (CRAMLAB_HUB_IDLE_TIMEOUT_S)`);
   let res: Response;
   try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(Number(process.env.CRAMLAB_HUB_TIMEOUT_MS ?? 15000)) });
+    res = await fetch(url, { headers, signal: abort.signal });
   } catch (e) {
+    clearTimeout(timer);
+    if (abort.signal.aborted) throw stalled();
     throw new HubError(
       `cannot reach the Hugging Face Hub to download '${id}' (${(e as Error).message}); ` +
         `you seem to be offline: download it elsewhere and pass the local folder instead (--model ./path/to/folder)`,
     );
   }
-  if (res.status === 404 && optional) return false;
-  if (res.status === 401 || res.status === 403) throw new HubError(`the Hub refused '${id}' (HTTP ${res.status}): a gated model needs HF_TOKEN and accepted terms`);
-  if (!res.ok) throw new HubError(`downloading ${url} for '${id}' failed: HTTP ${res.status}`);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.part-${process.pid}`;
-  const body = Buffer.from(await res.arrayBuffer());
-  fs.writeFileSync(tmp, body);
-  fs.renameSync(tmp, dest); // atomic: an interrupted download never leaves a half file in the cache
-  return true;
+  try {
+    if (res.status === 404 && optional) return false;
+    if (res.status === 401 || res.status === 403) throw new HubError(`the Hub refused '${id}' (HTTP ${res.status}): a gated model needs HF_TOKEN and accepted terms`);
+    if (!res.ok) throw new HubError(`downloading ${url} for '${id}' failed: HTTP ${res.status}`);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    // Stream into a temporary name in the same folder, rename when complete: a killed download
+    // never leaves a final-named partial file in the cache.
+    const tmp = `${dest}.part-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        poke();
+        fs.writeSync(fd, chunk);
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      if (abort.signal.aborted) throw stalled();
+      throw new HubError(`downloading '${path.basename(dest)}' for '${id}' failed midway (${(e as Error).message})`);
+    }
+    fs.closeSync(fd);
+    fs.renameSync(tmp, dest);
+    return true;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -74,12 +120,16 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
  */
 export async function hubSnapshot(id: string, files: string[], type: RepoType = 'model'): Promise<string> {
   const { repo, revision } = parseHubId(id);
+  checkRepoName(repo, 'Hub repo');
+  checkRepoName(revision, 'revision');
   const dir = snapshotDir(repo, revision, type);
+  for (const spec of files) checkRepoName(spec.replace(/\?$/, ''), `file name in '${id}'`);
   const offline = process.env.HF_HUB_OFFLINE === '1' || process.env.CRAMLAB_OFFLINE === '1';
   for (const spec of files) {
     const optional = spec.endsWith('?');
     const file = optional ? spec.slice(0, -1) : spec;
     const dest = path.join(dir, file);
+    if (!isInside(hubCacheDir(), dest)) throw new HubError(`refusing file ${JSON.stringify(file)} of '${id}': it resolves outside the cache ${hubCacheDir()}`);
     if (fs.existsSync(dest) || fs.existsSync(dest + '.absent')) continue;
     if (offline) {
       if (optional) continue;
@@ -93,6 +143,12 @@ export async function hubSnapshot(id: string, files: string[], type: RepoType = 
     }
   }
   return dir;
+}
+
+/** True when `p` lies strictly inside folder `root` (both resolved, no symlinks followed). */
+export function isInside(root: string, p: string): boolean {
+  const rel = path.relative(path.resolve(root), path.resolve(p));
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
 
 export function expandHome(p: string): string {

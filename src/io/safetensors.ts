@@ -83,6 +83,31 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
+/**
+ * The top-level keys of a JSON object text, in order, duplicates kept (JSON.parse silently keeps
+ * the last of two equal keys, so a header could name one tensor twice). Assumes valid JSON.
+ */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)));
+      expectKey = false;
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = c === '{' && depth === 1;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return keys;
+}
+
 /** Parse and validate the header against the file size; no tensor data is read. */
 export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
   if (bytes.length < 8) throw new SafetensorsError(file, `file is ${bytes.length} bytes, too short to be safetensors (truncated?)`);
@@ -95,6 +120,10 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
   } catch (e) {
     throw new SafetensorsError(file, `header is not valid JSON (${(e as Error).message})`);
   }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError(file, 'header is not a JSON object');
+  const keys = topLevelKeys(bytes.subarray(8, 8 + n).toString('utf8'));
+  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (dup !== undefined) throw new SafetensorsError(file, `header names '${dup}' twice`);
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
   const tensors: SafetensorsHeader['tensors'] = {};
@@ -119,6 +148,17 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
     if (end - begin !== expected) throw new SafetensorsError(file, `tensor '${name}' holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`);
     tensors[name] = { dtype, shape, data_offsets: [begin, end] };
   }
+  // The tensors must tile the data section exactly: no gap, no overlap, nothing after the last.
+  const spans = Object.entries(tensors).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1]);
+  let pos = 0;
+  let prev = '';
+  for (const [name, { data_offsets: [b, e] }] of spans) {
+    if (b < pos) throw new SafetensorsError(file, `tensor '${name}' bytes [${b}, ${e}] overlap tensor '${prev}'`);
+    if (b > pos) throw new SafetensorsError(file, `data bytes [${pos}, ${b}] before tensor '${name}' belong to no tensor`);
+    pos = e;
+    if (e > b) prev = name;
+  }
+  if (pos !== dataLen) throw new SafetensorsError(file, `data bytes [${pos}, ${dataLen}] after the last tensor belong to no tensor`);
   return { tensors, metadata, dataStart };
 }
 
@@ -128,6 +168,8 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
  */
 export function readSafetensors(file: string, want?: (name: string) => boolean, onBytes?: (bytes: Uint8Array) => void): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
   if (!fs.existsSync(file)) throw new SafetensorsError(file, 'file not found');
+  // stat before open: opening a FIFO would block forever.
+  if (!fs.statSync(file).isFile()) throw new SafetensorsError(file, 'not a regular file (a folder, FIFO or device)');
   const bytes = fs.readFileSync(file);
   onBytes?.(bytes);
   const header = readHeader(file, bytes);

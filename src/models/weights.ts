@@ -29,8 +29,12 @@ export class Weights {
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new ModelError(`${this.source}: tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`);
     }
+    // Every weight is a float: an integer or boolean tensor here is a mislabelled checkpoint.
+    if (!(t.data instanceof Float32Array)) throw new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new ModelError(`${this.source}: tensor '${name}' holds ${t.data[bad]} at flat index ${bad} (weights must be finite)`);
     this.used.add(name);
-    const values = tf.tensor(t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), shape, 'float32');
+    const values = tf.tensor(t.data, shape, 'float32');
     const out = this.trainable ? tf.variable(values, true, name) : values;
     if (this.trainable) values.dispose();
     this.made.push(out);
@@ -40,6 +44,11 @@ export class Weights {
   /** Like get, or undefined when absent (biases, optional projections). */
   maybe(name: string, shape: number[]): tf.Tensor | undefined {
     return this.raw.has(name) ? this.get(name, shape) : undefined;
+  }
+
+  /** Names of checkpoint tensors no get() asked for (checked after the model is built). */
+  unused(): string[] {
+    return this.names().filter((n) => !this.used.has(n));
   }
 
   /** Drop the raw buffers once every tensor is on the backend. */
