@@ -114,3 +114,32 @@ test('decode refuses damaged and tampered .cram files with the reason, and never
   fs.writeFileSync(junk, Buffer.from('\xff\xff\xff\xff\xff\xff\xff\x7fgarbage', 'latin1'));
   fails(/junk\.cram: not a cramlab mem file \(/, 'decode', junk, '--model', s260.dir!);
 });
+
+test('a mamba forward on 1M positions ends in one clean error line under wasm, not an abort', () => {
+  const ref = path.join(ROOT, '..', 'shared', 'reference', 'mamba');
+  const script = path.join(tmp, 'mamba-long.ts');
+  fs.writeFileSync(script, `
+    import * as fs from 'node:fs';
+    import * as tf from ${JSON.stringify(require.resolve('@tensorflow/tfjs-core'))};
+    import { initBackend } from ${JSON.stringify(path.join(ROOT, 'src', 'backend'))};
+    import { modelFromTensors } from ${JSON.stringify(path.join(ROOT, 'src', 'io', 'checkpoint'))};
+    import { readSafetensors } from ${JSON.stringify(path.join(ROOT, 'src', 'io', 'safetensors'))};
+    (async () => {
+      await initBackend();
+      const config = JSON.parse(fs.readFileSync(${JSON.stringify(path.join(ref, 'config.json'))}, 'utf8'));
+      const model = modelFromTensors(config, readSafetensors(${JSON.stringify(path.join(ref, 'model.safetensors'))}).tensors);
+      try {
+        model.forward(tf.zeros([1, 1_000_000, model.info.hiddenSize]) as tf.Tensor3D).dispose();
+        console.log('ran');
+      } catch (e) {
+        console.error((e as Error).name + ': ' + (e as Error).message);
+        process.exit(1);
+      }
+    })();
+  `);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm' } });
+  assert.equal(r.status, 1, `exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
+  const lines = r.stderr.split('\n').filter((l) => l.trim());
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/);
+});
