@@ -96,7 +96,7 @@ function checkNum(key: string, raw: string, n: number): number {
   if (r.word !== undefined && raw === r.word) return NaN;
   const what = r.int ? (r.min === 1 ? 'a positive integer' : r.min === 0 ? 'an integer ≥ 0' : `an integer ≥ ${r.min}`) : r.above !== undefined ? `a number > ${r.above}` : r.max !== undefined ? `a number in [${r.min}, ${r.max}]` : r.min !== undefined ? `a number ≥ ${r.min}` : 'a number';
   const ok = Number.isFinite(n) && raw.trim() !== '' && (!r.int || Number.isSafeInteger(n)) && (r.min === undefined || n >= r.min) && (r.max === undefined || n <= r.max) && (r.above === undefined || n > r.above);
-  if (!ok) throw new UsageError(`${dashed(key)} must be ${what}, got '${raw}'`);
+  if (!ok) throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}, got '${raw}'`);
   return n;
 }
 
