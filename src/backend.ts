@@ -155,3 +155,26 @@ export function packageVersion(name: string): string | undefined {
   }
   return undefined;
 }
+
+export class MemoryLimitError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'MemoryLimitError';
+  }
+}
+
+/**
+ * Bytes the current backend can give one computation's live intermediates. tfjs-wasm has a 32-bit
+ * heap (4 GiB, shared by every tensor) and aborts the whole process past it: allow half. Native
+ * backends: half of the machine's memory.
+ */
+export function memoryLimitBytes(): number {
+  return (chosen ?? tf.getBackend()) === 'wasm' ? 2 ** 31 : os.totalmem() / 2;
+}
+
+/** Refuse, with one line, a computation whose intermediates would not fit (instead of an abort). */
+export function assertFitsMemory(bytes: number, what: string): void {
+  const limit = memoryLimitBytes();
+  const gib = (b: number) => (b / 2 ** 30).toFixed(b < 2 ** 30 ? 3 : 1);
+  if (!(bytes <= limit)) throw new MemoryLimitError(`${what} needs about ${gib(bytes)} GiB, more than the ${gib(limit)} GiB the ${chosen ?? tf.getBackend()} backend can hold: give a shorter input or a smaller batch`);
+}

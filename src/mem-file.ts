@@ -58,12 +58,24 @@ export interface ModelIdentity {
   id: string;
   weightsHash: string;
   tokenizer: { hash: string };
+  /** With it, a token count beyond the model's context (or 1e6 without one) is refused. */
+  model?: { info: { maxPositions: number } };
 }
+
+/** Token cap for models without a position limit (recurrent ones). */
+export const MAX_MEM_TOKENS = 1_000_000;
 
 /** Read a .cram file; with `model`, refuse vectors made for different weights or another tokenizer. */
 export function loadMem(file: string, model?: ModelIdentity): MemFile {
   if (!fs.existsSync(file)) throw new MemFileError(`${file}: no such mem file`);
-  const { tensors, metadata } = readSafetensors(file);
+  let read;
+  try {
+    read = readSafetensors(file);
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    throw new MemFileError(`${file}: not a cramlab mem file (${msg.startsWith(file) ? msg.slice(file.length).replace(/^[:\s]+/, '') : msg})`);
+  }
+  const { tensors, metadata } = read;
   const missing = REQUIRED.filter((k) => !(k in metadata));
   const t = tensors.get('mem');
   if (metadata.format !== 'cramlab-mem' || missing.length || !t) {
@@ -86,8 +98,21 @@ export function loadMem(file: string, model?: ModelIdentity): MemFile {
     extra,
   };
   if (t.shape[0] !== m.K || t.shape[1] !== m.memDim) throw new MemFileError(`${file}: mem tensor is [${t.shape}] but the metadata says K=${m.K}, width ${m.memDim}`);
+  checkContents(file, m, model?.model?.info.maxPositions);
   if (model) checkModel(file, m, model);
   return m;
+}
+
+// What a damaged or tampered file shows: vectors that are not numbers, a token count no model could
+// decode, a first id or hash that is not one.
+function checkContents(file: string, m: MemFile, maxPositions?: number): void {
+  const bad = m.vectors.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new MemFileError(`${file}: mem vector ${Math.floor(bad / m.memDim)} holds ${m.vectors[bad]} at [${bad % m.memDim}]: the file is damaged`);
+  if (!Number.isInteger(m.firstId) || m.firstId < 0) throw new MemFileError(`${file}: first token id '${m.firstId}' is not a token id: the file is damaged`);
+  if (!Number.isInteger(m.tokens) || m.tokens < 2) throw new MemFileError(`${file}: token count '${m.tokens}' is not a text of at least 2 tokens: the file is damaged`);
+  const cap = maxPositions === undefined || !Number.isFinite(maxPositions) ? MAX_MEM_TOKENS : maxPositions - m.K;
+  if (m.tokens > cap) throw new MemFileError(`${file}: token count ${m.tokens} exceeds ${maxPositions !== undefined && Number.isFinite(maxPositions) ? `the model's context (${maxPositions} positions less K=${m.K})` : `the limit of ${cap}`}: the file is damaged`);
+  if (!/^[0-9a-f]{64}$/.test(m.idsSha256)) throw new MemFileError(`${file}: ids_sha256 is not a sha256 hash: the file is damaged`);
 }
 
 export function checkModel(file: string, m: MemFile, model: ModelIdentity): void {

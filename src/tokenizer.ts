@@ -59,3 +59,24 @@ export function loadTokenizer(dir: string): Tokenizer {
     hash: createHash('sha256').update(raw).digest('hex'),
   };
 }
+
+/** Token cap for models without a position limit (recurrent ones): beyond it nothing is plausible. */
+export const MAX_TOKENS_NO_CONTEXT = 1_000_000;
+
+/**
+ * Encode `text`, refusing one of more than `maxTokens` tokens without tokenizing all of a huge text:
+ * a prefix of 8 characters per allowed token is tokenized first, and a text whose prefix is already
+ * too long is refused from it (tokens are rarely longer than 8 characters, and then the whole is checked).
+ */
+export function encodeWithin(tokenizer: Tokenizer, text: string, maxTokens: number, what = 'the text'): number[] {
+  const cap = Number.isFinite(maxTokens) ? maxTokens : MAX_TOKENS_NO_CONTEXT;
+  const prefixChars = 8 * (cap + 1);
+  const tooLong = (n: string) => new TokenizerError(`${what} is ${n} tokens, more than the model's limit of ${cap}: give a shorter text`);
+  if (text.length > prefixChars) {
+    const head = tokenizer.encode(text.slice(0, prefixChars));
+    if (head.length > cap) throw tooLong(`${text.length} characters, over ${cap}`);
+  }
+  const ids = tokenizer.encode(text);
+  if (ids.length > cap) throw tooLong(String(ids.length));
+  return ids;
+}

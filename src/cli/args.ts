@@ -1,4 +1,5 @@
-// A small, forgiving argument parser: --key value, --key=value, --flag, and positionals.
+// A small argument parser: --key value, --key=value, --flag, -o value, and positionals.
+// With a list of known flags it refuses unknown ones (naming the nearest) and value flags given no value.
 export interface Args {
   _: string[];
   [key: string]: string | boolean | string[] | undefined;
@@ -11,23 +12,62 @@ export class UsageError extends Error {
   }
 }
 
-export function parseArgs(argv: string[], booleans: string[] = []): Args {
+const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+const dashed = (key: string): string => (key.length === 1 ? '-' : '--') + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** The flags (camelCase keys) that a usage line names: `--max-steps 5000` → maxSteps, `-o F` → o. */
+export function flagsOfUsage(usage: string): string[] {
+  const out = new Set<string>();
+  for (const m of usage.matchAll(/(?:^|[\s[(|])--([a-z][a-z0-9-]*)/g)) out.add(camel(m[1]));
+  for (const m of usage.matchAll(/(?:^|[\s[(|])-([a-zA-Z])\b/g)) out.add(m[1]);
+  return [...out];
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+function unknownFlag(want: string, known: string[]): UsageError {
+  const near = known.map((k) => ({ k, d: editDistance(want, dashed(k)) })).sort((x, y) => x.d - y.d)[0];
+  const hint = near && near.d <= Math.max(2, Math.floor(want.length / 3)) ? `; did you mean ${dashed(near.k)}?` : known.length ? `; known flags: ${known.map(dashed).join(' ')}` : '';
+  return new UsageError(`unknown flag ${want}${hint}`);
+}
+
+/** `known`: the value-taking flags allowed (undefined: any); `booleans` take no value. */
+export function parseArgs(argv: string[], booleans: string[] = [], known?: string[]): Args {
   const out: Args = { _: [] };
+  const all = known && [...new Set([...known, ...booleans])];
+  const check = (key: string, raw: string) => {
+    if (all && !all.includes(key)) throw unknownFlag(raw, all.filter((k) => k !== 'help'));
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') {
       out._.push(...argv.slice(i + 1));
       break;
     }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const key = (eq > 0 ? a.slice(2, eq) : a.slice(2)).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-      if (eq > 0) out[key] = a.slice(eq + 1);
-      else if (booleans.includes(key) || i + 1 >= argv.length || argv[i + 1].startsWith('--')) out[key] = true;
-      else out[key] = argv[++i];
-    } else if (a.startsWith('-') && a.length === 2 && i + 1 < argv.length) {
-      out[a.slice(1)] = argv[++i];
-    } else out._.push(a);
+    const long = a.startsWith('--');
+    const short = !long && /^-[a-zA-Z]$/.test(a);
+    if (!long && !short) {
+      out._.push(a);
+      continue;
+    }
+    const eq = long ? a.indexOf('=') : -1;
+    const key = long ? camel(eq > 0 ? a.slice(2, eq) : a.slice(2)) : a.slice(1);
+    check(key, eq > 0 ? a.slice(0, eq) : a);
+    if (eq > 0) {
+      if (booleans.includes(key)) throw new UsageError(`${dashed(key)} takes no value`);
+      out[key] = a.slice(eq + 1);
+    } else if (booleans.includes(key)) out[key] = true;
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) out[key] = argv[++i];
+    else if (all) throw new UsageError(`${dashed(key)} needs a value`);
+    else out[key] = true;
   }
   return out;
 }
@@ -36,26 +76,52 @@ export function str(args: Args, key: string, fallback?: string): string {
   const v = args[key];
   if (typeof v === 'string') return v;
   if (fallback !== undefined) return fallback;
-  throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is required`);
+  throw new UsageError(`${dashed(key)} is required`);
+}
+
+// One home for what each numeric flag may be; num() and numList() enforce it for every command.
+interface NumRule { int?: boolean; min?: number; max?: number; above?: number; word?: string }
+const POSITIVE_INT: NumRule = { int: true, min: 1 };
+const COUNT: NumRule = { int: true, min: 0 };
+const NUM_RULES: Record<string, NumRule> = {
+  mem: POSITIVE_INT, K: POSITIVE_INT, batch: POSITIVE_INT, steps: POSITIVE_INT, maxSteps: POSITIVE_INT, patience: POSITIVE_INT,
+  count: POSITIVE_INT, lengths: { int: true, min: 2 }, layers: POSITIVE_INT, d: POSITIVE_INT, maxTokens: POSITIVE_INT, tokens: { int: true, min: 2, word: 'auto' },
+  vocabSize: POSITIVE_INT, seqLen: POSITIVE_INT, evalEvery: POSITIVE_INT, checkpointEvery: POSITIVE_INT, logEvery: POSITIVE_INT,
+  maxNewTokens: COUNT, seed: COUNT, passage: COUNT, warmup: COUNT,
+  lr: { above: 0 }, clip: { above: 0 }, maxMinutes: { above: 0 }, weightDecay: { min: 0 }, bosProb: { min: 0, max: 1 },
+};
+
+function checkNum(key: string, raw: string, n: number): number {
+  const r = NUM_RULES[key] ?? {};
+  if (r.word !== undefined && raw === r.word) return NaN;
+  const what = r.int ? (r.min === 1 ? 'a positive integer' : r.min === 0 ? 'an integer ≥ 0' : `an integer ≥ ${r.min}`) : r.above !== undefined ? `a number > ${r.above}` : r.max !== undefined ? `a number in [${r.min}, ${r.max}]` : r.min !== undefined ? `a number ≥ ${r.min}` : 'a number';
+  const ok = Number.isFinite(n) && raw.trim() !== '' && (!r.int || Number.isSafeInteger(n)) && (r.min === undefined || n >= r.min) && (r.max === undefined || n <= r.max) && (r.above === undefined || n > r.above);
+  if (!ok) throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}, got '${raw}'`);
+  return n;
 }
 
 export function num(args: Args, key: string, fallback?: number): number {
   const v = args[key];
-  if (v === undefined || v === true) {
+  if (v === undefined) {
     if (fallback !== undefined) return fallback;
-    throw new UsageError(`--${key} is required`);
+    throw new UsageError(`${dashed(key)} is required`);
   }
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${key} must be a number, got '${v}'`);
-  return n;
+  if (typeof v !== 'string') throw new UsageError(`${dashed(key)} needs a value`);
+  return checkNum(key, v, Number(v));
 }
 
 export function numList(args: Args, key: string, fallback: number[]): number[] {
   const v = args[key];
-  if (typeof v !== 'string') return fallback;
-  return v.split(',').map((s) => {
-    const n = Number(s);
-    if (!Number.isFinite(n)) throw new UsageError(`--${key}: '${s}' is not a number`);
-    return n;
-  });
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string') throw new UsageError(`${dashed(key)} needs a value`);
+  return v.split(',').map((s) => checkNum(key, s, Number(s)));
+}
+
+/** Check every numeric flag given, before a command loads models or reads texts (lists: each item). */
+export function checkNumbers(args: Args): void {
+  for (const [key, v] of Object.entries(args)) {
+    if (key === '_' || !(key in NUM_RULES)) continue;
+    if (typeof v !== 'string') throw new UsageError(`${dashed(key)} needs a value`);
+    for (const s of v.split(',')) checkNum(key, s, Number(s));
+  }
 }

@@ -2,7 +2,7 @@
 // so adding a command never touches it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs, UsageError, type Args } from './args';
+import { checkNumbers, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
 
 export interface Command {
   name: string;
@@ -30,6 +30,15 @@ function help(commands: Map<string, Command>): string {
   return lines.join('\n');
 }
 
+// The flags a command accepts are the ones its usage line names (-o also as --out).
+function knownFlags(cmd: Command): string[] {
+  const flags = flagsOfUsage(cmd.usage);
+  return flags.includes('o') ? [...flags, 'out'] : flags;
+}
+
+// Errors reach users as one line, whatever the thrower put in the message.
+const oneLine = (e: Error): string => String(e?.message ?? e).split('\n').map((l) => l.trim()).filter(Boolean).join(' ') || String(e);
+
 export async function main(argv: string[]): Promise<number> {
   const commands = loadCommands();
   const [name, ...rest] = argv;
@@ -42,18 +51,19 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`cramlab: unknown command '${name}'\n\n${help(commands)}`);
     return 2;
   }
-  const args = parseArgs(rest, ['help', ...(cmd.booleans ?? [])]);
-  if (args.help) {
-    console.log(`usage: cramlab ${cmd.usage}\n\n${cmd.summary}`);
-    return 0;
-  }
   try {
+    const args = parseArgs(rest, ['help', ...(cmd.booleans ?? [])], knownFlags(cmd));
+    if (args.help) {
+      console.log(`usage: cramlab ${cmd.usage}\n\n${cmd.summary}`);
+      return 0;
+    }
+    checkNumbers(args);
     await cmd.run(args);
     return 0;
   } catch (e) {
     // One line naming the problem; the stack only on request.
     const err = e as Error;
-    console.error(`cramlab ${name}: ${err.message}`);
+    console.error(`cramlab ${name}: ${oneLine(err)}`);
     if (process.env.CRAMLAB_DEBUG) console.error(err.stack);
     return err instanceof UsageError ? 2 : 1;
   }
@@ -63,7 +73,7 @@ if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e) => {
-      console.error(`cramlab: ${(e as Error).message}`);
+      console.error(`cramlab: ${oneLine(e as Error)}`);
       process.exit(1);
     },
   );

@@ -10,6 +10,7 @@
 //               mixer = y · silu(gate)
 //   logits = embeddings^T · rms_f(h)      (tied head)
 import * as tf from '@tensorflow/tfjs-core';
+import { assertFitsMemory } from '../backend';
 import { linear, rmsNorm, silu } from './layers';
 import { selectiveScanChunked, type SelectiveScan } from './mamba_scan';
 import type { CausalLM, ModelInfo } from './types';
@@ -119,6 +120,11 @@ export class Mamba implements CausalLM {
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
+    // The scan holds a few [B, T, I, N] fp32 tensors at once (dA, dBu, its partial products).
+    const [B, T] = inputsEmbeds.shape;
+    const I = this.layers[0]?.D.shape[0] ?? 0;
+    const N = this.layers[0]?.A_log.shape[1] ?? 0;
+    assertFitsMemory(3 * 4 * B * T * I * N, `mamba forward on ${B}×${T} positions`);
     return tf.tidy(() => {
       let h: tf.Tensor = inputsEmbeds;
       for (const L of this.layers) h = tf.add(h, this.mixer(rmsNorm(h, L.norm, this.eps), L));

@@ -1,23 +1,24 @@
-import * as fs from 'node:fs';
 import { cram } from '../../cram/cram';
 import { loadModel } from '../../io/checkpoint';
 import { measure } from '../../metrics/text';
 import { theoreticalCapacity } from '../../metrics/summary';
 import { num, str, UsageError, type Args } from '../args';
+import { readTextFile } from '../input';
 import type { Command } from '../main';
+import { encodeWithin } from '../../tokenizer';
 
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: 'cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--json] [--quiet]',
+  usage: 'cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--utf8 strict|replace] [--json] [--quiet]',
   booleans: ['json', 'quiet'],
   async run(args: Args) {
-    const text = typeof args.file === 'string' ? fs.readFileSync(args.file, 'utf8') : str(args, 'text', '');
+    const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
-    const ids = tokenizer.encode(text);
     const K = num(args, 'mem', 1);
+    const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K, typeof args.file === 'string' ? args.file : '--text');
     const [r] = await cram(model, [ids], {
       K,
       maxSteps: num(args, 'maxSteps', 5000),

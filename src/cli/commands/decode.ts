@@ -1,6 +1,6 @@
 import { decode } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
-import { idsSha256, loadMem } from '../../mem-file';
+import { idsSha256, loadMem, MemFileError } from '../../mem-file';
 import { str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
 
@@ -16,7 +16,9 @@ export const command: Command = {
     const mem = loadMem(file, loaded);
     const { ids, text } = await decode(loaded.model, mem, loaded.tokenizer);
     process.stdout.write(text + '\n');
-    const ok = idsSha256(ids) === mem.idsSha256;
-    if (args.check || !ok) console.error(ok ? `${file}: ${ids.length} tokens, ids match the encoded text (sha256)` : `${file}: warning: the decoded ids differ from the encoded text (the vectors do not decode it exactly)`);
+    // Success needs a text actually decoded (not just the given first token) whose ids hash as stored.
+    if (ids.length < 2) throw new MemFileError(`${file}: nothing was decoded (${ids.length} token)`);
+    if (idsSha256(ids) !== mem.idsSha256) throw new MemFileError(`${file}: the decoded ids differ from the stored ids hash (the vectors do not decode the encoded text exactly, or the file was altered)`);
+    if (args.check) console.error(`${file}: ${ids.length} tokens, ids match the encoded text (sha256)`);
   },
 };

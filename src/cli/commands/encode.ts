@@ -5,23 +5,26 @@ import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
 import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
 import { num, str, UsageError, type Args } from '../args';
+import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
+import { encodeWithin } from '../../tokenizer';
 
 export const command: Command = {
   name: 'encode',
   summary: 'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly)',
-  usage: 'encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [--quiet]',
+  usage: 'encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [--utf8 strict|replace] [--quiet]',
   booleans: ['quiet'],
   async run(args: Args) {
     const input = args._[0];
     if (!input) throw new UsageError('give the text file to encode: encode FILE.txt -o FILE.cram --model M');
-    if (!fs.existsSync(input)) throw new UsageError(`${input}: no such file`);
     const out = str(args, 'o', typeof args.out === 'string' ? args.out : input.replace(/\.[^./]*$/, '') + '.cram');
-    const text = fs.readFileSync(input, 'utf8');
+    checkOutFile(out, input);
+    const text = readTextFile(input, args);
     if (!text) throw new UsageError(`${input} is empty`);
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
-    const ids = tokenizer.encode(text);
+    const K0 = args.mem === undefined ? 1 : num(args, 'mem');
+    const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K0, input);
     const opts = { maxSteps: num(args, 'maxSteps', 5000), patience: num(args, 'patience', 2000), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) };
     const t0 = performance.now();
     let K: number;

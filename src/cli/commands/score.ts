@@ -1,19 +1,20 @@
-import * as fs from 'node:fs';
 import { loadModel } from '../../io/checkpoint';
 import { scoreText } from '../../score';
 import { str, UsageError, type Args } from '../args';
+import { readTextFile } from '../input';
 import type { Command } from '../main';
+import { encodeWithin } from '../../tokenizer';
 
 export const command: Command = {
   name: 'score',
   summary: "cross-entropy (bits) and greedy accuracy of the model on a text, without any [mem]",
-  usage: 'score --model M (--text TEXT | --file F) [--json]',
+  usage: 'score --model M (--text TEXT | --file F) [--utf8 strict|replace] [--json]',
   booleans: ['json'],
   async run(args: Args) {
-    const text = typeof args.file === 'string' ? fs.readFileSync(args.file, 'utf8') : str(args, 'text', '');
+    const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
     const { model, tokenizer } = await loadModel(str(args, 'model'));
-    const ids = tokenizer.encode(text);
+    const ids = encodeWithin(tokenizer, text, model.info.maxPositions, typeof args.file === 'string' ? args.file : '--text');
     const s = await scoreText(model, ids);
     if (args.json) {
       console.log(JSON.stringify({ tokens: s.tokens, totalBits: s.totalBits, bitsPerToken: s.bitsPerToken, accuracy: s.accuracy, correct: s.correct, bitsPerTokenList: s.ceNats.map((x) => x / Math.LN2) }));
