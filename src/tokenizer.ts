@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { checkedFile, readJson } from './io/files';
 
 export interface Tokenizer {
   /** Token ids of `text`; special tokens (BOS) are added as the tokenizer's post-processor says. */
@@ -27,10 +28,10 @@ export class TokenizerError extends Error {
 export function loadTokenizer(dir: string): Tokenizer {
   const file = path.join(dir, 'tokenizer.json');
   if (!fs.existsSync(file)) throw new TokenizerError(`${dir}: no tokenizer.json (cramlab needs the fast-tokenizer file)`);
-  const raw = fs.readFileSync(file, 'utf8');
-  const json = JSON.parse(raw);
+  const json: any = readJson(checkedFile(dir, file), 'tokenizer.json'); // checked: a bounded regular file
+  const raw = fs.readFileSync(file, 'utf8'); // the hash is of the file's bytes, as mem files store it
   const cfgFile = path.join(dir, 'tokenizer_config.json');
-  const config = fs.existsSync(cfgFile) ? JSON.parse(fs.readFileSync(cfgFile, 'utf8')) : {};
+  const config: any = fs.existsSync(cfgFile) ? readJson(checkedFile(dir, cfgFile), 'tokenizer_config.json') : {};
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const tfjs = require('@huggingface/transformers');
   const className = String(config.tokenizer_class ?? 'PreTrainedTokenizer').replace(/Fast$/, '');

@@ -264,3 +264,20 @@ test('an unreachable Hub says so in one line', async () => {
     process.env = saved;
   }
 });
+
+test('a tokenizer.json that is a FIFO, a folder or a symlink out of the model folder is refused before it is opened', async () => {
+  const { loadTokenizer } = await import('../src/tokenizer');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-tok-'));
+  const dir = path.join(root, 'model');
+  fs.mkdirSync(dir);
+  fs.mkdirSync(path.join(dir, 'tokenizer.json'));
+  assert.throws(() => loadTokenizer(dir), /tokenizer\.json: not a regular file/);
+  fs.rmdirSync(path.join(dir, 'tokenizer.json'));
+  execFileSync('mkfifo', [path.join(dir, 'tokenizer.json')]);
+  assert.throws(() => loadTokenizer(dir), /tokenizer\.json: not a regular file/);
+  fs.rmSync(path.join(dir, 'tokenizer.json'));
+  fs.writeFileSync(path.join(root, 'outside.json'), '{}');
+  fs.symlinkSync(path.join(root, 'outside.json'), path.join(dir, 'tokenizer.json'));
+  assert.throws(() => loadTokenizer(dir), /outside the model folder/);
+  fs.rmSync(root, { recursive: true, force: true });
+});

@@ -9,7 +9,8 @@ import { ModelError } from '../models/types';
 import { Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
 import { validateConfig } from './config';
-import { checkRepoName, expandHome, HubError, hubSnapshot, isInside, isLocal } from './hub';
+import { checkedFile, readJson } from './files';
+import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
 
 export interface LoadedModel {
@@ -64,18 +65,6 @@ function shardNames(index: string): string[] {
   return names as string[];
 }
 
-/**
- * `file` as a regular file inside `dir`: a symlink pointing outside the folder, a FIFO, a device
- * or a folder where a file belongs is refused before it is opened (opening a FIFO blocks).
- */
-export function checkedFile(dir: string, file: string): string {
-  const real = fs.realpathSync(file);
-  const realDir = fs.realpathSync(dir);
-  if (!isInside(realDir, real)) throw new ModelError(`${file}: resolves to ${real}, outside the model folder ${realDir} (symlink?)`);
-  if (!fs.statSync(real).isFile()) throw new ModelError(`${file}: not a regular file (a folder, FIFO or device)`);
-  return file;
-}
-
 function weightFiles(dir: string): string[] {
   const single = path.join(dir, 'model.safetensors');
   if (fs.existsSync(single)) return [checkedFile(dir, single)];
@@ -92,23 +81,6 @@ function weightFiles(dir: string): string[] {
     throw new ModelError(`${dir}: only pytorch_model.bin found; cramlab reads safetensors only (no pickle): convert it or pick a safetensors revision`);
   }
   throw new ModelError(`${dir}: no model.safetensors or model.safetensors.index.json`);
-}
-
-/** JSON side files (config, index, tokenizer) are small; a bigger one is refused before it is read. */
-export const MAX_JSON_BYTES = 64 * 1024 * 1024;
-
-function readJson(file: string, what: string): Record<string, any> {
-  const st = fs.statSync(file);
-  if (!st.isFile()) throw new ModelError(`${file}: ${what} is not a regular file (a folder, FIFO or device)`);
-  if (st.size > MAX_JSON_BYTES) throw new ModelError(`${file}: ${what} is ${st.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ModelError(`${file}: cannot read ${what} (${(e as Error).message})`);
-  }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ModelError(`${file}: ${what} is not a JSON object`);
-  return json as Record<string, any>;
 }
 
 /** Buffers HF saves but recomputes on load (rotary frequencies, causal masks): not weights, never used. */
