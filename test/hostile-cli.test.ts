@@ -143,3 +143,28 @@ test('a mamba forward on 1M positions ends in one clean error line under wasm, n
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0], /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/);
 });
+
+test('cramming a batch whose activations exceed the wasm heap ends in one clean error line, not an abort', { skip: s260.skip }, () => {
+  const script = path.join(tmp, 'cram-huge.ts');
+  fs.writeFileSync(script, `
+    import { loadModel } from ${JSON.stringify(path.join(ROOT, 'src', 'io', 'checkpoint'))};
+    import { cram } from ${JSON.stringify(path.join(ROOT, 'src', 'cram', 'cram'))};
+    (async () => {
+      const { model } = await loadModel(${JSON.stringify(s260.dir)});
+      // 3000 texts × 500 tokens: the logits alone would be 3 GB, past the 32-bit heap
+      const texts = Array.from({ length: 3000 }, (_, i) => Array.from({ length: 500 }, (_, t) => 3 + ((i * 31 + t * 7) % 500)));
+      try {
+        await cram(model, texts, { maxSteps: 1, quiet: true });
+        console.log('ran');
+      } catch (e) {
+        console.error((e as Error).name + ': ' + (e as Error).message);
+        process.exit(1);
+      }
+    })();
+  `);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: 'tfjs' } });
+  assert.equal(r.status, 1, `exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
+  const lines = r.stderr.split('\n').filter((l) => l.trim());
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^MemoryLimitError: cramming 3000 texts of up to 500 tokens needs about \d+\.\d GiB, more than the 2\.0 GiB the wasm backend can hold/);
+});

@@ -4,6 +4,7 @@
 //   loss_b = mean over t < N_b-1 of CE(logits[b, K+t], ids_b[t+1])     (text positions only, shifted)
 //   total  = Σ_b loss_b                         (a sum, so each mem gets exactly its own gradient)
 import * as tf from '@tensorflow/tfjs-core';
+import { assertFitsMemory } from '../backend';
 import type { CausalLM } from '../models/types';
 
 /** Constant tensors describing the texts of one batch (rebuilt only when the batch changes). */
@@ -20,10 +21,21 @@ export interface TextBatch {
   predicted: number[];
 }
 
+/**
+ * Bytes a forward + backward over [B, T] positions keeps alive, roughly: the logits and their
+ * softmax/gradient (3·V per position) and ~16 hidden-width activations per position and layer.
+ * Past the wasm heap tfjs aborts the whole process; refusing up front gives one line instead.
+ */
+export function cramBytes(model: CausalLM, B: number, T: number): number {
+  const { vocabSize: V, hiddenSize: d, numLayers } = model.info;
+  return 4 * B * T * (3 * V + 16 * d * numLayers);
+}
+
 export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
+  const L = Math.max(...texts.map((t) => t.length));
+  assertFitsMemory(cramBytes(model, texts.length, L + 1), `cramming ${texts.length} texts of up to ${L} tokens`);
   return tf.tidy(() => {
     const B = texts.length;
-    const L = Math.max(...texts.map((t) => t.length));
     const ids = new Int32Array(B * L);
     const labels = new Int32Array(B * (L - 1));
     const mask = new Float32Array(B * (L - 1));
