@@ -80,6 +80,8 @@ test('arithmetic coding under stories260K: a sample decodes back, costing its cr
   const ce = (await scoreText(model, ids)).totalBits;
   assert.ok(Math.abs(code.ceBits - ce) < 1e-3 * ids.length, `coder CE ${code.ceBits} vs scored ${ce}`);
   assert.ok(Math.abs(code.idealBits - code.ceBits) < 0.01 * code.coded, 'quantisation costs more than 0.01 bit per token');
+  // ≥ ideal always holds; ≥ CE holds on text the model knows (the floor of 1 per symbol favours only
+  // tokens below p = 1/V, which can make out-of-domain codes a few bits shorter than the CE).
   assert.ok(code.bits >= code.idealBits && code.bits >= code.ceBits, `${code.bits} bits below the CE ${code.ceBits.toFixed(2)}`);
   assert.ok(code.bits <= code.ceBits + 2 + 0.01 * code.coded, `${code.bits} bits vs CE ${code.ceBits.toFixed(2)}`);
   // A single flipped bit decodes to other ids (the code carries the text, not the model alone).

@@ -117,7 +117,8 @@ export interface CompressionRow {
   xzBits: number;
   /** Model cross-entropy without mem, over the N-1 predicted tokens. */
   ceBits: number;
-  /** The arithmetic code's real length, and its excess over ceBits. */
+  /** The arithmetic code's real length, and its excess over ceBits (≈ 2 bits; below 0 when many tokens
+   *  are improbable, since quantise() gives every symbol at least 1/2^20 of the mass). */
   arithBits: number;
   arithOverheadBits: number;
   K: number;
