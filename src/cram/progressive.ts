@@ -1,0 +1,153 @@
+// progressiveCram: grow the crammed prefix `stride` tokens at a time (Tarasov et al. 2026,
+// "progressive cramming"), instead of optimising for the whole text at once:
+//   held = 1, mem = randn·std(E)                           (the first token needs no mem)
+//   stage: cram ids[0 : held + stride] starting FROM mem    (warm start: the previous stage's best mem)
+//          held = longest prefix of the whole text the stage's best mem decodes (may exceed the target)
+//          decoded → next stage;  failed within stageSteps/stagePatience → the text stops
+//   horizon = held, checked by a greedy decode from the final mem.
+// Texts advance independently but share each round: one batched cram() over every text still
+// growing, each at its own target length (makeBatch pads and weights texts of different lengths).
+// Each stage starts a fresh AdamW state (cram's); only the mem carries over.
+import * as tf from '@tensorflow/tfjs-core';
+import { decode } from '../decode';
+import type { CausalLM } from '../models/types';
+import { scoreText } from '../score';
+import { cram, CramError, initialMem, type CramOptions, type CramResult } from './cram';
+
+export interface ProgressiveOptions extends Omit<CramOptions, 'initMem' | 'onText' | 'maxSteps' | 'patience'> {
+  /** Tokens added to the target per stage (default 8). */
+  stride?: number;
+  /** Longest prefix grown to, first token included (default: each text's length, within the context). */
+  maxTokens?: number;
+  /** cram() maxSteps of one stage (default 1000). */
+  stageSteps?: number;
+  /** cram() patience of one stage (default 200). */
+  stagePatience?: number;
+  /** Most stages per text (default: unlimited; the text's length bounds them anyway). */
+  maxStages?: number;
+  /** Called after each stage of each text with the stage's cram result (its initMem is the warm start). */
+  onStage?: (textIndex: number, stage: ProgressiveStage, result: CramResult) => void;
+}
+
+export interface ProgressiveStage {
+  /** Target length of this stage (tokens, first included). */
+  N: number;
+  status: string;
+  bestAccuracy: number;
+  steps: number;
+  /** Longest prefix decoded after this stage (never less than after the stage before). */
+  held: number;
+  /** Started from a previous stage's mem (false only for the first stage). */
+  warm: boolean;
+}
+
+export interface ProgressiveResult {
+  index: number;
+  K: number;
+  /** Longest prefix (tokens, first included) the final mem reproduces by greedy decoding. */
+  horizon: number;
+  /** True when the horizon reached the end of the searched text (the true horizon may be larger). */
+  censored: boolean;
+  stages: ProgressiveStage[];
+  totalSteps: number;
+  /** Tokens held vs cumulative cram steps, starting at (0, 1). */
+  curve: { steps: number[]; held: number[] };
+  /** The mem behind the horizon, K·memDim values (the random init when no stage decoded anything). */
+  mem: Float32Array;
+  /** Greedy decode of `horizon` tokens from `mem`, and whether it equals the text's prefix. */
+  check: { ids: number[]; equal: boolean };
+  /** Wall time until this text stopped growing (decode check excluded). */
+  seconds: number;
+}
+
+/** Longest prefix of `ids` (first token included) whose every next token `mem` makes the model predict. */
+export async function heldPrefix(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<number> {
+  const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
+  try {
+    const s = await scoreText(model, ids, prefix);
+    const miss = s.predictions.findIndex((p, i) => p !== ids[i + 1]);
+    return miss < 0 ? ids.length : miss + 1;
+  } finally {
+    prefix.dispose();
+  }
+}
+
+function positiveInt(name: string, v: number | undefined): void {
+  if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new CramError(`${name} must be a positive integer, got ${v}`);
+}
+
+export async function progressiveCram(model: CausalLM, texts: number[][], opts: ProgressiveOptions = {}): Promise<ProgressiveResult[]> {
+  const K = opts.K ?? 1;
+  const stride = opts.stride ?? 8;
+  for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const) positiveInt(name, opts[name]);
+  if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
+  if (Array.isArray(opts.seed) && opts.seed.length !== texts.length) throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
+  const t0 = performance.now();
+  const st = texts.map((ids, i) => {
+    const limit = Math.min(ids.length, opts.maxTokens ?? Infinity, model.info.maxPositions - K);
+    if (limit < 2) throw new CramError(`text ${i} has fewer than 2 tokens to cram (within the model's context of ${model.info.maxPositions} with ${K} mem vectors)`);
+    const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
+    return {
+      ids: ids.slice(0, limit),
+      held: 1,
+      mem: initialMem(model, K, seed),
+      stages: [] as ProgressiveStage[],
+      curve: { steps: [0], held: [1] },
+      steps: 0,
+      growing: true,
+      seconds: 0,
+    };
+  });
+  const { stride: _s, maxTokens: _m, stageSteps: _ss, stagePatience: _sp, maxStages: _ms, onStage, seed: _seed, ...cramOpts } = opts;
+
+  for (;;) {
+    const todo = st.map((s, i) => ({ s, i })).filter(({ s }) => s.growing);
+    if (!todo.length) break;
+    const targets = todo.map(({ s }) => Math.min(s.ids.length, s.held + stride));
+    const results = await cram(
+      model,
+      todo.map(({ s }, j) => s.ids.slice(0, targets[j])),
+      { ...cramOpts, K, initMem: todo.map(({ s }) => s.mem), maxSteps: opts.stageSteps ?? 1000, patience: opts.stagePatience ?? 200 },
+    );
+    for (const [j, { s, i }] of todo.entries()) {
+      const r = results[j];
+      // Scored on the whole text: a mem that decodes its target often decodes a little further.
+      const held = await heldPrefix(model, s.ids, r.bestMem, K);
+      if (held > s.held) {
+        s.held = held;
+        s.mem = r.bestMem;
+      }
+      s.steps += r.steps;
+      const stage: ProgressiveStage = { N: targets[j], status: r.status, bestAccuracy: r.bestAccuracy, steps: r.steps, held: s.held, warm: s.stages.length > 0 };
+      s.stages.push(stage);
+      s.curve.steps.push(s.steps);
+      s.curve.held.push(s.held);
+      onStage?.(i, stage, r);
+      // Decoded means the target is held; anything less (a failed stage) ends the text.
+      const failed = held < targets[j];
+      if (failed || s.held >= s.ids.length || s.stages.length >= (opts.maxStages ?? Infinity)) {
+        s.growing = false;
+        s.seconds = (performance.now() - t0) / 1000;
+      }
+    }
+  }
+
+  const out: ProgressiveResult[] = [];
+  for (const [index, s] of st.entries()) {
+    // What a reader gets back: generate from the mem, do not trust teacher forcing alone.
+    const { ids } = await decode(model, { vectors: s.mem, K, tokens: s.held, firstId: s.ids[0] });
+    out.push({
+      index,
+      K,
+      horizon: s.held,
+      censored: s.held === s.ids.length,
+      stages: s.stages,
+      totalSteps: s.steps,
+      curve: s.curve,
+      mem: s.mem,
+      check: { ids, equal: ids.every((x, k) => x === s.ids[k]) },
+      seconds: s.seconds,
+    });
+  }
+  return out;
+}
