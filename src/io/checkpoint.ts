@@ -10,6 +10,7 @@ import { Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
 import { expandHome, hubSnapshot, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
+import { rememberWeights } from '../native/weights';
 
 export interface LoadedModel {
   model: CausalLM;
@@ -89,6 +90,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const weights = new Weights(raw, path.basename(dir));
   const model = buildModel(config, weights, cfgFile);
   weights.release();
+  rememberWeights(model, () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]))); // native engine
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;
   if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
@@ -98,5 +100,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
 
 /** Build a model straight from a config and tensors (tests, training). */
 export function modelFromTensors(config: Record<string, any>, tensors: Map<string, RawTensor>): CausalLM {
-  return buildModel(config, new Weights(tensors, 'tensors'));
+  const model = buildModel(config, new Weights(tensors, 'tensors'));
+  rememberWeights(model, () => tensors); // native engine
+  return model;
 }
