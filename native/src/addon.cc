@@ -7,6 +7,7 @@
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache)
 //   info() → {blas, threads};  setThreads(n)
 #include <napi.h>
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -16,10 +17,14 @@ extern "C" {
 #include "llama.h"
 }
 
+enum { MAX_GROUPS = 16 };
 struct Handle {
   Llama *m = nullptr;
-  Acts *a = nullptr;
+  Acts *a = nullptr;               // forwardLogits, and group 0 of cramSteps
+  Acts *groups[MAX_GROUPS] = {};  // one activation set per thread of cramSteps (groups[0] = a)
   void free() {
+    for (int g = 1; g < MAX_GROUPS; g++)
+      if (groups[g]) acts_free(groups[g]), groups[g] = nullptr;
     if (a) acts_free(a);
     if (m) llama_free(m);
     a = nullptr;
@@ -210,7 +215,11 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   s.max_steps = intArg(env, o.Get("maxSteps"), "maxSteps", 1, 1 << 30);
   s.patience = intArg(env, o.Get("patience"), "patience", 1, 1 << 30);
   s.it0 = intArg(env, o.Get("it0"), "it0", 0, 1 << 30);
-  const int ran = cram_steps(h->m, h->a, &s, S);
+  const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
+  h->groups[0] = h->a;
+  for (int g = 1; g < G; g++)
+    if (!h->groups[g] && !(h->groups[g] = acts_new())) throw err(env, "out of memory");
+  const int ran = cram_steps(h->m, h->groups, G, &s, S);
   if (ran < 0) throw err(env, "out of memory");
   return Napi::Number::New(env, ran);
 }

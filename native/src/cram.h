@@ -26,7 +26,8 @@ typedef struct {
 } CramState;
 
 // Runs up to S steps (fewer when every text is done); returns the steps run, -1 when out of memory.
-int cram_steps(const Llama *m, Acts *a, CramState *s, int S);
+// acts: up to nacts activation sets (≤ 16), one per thread that takes a group of texts.
+int cram_steps(const Llama *m, Acts **acts, int nacts, CramState *s, int S);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,19 @@ void set_threads(int n) {
 #endif
 }
 
+// Threads only pay off above some work per parallel region (a region costs µs, and far more when
+// the machine is oversubscribed and a waiting thread is descheduled): small ops run serially.
+#define PAR_MIN (1L << 17)
+#define PAR_IF(work) if ((long)(work) > PAR_MIN)
+
+void set_blas_threads(int n) {
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+  openblas_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
 // ---- GEMM
 
 #if !defined(CRAMLAB_BLAS_OPENBLAS) && !defined(CRAMLAB_BLAS_ACCELERATE)
@@ -59,7 +72,7 @@ enum { NB = 64, KB = 256 };
 // Built-in out = X·W^T: each thread takes a range of rows and walks W in [KB x NB] blocks packed
 // transposed, so the inner loop is an axpy over NB contiguous outputs (vectorises, no reassociation).
 static void gemm_nt(float *out, const float *X, const float *W, int M, int K, int N) {
-#pragma omp parallel
+#pragma omp parallel PAR_IF((long)M * N * K)
   {
     float pack[KB * NB];
     int nt = 1, id = 0;
@@ -96,7 +109,7 @@ static void gemm_nt(float *out, const float *X, const float *W, int M, int K, in
 // Built-in dX += dY·W: rows of dX are axpys of rows of W; W walked in blocks of rows to stay in cache.
 static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K, int N) {
   enum { RB = 64 };
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * N * K)
   for (int m = 0; m < M; m++) {
     float *dx = dX + (long)m * K;
     const float *dy = dY + (long)m * N;
@@ -119,7 +132,7 @@ void matmul(float *out, const float *X, const float *W, const float *b, int M, i
   gemm_nt(out, X, W, M, K, N);
 #endif
   if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * N)
     for (int m = 0; m < M; m++)
       for (int n = 0; n < N; n++) out[(long)m * N + n] += b[n];
   }
@@ -137,7 +150,7 @@ void matmul_backward(float *dX, const float *dY, const float *W, int M, int K, i
 // ---- RMSNorm
 
 void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 4)
   for (int m = 0; m < M; m++) {
     const float *xm = x + (long)m * d;
     float ss = 0.f;
@@ -149,7 +162,7 @@ void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, f
 }
 
 void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *r, const float *w, int M, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 8)
   for (int m = 0; m < M; m++) {
     const float *xm = x + (long)m * d, *dym = dy + (long)m * d;
     const float rm = r[m];
@@ -173,7 +186,7 @@ void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int h
 
 void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int pos0) {
   const int h = D / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * D * 3)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float *c = cos_t + (long)(t + pos0) * h, *s = sin_t + (long)(t + pos0) * h;
@@ -190,7 +203,7 @@ void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H,
 
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D) {
   const int h = D / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * D * 3)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float *c = cos_t + (long)t * h, *s = sin_t + (long)t * h;
@@ -216,7 +229,7 @@ static inline float dot(const float *a, const float *b, int n) {
 void attention(float *o, float *lse, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D) {
   const int rep = Hq / Hkv;
   const float scale = 1.f / sqrtf((float)D);
-#pragma omp parallel
+#pragma omp parallel PAR_IF((long)B * Hq * T * T * D * 2)
   {
     float *p = (float *)malloc(sizeof(float) * T);
 #pragma omp for collapse(2) schedule(dynamic, 1)
@@ -254,7 +267,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D) {
   const int rep = Hq / Hkv;
   const float scale = 1.f / sqrtf((float)D);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) PAR_IF((long)B * Hq * T * T * D * 4)
   for (int b = 0; b < B; b++)
     for (int g = 0; g < Hkv; g++) {
       for (int t = 0; t < T; t++) {
@@ -288,7 +301,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 // ---- SwiGLU
 
 void swiglu(float *act, const float *g, const float *u, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
   for (long i = 0; i < n; i++) {
     const float sg = 1.f / (1.f + expf(-g[i]));
     act[i] = g[i] * sg * u[i];
@@ -296,7 +309,7 @@ void swiglu(float *act, const float *g, const float *u, long n) {
 }
 
 void swiglu_backward(float *dg, float *du, const float *dact, const float *g, const float *u, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
   for (long i = 0; i < n; i++) {
     const float sg = 1.f / (1.f + expf(-g[i]));
     const float silu = g[i] * sg;
@@ -308,7 +321,7 @@ void swiglu_backward(float *dg, float *du, const float *dact, const float *g, co
 // ---- softmax cross-entropy + argmax over the vocabulary
 
 void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, const int *target, const float *weight, int M, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * V * 16)
   for (int m = 0; m < M; m++) {
     const float *z = logits + (long)m * V;
     int am = 0;

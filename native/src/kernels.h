@@ -10,6 +10,7 @@ extern "C" {
 const char *blas_name(void);
 int num_threads(void);
 void set_threads(int n);
+void set_blas_threads(int n); // the BLAS's own threads (1 while OpenMP threads each run a group)
 
 // out[M,N] = X[M,K]·W[N,K]^T (+ b[N] when b)
 void matmul(float *out, const float *X, const float *W, const float *b, int M, int K, int N);

@@ -130,7 +130,7 @@ static int acts_reserve(const Llama *m, Acts *a, int B, int T) {
 }
 
 static void add(float *y, const float *x, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > (1L << 16))
   for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -240,7 +240,7 @@ int llama_decode(const Llama *m, KVCache *kc, const float *x, int n, float *logi
       matmul(V + p0 * kvd, xn, W->v_proj, W->v_bias, n, d, Hkv * D);
       rope(q, m->cos_t, m->sin_t, 1, n, Hq, D, p0);
       rope(K + p0 * kvd, m->cos_t, m->sin_t, 1, n, Hkv, D, p0);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if ((long)n * Hq * (p0 + n) * D > (1L << 16))
       for (int t = 0; t < n; t++)
         for (int hq = 0; hq < Hq; hq++) {
           const int pos = p0 + t, gk = hq / rep;
