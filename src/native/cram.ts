@@ -62,7 +62,9 @@ export async function cramNative(model: CausalLM, texts: number[][], a: NativeCr
   const t0 = performance.now();
   try {
     while (results.filter(Boolean).length < B) {
-      const ran = addon.cramSteps(h, st, Math.min(S, a.maxSteps - st.it0));
+      const steps = Math.min(S, a.maxSteps - st.it0);
+      if (st.lossOut.length !== steps * B) [st.lossOut, st.correctOut] = [new Float32Array(steps * B), new Int32Array(steps * B)];
+      const ran = addon.cramSteps(h, st, steps);
       const seconds = (performance.now() - t0) / 1000;
       for (let k = 0; k < ran; k++) {
         const i = st.it0 + k;
