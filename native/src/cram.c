@@ -108,7 +108,8 @@ int cram_steps(const Llama *mdl, Acts **acts, int nacts, CramState *s, int S) {
   Scratch z[16];
   memset(z, 0, sizeof z);
   int ran = 0, ok = live && loss && grad && correct;
-  for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)per * (K + Lmax), Lmax - 1, d, V);
+  // group 0 also runs the whole batch alone when a step is too small to split
+  for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)(g == 0 ? B : per) * (K + Lmax), Lmax - 1, d, V);
   if (!ok) {
     ran = -1;
     goto out;

@@ -70,14 +70,14 @@ export interface EngineInfo {
 
 /** What cram() runs on by default here (for `cramlab env` and bench records). */
 export function engineInfo(): EngineInfo {
+  const { blas, threads } = addon ? addon.info() : { blas: '', threads: 1 };
   let requested: Engine | 'auto';
   try {
     requested = requestedEngine();
   } catch (e) {
-    return { engine: 'tfjs', blas: '', threads: 1, reason: (e as Error).message };
+    return { engine: 'tfjs', blas, threads, reason: (e as Error).message };
   }
-  if (!addon) return { engine: 'tfjs', blas: '', threads: 1, reason: nativeUnavailable() };
-  const { blas, threads } = addon.info();
+  if (!addon) return { engine: 'tfjs', blas, threads, reason: nativeUnavailable() };
   if (requested === 'tfjs') return { engine: 'tfjs', blas, threads, reason: 'CRAMLAB_ENGINE=tfjs' };
   return { engine: 'native', blas, threads, reason: 'addon loaded; used for llama models' };
 }
