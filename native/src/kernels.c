@@ -220,9 +220,14 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
 
 // ---- causal attention with grouped-query heads: query head hq reads kv head hq / (Hq/Hkv)
 
+// 8 partial sums in a fixed order: vectorises without -ffast-math and stays deterministic.
 static inline float dot(const float *a, const float *b, int n) {
-  float s = 0.f;
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) s += a[i] * b[i];
   return s;
 }
 
