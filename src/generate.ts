@@ -1,9 +1,10 @@
 // Greedy decoding, from token ids or from input embeddings (a [mem] prefix) plus ids.
-// No KV cache: each step re-runs the prefix. Simple and exact; fine for the sizes cramlab
-// crams, where the optimisation, not decoding, costs the time.
+// tfjs: no KV cache, each step re-runs the prefix (simple and exact). The native engine (Llama)
+// decodes with a KV cache, so a long text costs one position per token.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from './models/types';
 import { ModelError } from './models/types';
+import { engineFor, nativeAddon, nativeModel, type Engine } from './native/index';
 
 export interface GenerateOptions {
   /** Embeddings [K, memDim] placed before the ids (the [mem] vectors). */
@@ -12,6 +13,8 @@ export interface GenerateOptions {
   /** Stop when one of these is produced (it is kept in the output); default: the model's eos ids. */
   eosTokenIds?: number[];
   onToken?: (id: number) => void;
+  /** Default: CRAMLAB_ENGINE, else native where it can run. */
+  engine?: Engine;
 }
 
 /** Embeddings of [prefix; ids] as one [1, K+T, memDim] tensor. */
@@ -33,6 +36,15 @@ export async function greedyGenerate(model: CausalLM, ids: number[], opts: Gener
     throw new ModelError(`prompt of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (max_position_embeddings = ${limit})`);
   }
   const eos = new Set(opts.eosTokenIds ?? model.info.eosTokenIds);
+  if (engineFor(model, opts.engine) === 'native') {
+    const x = prefixedEmbeds(model, ids, opts.prefix);
+    const prefix = (await x.data()) as Float32Array;
+    x.dispose();
+    const maxNew = Math.max(0, Math.min(opts.maxNewTokens, limit - K - ids.length));
+    const out = Array.from(nativeAddon()!.generate(nativeModel(model), prefix, K + ids.length, maxNew, Int32Array.from(eos)));
+    out.forEach((id) => opts.onToken?.(id));
+    return out;
+  }
   const out: number[] = [];
   const seq = [...ids];
   for (let i = 0; i < opts.maxNewTokens && K + seq.length < limit; i++) {

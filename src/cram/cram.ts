@@ -15,6 +15,8 @@ import { adamwStep, AUTHORS_ADAMW, type AdamWConfig } from './adamw';
 import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
 import { randn } from './random';
+import { engineFor, type Engine } from '../native/index';
+import { cramNative } from '../native/cram';
 
 export type CramStatus = 'decoded' | 'patience' | 'max-steps' | 'nan';
 const STATUS: CramStatus[] = ['decoded', 'patience', 'max-steps', 'nan'];
@@ -38,6 +40,8 @@ export interface CramOptions extends Partial<AdamWConfig> {
   onText?: (r: CramResult) => void | Promise<void>;
   /** No progress line on stdout. */
   quiet?: boolean;
+  /** native (C addon, Llama only) or tfjs; default: CRAMLAB_ENGINE, else native where it can run. */
+  engine?: Engine;
 }
 
 export interface CramResult {
@@ -172,14 +176,17 @@ export async function cram(model: CausalLM, texts: number[][], opts: CramOptions
   const patience = opts.patience ?? 2000;
   const syncEvery = opts.syncEvery ?? 10;
   const curveEvery = opts.curveEvery ?? 10;
-  const printer = opts.quiet ? undefined : progressPrinter();
 
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
     const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
     return initialMem(model, K, seed);
   });
+  if (engineFor(model, opts.engine) === 'native') {
+    return cramNative(model, texts, { K, inits, adam, maxSteps, patience, syncEvery, curveEvery, quiet: opts.quiet, onProgress: opts.onProgress, onText: opts.onText });
+  }
 
+  const printer = opts.quiet ? undefined : progressPrinter();
   const B0 = texts.length;
   const memAll = new Float32Array(B0 * K * d);
   inits.forEach((m, i) => memAll.set(m, i * K * d));

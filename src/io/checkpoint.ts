@@ -12,6 +12,7 @@ import { validateConfig } from './config';
 import { checkedFile, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
+import { rememberWeights } from '../native/weights';
 
 export interface LoadedModel {
   model: CausalLM;
@@ -115,6 +116,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
     throw new ModelError(`${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`);
   }
   weights.release();
+  rememberWeights(model, () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]))); // native engine
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;
   if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
@@ -124,5 +126,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
 
 /** Build a model straight from a config and tensors (tests, training). */
 export function modelFromTensors(config: Record<string, any>, tensors: Map<string, RawTensor>): CausalLM {
-  return buildModel(config, new Weights(tensors, 'tensors'));
+  const model = buildModel(config, new Weights(tensors, 'tensors'));
+  rememberWeights(model, () => tensors); // native engine
+  return model;
 }

@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { estimateCpuPeakGflops, initBackend, measureMatmulGflops, packageVersion } from '../../backend';
+import { engineInfo } from '../../native/index';
 import type { Command } from '../main';
 
 export const command: Command = {
   name: 'env',
-  summary: 'the compute backend chosen, package versions, measured matmul GFLOP/s and the CPU peak',
+  summary: 'the compute backend and cram engine chosen, package versions, measured matmul GFLOP/s and the CPU peak',
   usage: 'env',
   async run() {
     const backend = await initBackend();
     const pkgs = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@huggingface/transformers'];
     console.log(`backend         ${backend} (tf.getBackend() = ${tf.getBackend()}; override with CRAMLAB_BACKEND)`);
+    const eng = engineInfo();
+    console.log(`cram engine     ${eng.engine} (${eng.reason}; override with CRAMLAB_ENGINE=native|tfjs)`);
+    console.log(`native blas     ${eng.blas ? `${eng.blas}, ${eng.threads} threads` : 'none (native engine not loaded)'}`);
     console.log(`node            ${process.version}`);
     for (const p of pkgs) console.log(`${p.padEnd(32)} ${packageVersion(p) ?? 'not installed'}`);
     const peak = estimateCpuPeakGflops();

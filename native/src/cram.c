@@ -1,0 +1,184 @@
+// The cram loop (cram.ts's step, per text): forward [mem; embed(ids)], loss + accuracy on the text
+// positions, backward to mem, bookkeeping, AdamW. Only the scored rows go through lm_head.
+#include "cram.h"
+#include "kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// adamw.ts, in float32 as tfjs computes it (constants rounded to float32 like tf scalars)
+static void adamw(float *p, float *m, float *v, const float *g, long n, int t, const CramState *s) {
+  const float decay = (float)(1.0 - (double)s->lr * s->weight_decay);
+  const float b1 = s->beta1, b2 = s->beta2, c1 = (float)(1.0 - s->beta1), c2 = (float)(1.0 - s->beta2);
+  const float step = (float)(s->lr / (1.0 - pow(s->beta1, t)));
+  const float bc2 = (float)sqrt(1.0 - pow(s->beta2, t));
+  const float eps = s->eps;
+  for (long i = 0; i < n; i++) {
+    const float mi = m[i] * b1 + g[i] * c1;
+    const float vi = v[i] * b2 + g[i] * g[i] * c2;
+    const float denom = sqrtf(vi) / bc2 + eps;
+    p[i] = p[i] * decay - (mi / denom) * step;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+#define GROUP_MIN_FLOPS 64e6
+
+typedef struct {
+  float *x, *dxnf, *dx, *logits, *dlogits, *ce, *w;
+  int *hit, *target;
+} Scratch;
+
+static void scratch_free(Scratch *z) {
+  free(z->x), free(z->dxnf), free(z->dx), free(z->logits), free(z->dlogits), free(z->ce), free(z->w), free(z->hit), free(z->target);
+  memset(z, 0, sizeof *z);
+}
+
+static int scratch_new(Scratch *z, long rows, int Rmax, int d, int V) {
+  z->x = (float *)malloc(sizeof(float) * rows * d);
+  z->dxnf = (float *)malloc(sizeof(float) * rows * d);
+  z->dx = (float *)malloc(sizeof(float) * rows * d);
+  z->logits = (float *)malloc(sizeof(float) * (long)Rmax * V);
+  z->dlogits = (float *)malloc(sizeof(float) * (long)Rmax * V);
+  z->ce = (float *)malloc(sizeof(float) * Rmax), z->w = (float *)malloc(sizeof(float) * Rmax);
+  z->hit = (int *)malloc(sizeof(int) * Rmax), z->target = (int *)malloc(sizeof(int) * Rmax);
+  return z->x && z->dxnf && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
+}
+
+// Loss, correct count and dL/dmem at the current mem for the n texts live[0..n): one padded batch.
+static int group_step(const Llama *mdl, Acts *a, Scratch *z, const CramState *s, const int *live, int n, float *loss, int *correct, float *grad) {
+  const int K = s->K, d = mdl->c.d, V = mdl->c.vocab;
+  const long Kd = (long)K * d;
+  int L = 0;
+  for (int j = 0; j < n; j++)
+    if (s->lengths[live[j]] > L) L = s->lengths[live[j]];
+  const int T = K + L;
+  // x[j] = [mem_b ; embed_tokens[ids_b] ; embed_tokens[0] as right padding (causal: never read)]
+  for (int j = 0; j < n; j++) {
+    const int b = live[j];
+    float *xj = z->x + (long)j * T * d;
+    memcpy(xj, s->mem + b * Kd, sizeof(float) * Kd);
+    for (int t = 0; t < L; t++) {
+      const int id = t < s->lengths[b] ? s->ids[s->offsets[b] + t] : 0;
+      memcpy(xj + (long)(K + t) * d, mdl->embed_tokens + (long)id * d, sizeof(float) * d);
+    }
+  }
+  if (!llama_forward(mdl, a, z->x, n, T)) return 0;
+  // text positions K .. K+N-2 predict ids 1 .. N-1; loss = Σ ce / (N-1)
+  memset(z->dxnf, 0, sizeof(float) * (long)n * T * d);
+  for (int j = 0; j < n; j++) {
+    const int b = live[j], R = s->lengths[b] - 1;
+    const float wt = (float)(1.0 / R);
+    const float *rows = a->xnf + ((long)j * T + K) * d;
+    for (int r = 0; r < R; r++) z->target[r] = s->ids[s->offsets[b] + r + 1], z->w[r] = wt;
+    matmul(z->logits, rows, mdl->lm_head, NULL, R, d, V);
+    cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
+    float lsum = 0.f;
+    int hits = 0;
+    for (int r = 0; r < R; r++) lsum += z->ce[r] * wt, hits += z->hit[r];
+    loss[b] = lsum;
+    correct[b] = hits;
+    matmul_backward(z->dxnf + ((long)j * T + K) * d, z->dlogits, mdl->lm_head, R, d, V);
+  }
+  llama_backward(mdl, a, z->dxnf, z->dx);
+  for (int j = 0; j < n; j++) memcpy(grad + live[j] * Kd, z->dx + (long)j * T * d, sizeof(float) * Kd);
+  return 1;
+}
+
+int cram_steps(const Llama *mdl, Acts **acts, int nacts, CramState *s, int S) {
+  const LlamaConfig *c = &mdl->c;
+  const int B = s->B, K = s->K, d = c->d, V = c->vocab;
+  const long Kd = (long)K * d;
+  int Lmax = 0;
+  for (int b = 0; b < B; b++)
+    if (s->lengths[b] > Lmax) Lmax = s->lengths[b];
+  // Texts split into groups, one thread each (one parallel region per step: robust on a busy machine);
+  // with one group the kernels and the BLAS thread inside the ops instead.
+  const int threads0 = num_threads();
+  int G = threads0 < nacts ? threads0 : nacts;
+  if (G > B) G = B;
+  if (G < 1) G = 1;
+  const int per = (B + G - 1) / G;
+  const long qd = (long)c->heads * c->head_dim, kvd = (long)c->kv_heads * c->head_dim;
+  const double per_token = (double)c->layers * (d * (2 * qd + 2 * kvd) + 3.0 * d * c->inter) + (double)d * V; // weights read per token
+  int *live = (int *)malloc(sizeof(int) * B);
+  float *loss = (float *)malloc(sizeof(float) * B), *grad = (float *)malloc(sizeof(float) * B * Kd);
+  int *correct = (int *)malloc(sizeof(int) * B);
+  Scratch z[16];
+  memset(z, 0, sizeof z);
+  int ran = 0, ok = live && loss && grad && correct;
+  // group 0 also runs the whole batch alone when a step is too small to split
+  for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)(g == 0 ? B : per) * (K + Lmax), Lmax - 1, d, V);
+  if (!ok) {
+    ran = -1;
+    goto out;
+  }
+  for (; ran < S; ran++) {
+    const int it = s->it0 + ran;
+    for (int b = 0; b < B; b++) s->loss_out[(long)ran * B + b] = NAN, s->correct_out[(long)ran * B + b] = 0;
+    int n = 0;
+    for (int b = 0; b < B; b++)
+      if (!s->done[b]) live[n++] = b;
+    if (n == 0) break;
+    // Split only when each thread gets enough work to cover a fork/join (measured: on a busy 2-core
+    // machine a split of W1-sized steps is slower than one thread).
+    long tokens = 0;
+    for (int j = 0; j < n; j++) tokens += K + s->lengths[live[j]];
+    const double flops = 4.0 * tokens * per_token;
+    int g_used = n < G ? n : G;
+    if (g_used > 1 && flops / g_used < GROUP_MIN_FLOPS) g_used = (int)(flops / GROUP_MIN_FLOPS) > 1 ? (int)(flops / GROUP_MIN_FLOPS) : 1;
+    int failed = 0;
+    if (g_used == 1) {
+      // too little work to split by texts is too little to split inside the ops as well
+      const int serial = threads0 > 1 && flops < GROUP_MIN_FLOPS * threads0;
+      if (serial) set_threads(1);
+      failed = !group_step(mdl, acts[0], &z[0], s, live, n, loss, correct, grad);
+      if (serial) set_threads(threads0);
+    } else {
+      set_blas_threads(1);
+#pragma omp parallel for num_threads(g_used) schedule(static, 1) reduction(| : failed)
+      for (int g = 0; g < g_used; g++) {
+        const int j0 = (int)((long)n * g / g_used), j1 = (int)((long)n * (g + 1) / g_used);
+        failed |= !group_step(mdl, acts[g], &z[g], s, live + j0, j1 - j0, loss, correct, grad);
+      }
+      set_blas_threads(threads0);
+    }
+    if (failed) {
+      ran = -1;
+      goto out;
+    }
+    // bookkeeping in cram.ts's order, then AdamW (the stopping step updates mem too: finalMem)
+    for (int j = 0; j < n; j++) {
+      const int b = live[j];
+      const float lj = loss[b];
+      const int cj = correct[b], finite = isfinite(lj);
+      s->loss_out[(long)ran * B + b] = lj;
+      s->correct_out[(long)ran * B + b] = cj;
+      const int improved = finite && cj > s->best_correct[b];
+      if (improved) {
+        s->best_correct[b] = cj;
+        s->best_step[b] = it;
+        s->best_loss[b] = lj;
+        memcpy(s->best_mem + b * Kd, s->mem + b * Kd, sizeof(float) * Kd);
+        s->counter[b] = 0;
+      } else {
+        s->counter[b]++;
+      }
+      if (finite && lj < s->min_loss[b]) s->min_loss[b] = lj;
+      const int nan = !finite, full = s->best_correct[b] >= s->lengths[b] - 1;
+      const int patient = s->counter[b] >= s->patience, last = it + 1 >= s->max_steps;
+      if (s->grad_out) memcpy(s->grad_out + b * Kd, grad + b * Kd, sizeof(float) * Kd);
+      adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, s);
+      if (nan || full || patient || last) {
+        s->done[b] = 1;
+        s->done_at[b] = it + 1;
+        s->status[b] = nan ? ST_NAN : full ? ST_DECODED : patient ? ST_PATIENCE : ST_MAX_STEPS;
+      }
+    }
+  }
+out:
+  for (int g = 0; g < 16; g++) scratch_free(&z[g]);
+  free(live), free(loss), free(grad), free(correct);
+  return ran;
+}

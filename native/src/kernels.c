@@ -1,0 +1,349 @@
+// Kernels of kernels.h. GEMMs go to cblas_sgemm when built with a BLAS (CRAMLAB_BLAS_OPENBLAS /
+// CRAMLAB_BLAS_ACCELERATE), else to a blocked loop the compiler vectorises; the rest is OpenMP
+// over rows or (batch, head). No -ffast-math: reductions keep their order (plain float, double sums
+// where a long sum decides a loss).
+#include "kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+#include <cblas.h>
+#elif defined(CRAMLAB_BLAS_ACCELERATE)
+#include <Accelerate/Accelerate.h>
+#endif
+
+const char *blas_name(void) {
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+  static char name[64];
+  if (!name[0]) {
+    // openblas_get_config(): "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." → "openblas 0.3.21"
+    const char *c = openblas_get_config();
+    char ver[32] = "";
+    if (c && sscanf(c, "OpenBLAS %31s", ver) == 1) snprintf(name, sizeof name, "openblas %s", ver);
+    else snprintf(name, sizeof name, "openblas");
+  }
+  return name;
+#elif defined(CRAMLAB_BLAS_ACCELERATE)
+  return "accelerate";
+#else
+  return "built-in";
+#endif
+}
+
+int num_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void set_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+  openblas_set_num_threads(n);
+#endif
+}
+
+// Threads only pay off above some work per parallel region (a region costs µs, and far more when
+// the machine is oversubscribed and a waiting thread is descheduled): small ops run serially.
+#define PAR_MIN (1L << 17)
+#define PAR_IF(work) if ((long)(work) > PAR_MIN)
+
+void set_blas_threads(int n) {
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+  openblas_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+// ---- GEMM
+
+#if !defined(CRAMLAB_BLAS_OPENBLAS) && !defined(CRAMLAB_BLAS_ACCELERATE)
+enum { NB = 64, KB = 256 };
+// Built-in out = X·W^T: each thread takes a range of rows and walks W in [KB x NB] blocks packed
+// transposed, so the inner loop is an axpy over NB contiguous outputs (vectorises, no reassociation).
+static void gemm_nt(float *out, const float *X, const float *W, int M, int K, int N) {
+#pragma omp parallel PAR_IF((long)M * N * K)
+  {
+    float pack[KB * NB];
+    int nt = 1, id = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    id = omp_get_thread_num();
+#endif
+    int m0 = (int)((long)M * id / nt), m1 = (int)((long)M * (id + 1) / nt);
+    for (int m = m0; m < m1; m++) memset(out + (long)m * N, 0, sizeof(float) * N);
+    if (m1 > m0)
+      for (int n0 = 0; n0 < N; n0 += NB) {
+        int nb = N - n0 < NB ? N - n0 : NB;
+        for (int k0 = 0; k0 < K; k0 += KB) {
+          int kb = K - k0 < KB ? K - k0 : KB;
+          for (int n = 0; n < nb; n++)
+            for (int k = 0; k < kb; k++) pack[k * NB + n] = W[(long)(n0 + n) * K + k0 + k];
+          for (int m = m0; m < m1; m++) {
+            float acc[NB];
+            float *o = out + (long)m * N + n0;
+            for (int n = 0; n < NB; n++) acc[n] = n < nb ? o[n] : 0.f;
+            const float *x = X + (long)m * K + k0;
+            for (int k = 0; k < kb; k++) {
+              const float xv = x[k];
+              const float *p = pack + k * NB;
+              for (int n = 0; n < NB; n++) acc[n] += xv * p[n];
+            }
+            for (int n = 0; n < nb; n++) o[n] = acc[n];
+          }
+        }
+      }
+  }
+}
+
+// Built-in dX += dY·W: rows of dX are axpys of rows of W; W walked in blocks of rows to stay in cache.
+static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K, int N) {
+  enum { RB = 64 };
+#pragma omp parallel for schedule(static) PAR_IF((long)M * N * K)
+  for (int m = 0; m < M; m++) {
+    float *dx = dX + (long)m * K;
+    const float *dy = dY + (long)m * N;
+    for (int n = 0; n < N; n++) {
+      const float g = dy[n];
+      if (g == 0.f) continue; // padded / unscored rows are zero
+      const float *w = W + (long)n * K;
+      for (int k = 0; k < K; k++) dx[k] += g * w[k];
+    }
+  }
+  (void)RB;
+}
+#endif
+
+void matmul(float *out, const float *X, const float *W, const float *b, int M, int K, int N) {
+  if (M <= 0) return;
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, X, K, W, K, 0.f, out, N);
+#else
+  gemm_nt(out, X, W, M, K, N);
+#endif
+  if (b) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * N)
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++) out[(long)m * N + n] += b[n];
+  }
+}
+
+void matmul_backward(float *dX, const float *dY, const float *W, int M, int K, int N) {
+  if (M <= 0) return;
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.f, dY, N, W, K, 1.f, dX, K);
+#else
+  gemm_nn_acc(dX, dY, W, M, K, N);
+#endif
+}
+
+// ---- RMSNorm
+
+void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, float eps) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 4)
+  for (int m = 0; m < M; m++) {
+    const float *xm = x + (long)m * d;
+    float ss = 0.f;
+    for (int i = 0; i < d; i++) ss += xm[i] * xm[i];
+    const float rm = 1.f / sqrtf(ss / d + eps);
+    r[m] = rm;
+    for (int i = 0; i < d; i++) y[(long)m * d + i] = xm[i] * rm * w[i];
+  }
+}
+
+void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *r, const float *w, int M, int d) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 8)
+  for (int m = 0; m < M; m++) {
+    const float *xm = x + (long)m * d, *dym = dy + (long)m * d;
+    const float rm = r[m];
+    float dot = 0.f; // mean(dn·n)
+    for (int i = 0; i < d; i++) dot += dym[i] * w[i] * xm[i] * rm;
+    dot /= d;
+    for (int i = 0; i < d; i++) dx[(long)m * d + i] += rm * (dym[i] * w[i] - xm[i] * rm * dot);
+  }
+}
+
+// ---- RoPE (rotate-half): y[j] = x[j]c - x[j+h]s, y[j+h] = x[j+h]c + x[j]s
+
+void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int half) {
+  for (int t = 0; t < T; t++)
+    for (int j = 0; j < half; j++) {
+      const float angle = (float)t * inv_freq[j];
+      cos_t[(long)t * half + j] = (float)cos((double)angle);
+      sin_t[(long)t * half + j] = (float)sin((double)angle);
+    }
+}
+
+void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int pos0) {
+  const int h = D / 2;
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * D * 3)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *c = cos_t + (long)(t + pos0) * h, *s = sin_t + (long)(t + pos0) * h;
+      for (int hd = 0; hd < H; hd++) {
+        float *v = x + (((long)b * T + t) * H + hd) * D;
+        for (int j = 0; j < h; j++) {
+          const float a = v[j], e = v[j + h];
+          v[j] = a * c[j] - e * s[j];
+          v[j + h] = e * c[j] + a * s[j];
+        }
+      }
+    }
+}
+
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D) {
+  const int h = D / 2;
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * D * 3)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *c = cos_t + (long)t * h, *s = sin_t + (long)t * h;
+      for (int hd = 0; hd < H; hd++) {
+        float *v = dx + (((long)b * T + t) * H + hd) * D;
+        for (int j = 0; j < h; j++) {
+          const float a = v[j], e = v[j + h];
+          v[j] = a * c[j] + e * s[j];
+          v[j + h] = e * c[j] - a * s[j];
+        }
+      }
+    }
+}
+
+// ---- causal attention with grouped-query heads: query head hq reads kv head hq / (Hq/Hkv)
+
+// 8 partial sums in a fixed order: vectorises without -ffast-math and stays deterministic.
+static inline float dot(const float *a, const float *b, int n) {
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+void attention(float *o, float *lse, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D) {
+  const int rep = Hq / Hkv;
+  const float scale = 1.f / sqrtf((float)D);
+#pragma omp parallel PAR_IF((long)B * Hq * T * T * D * 2)
+  {
+    float *p = (float *)malloc(sizeof(float) * T);
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+      for (int hq = 0; hq < Hq; hq++) {
+        const int g = hq / rep;
+        for (int i = 0; i < T; i++) {
+          const float *qi = q + (((long)b * T + i) * Hq + hq) * D;
+          float mx = -INFINITY;
+          for (int j = 0; j <= i; j++) {
+            p[j] = dot(qi, k + (((long)b * T + j) * Hkv + g) * D, D) * scale;
+            if (p[j] > mx) mx = p[j];
+          }
+          float sum = 0.f;
+          for (int j = 0; j <= i; j++) sum += (p[j] = expf(p[j] - mx));
+          const float inv = 1.f / sum;
+          float *oi = o + (((long)b * T + i) * Hq + hq) * D;
+          for (int e = 0; e < D; e++) oi[e] = 0.f;
+          for (int j = 0; j <= i; j++) {
+            const float pj = p[j] * inv;
+            const float *vj = v + (((long)b * T + j) * Hkv + g) * D;
+            for (int e = 0; e < D; e++) oi[e] += pj * vj[e];
+          }
+          lse[((long)b * Hq + hq) * T + i] = mx + logf(sum);
+        }
+      }
+    free(p);
+  }
+}
+
+// p_ij = exp(s_ij - lse_i); dp_ij = do_i·v_j; ds_ij = p_ij (dp_ij - do_i·o_i);
+// dq_i = scale Σ_j ds_ij k_j; dk_j += scale ds_ij q_i; dv_j += p_ij do_i.
+// One task per (b, kv head): the rep query heads that share dk/dv run in the same task, race-free.
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *o, const float *lse,
+                        const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D) {
+  const int rep = Hq / Hkv;
+  const float scale = 1.f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) PAR_IF((long)B * Hq * T * T * D * 4)
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < Hkv; g++) {
+      for (int t = 0; t < T; t++) {
+        memset(dk + (((long)b * T + t) * Hkv + g) * D, 0, sizeof(float) * D);
+        memset(dv + (((long)b * T + t) * Hkv + g) * D, 0, sizeof(float) * D);
+      }
+      for (int hq = g * rep; hq < (g + 1) * rep; hq++)
+        for (int i = 0; i < T; i++) {
+          const long qi_off = (((long)b * T + i) * Hq + hq) * D;
+          const float *qi = q + qi_off, *doi = dout + qi_off;
+          float *dqi = dq + qi_off;
+          const float l = lse[((long)b * Hq + hq) * T + i];
+          const float delta = dot(doi, o + qi_off, D);
+          for (int e = 0; e < D; e++) dqi[e] = 0.f;
+          for (int j = 0; j <= i; j++) {
+            const long kj_off = (((long)b * T + j) * Hkv + g) * D;
+            const float *kj = k + kj_off, *vj = v + kj_off;
+            const float p = expf(dot(qi, kj, D) * scale - l);
+            const float ds = p * (dot(doi, vj, D) - delta) * scale;
+            float *dkj = dk + kj_off, *dvj = dv + kj_off;
+            for (int e = 0; e < D; e++) {
+              dqi[e] += ds * kj[e];
+              dkj[e] += ds * qi[e];
+              dvj[e] += p * doi[e];
+            }
+          }
+        }
+    }
+}
+
+// ---- SwiGLU
+
+void swiglu(float *act, const float *g, const float *u, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
+  for (long i = 0; i < n; i++) {
+    const float sg = 1.f / (1.f + expf(-g[i]));
+    act[i] = g[i] * sg * u[i];
+  }
+}
+
+void swiglu_backward(float *dg, float *du, const float *dact, const float *g, const float *u, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
+  for (long i = 0; i < n; i++) {
+    const float sg = 1.f / (1.f + expf(-g[i]));
+    const float silu = g[i] * sg;
+    du[i] = dact[i] * silu;
+    dg[i] = dact[i] * u[i] * sg * (1.f + g[i] * (1.f - sg)); // silu' = σ(1 + g(1-σ))
+  }
+}
+
+// ---- softmax cross-entropy + argmax over the vocabulary
+
+void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, const int *target, const float *weight, int M, int V) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * V * 16)
+  for (int m = 0; m < M; m++) {
+    const float *z = logits + (long)m * V;
+    int am = 0;
+    float mx = z[0];
+    for (int i = 1; i < V; i++)
+      if (z[i] > mx) mx = z[i], am = i;
+    if (mx != mx) am = -1; // NaN logits: never a hit
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += exp((double)(z[i] - mx));
+    const double lse = (double)mx + log(sum);
+    ce[m] = (float)(lse - (double)z[target[m]]);
+    hit[m] = am == target[m];
+    if (dlogits) {
+      float *dz = dlogits + (long)m * V;
+      const float w = weight[m];
+      for (int i = 0; i < V; i++) dz[i] = (float)exp((double)z[i] - lse) * w;
+      dz[target[m]] -= w;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// The math of one Llama block, each forward beside its backward. Row-major float32 throughout.
+// Shapes in comments: M rows (batch·time), K/N feature sizes, B batch, T time, H heads, D head size.
+#ifndef CRAMLAB_KERNELS_H
+#define CRAMLAB_KERNELS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** "openblas 0.3.21" / "accelerate" / "built-in" */
+const char *blas_name(void);
+int num_threads(void);
+void set_threads(int n);
+void set_blas_threads(int n); // the BLAS's own threads (1 while OpenMP threads each run a group)
+
+// out[M,N] = X[M,K]·W[N,K]^T (+ b[N] when b)
+void matmul(float *out, const float *X, const float *W, const float *b, int M, int K, int N);
+// dX[M,K] += dY[M,N]·W[N,K]   (the input-gradient of matmul; weights are frozen)
+void matmul_backward(float *dX, const float *dY, const float *W, int M, int K, int N);
+
+// y = x·r·w with r = 1/sqrt(mean(x²) + eps), per row of x[M,d]; keeps r[M] for the backward
+void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, float eps);
+// dx[M,d] += r·(dn - n·mean(dn·n)) with n = x·r, dn = dy·w
+void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *r, const float *w, int M, int d);
+
+// rotate-half RoPE in place on x[B,T,H,D]: pair (j, j+D/2) turns by angle pos·inv_freq[j]; pos = t + pos0
+void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int pos0);
+// its transpose (the rotation back) on the gradient
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D);
+// tables [T, D/2]: cos/sin of fround(t·inv_freq[j]) (as layers.ts ropeTables)
+void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int half);
+
+// causal GQA attention: q[B,T,Hq,D], k,v[B,T,Hkv,D] → o[B,T,Hq,D]; lse[B,Hq,T] kept for the backward
+void attention(float *o, float *lse, const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D);
+// dq, dk, dv (overwritten) from do; recomputes the probabilities from lse
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *o, const float *lse,
+                        const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D);
+
+// act[M,I] = silu(g)·u
+void swiglu(float *act, const float *g, const float *u, long n);
+// dg, du (overwritten) from dact
+void swiglu_backward(float *dg, float *du, const float *dact, const float *g, const float *u, long n);
+
+// per row of logits[M,V]: ce = logsumexp - logit[target]; hit = argmax == target (first max wins);
+// when dlogits: dlogits = (softmax - onehot(target))·weight[row]
+void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, const int *target, const float *weight, int M, int V);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

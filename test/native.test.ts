@@ -1,0 +1,213 @@
+// The native cram engine (native/, a C addon for Llama) against the reference vectors, against the
+// tfjs engine, and under bad input. Skipped, with the reason, when the addon is not built.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend';
+import { loadModel, modelFromTensors } from '../src/io/checkpoint';
+import { readSafetensors } from '../src/io/safetensors';
+import { cram } from '../src/cram/cram';
+import { greedyGenerate } from '../src/generate';
+import type { CausalLM } from '../src/models/types';
+import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
+import { MODELS_DIR, sharedModel } from './helpers/shared';
+
+const REF = path.join(__dirname, 'fixtures', 'reference');
+const addon = nativeAddon();
+const skip = addon ? undefined : `native engine not built: ${nativeUnavailable()}`;
+const stories = sharedModel('stories260K');
+const SAMPLES = path.join(MODELS_DIR, '..', 'datasets', 'stories260k-samples.json');
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'length mismatch');
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function loadRef(dir: string) {
+  const config = JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8'));
+  const model = modelFromTensors(config, readSafetensors(path.join(REF, dir, 'model.safetensors')).tensors);
+  const vectors = JSON.parse(fs.readFileSync(path.join(REF, dir, 'vectors.json'), 'utf8'));
+  const logits = readSafetensors(path.join(REF, dir, 'vectors.safetensors')).tensors;
+  return { model, vectors, logits };
+}
+
+/** Token embeddings of ids, flattened [rows·T, d], looked up from the model's own matrix. */
+function embedRows(model: CausalLM, ids: number[][]): Float32Array {
+  const E = model.embedMatrix.dataSync() as Float32Array;
+  const d = model.info.memDim;
+  const x = new Float32Array(ids.flat().length * d);
+  ids.flat().forEach((id, i) => x.set(E.subarray(id * d, (id + 1) * d), i * d));
+  return x;
+}
+
+/** A one-text cramSteps state (what src/native/cram.ts builds), for driving the addon directly. */
+function oneTextState(ids: number[], mem: Float32Array, K: number, S: number) {
+  const Kd = mem.length;
+  return {
+    K,
+    ids: Int32Array.from(ids),
+    offsets: new Int32Array(1),
+    lengths: Int32Array.from([ids.length]),
+    mem: Float32Array.from(mem),
+    m: new Float32Array(Kd),
+    v: new Float32Array(Kd),
+    bestMem: Float32Array.from(mem),
+    bestCorrect: new Int32Array(1),
+    bestStep: new Int32Array(1).fill(-1),
+    counter: new Int32Array(1),
+    done: new Int32Array(1),
+    doneAt: new Int32Array(1),
+    status: new Int32Array(1),
+    bestLoss: new Float32Array(1).fill(NaN),
+    minLoss: new Float32Array(1).fill(Infinity),
+    lossOut: new Float32Array(S),
+    correctOut: new Int32Array(S),
+    gradOut: new Float32Array(Kd),
+    lr: 1e-2,
+    beta1: 0.9,
+    beta2: 0.9,
+    eps: 1e-8,
+    weightDecay: 0.01,
+    maxSteps: 5000,
+    patience: 2000,
+    it0: 0,
+  };
+}
+
+for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
+  test(`native ${dir}: logits of cases a, b, c and the mem case's loss and dL/dmem match the reference`, { skip }, async (t) => {
+    await initBackend();
+    const { model, vectors, logits } = loadRef(dir);
+    const h = nativeModel(model);
+    for (const c of vectors.cases) {
+      const ids = c.input_ids as number[][];
+      const got = addon!.forwardLogits(h, embedRows(model, ids), ids.length, ids[0].length);
+      const diff = maxAbsDiff(got, logits.get(c.logits_tensor)!.data);
+      t.diagnostic(`case ${c.name}: max |logit diff| ${diff.toExponential(2)}`);
+      assert.ok(diff <= 1e-4, `case ${c.name}: max |logit diff| ${diff}`);
+    }
+    const m = vectors.mem_case;
+    const st = oneTextState(m.input_ids, Float32Array.from(m.mem.flat()), m.K, 1);
+    assert.equal(addon!.cramSteps(h, st, 1), 1);
+    assert.ok(Math.abs(st.lossOut[0] - m.loss) <= 1e-4, `loss ${st.lossOut[0]} vs ${m.loss}`);
+    assert.equal(st.correctOut[0], m.correct);
+    const ref = (m.grad_mem as number[][]).flat();
+    const rel = maxAbsDiff(st.gradOut, ref) / Math.max(...ref.map(Math.abs));
+    t.diagnostic(`dL/dmem max rel diff ${rel.toExponential(2)}`);
+    assert.ok(rel <= 1e-4, `dL/dmem relative diff ${rel}`);
+    model.dispose();
+  });
+
+  test(`native ${dir}: cram() follows the reference 20-step AdamW trajectory (losses ≤ 1e-4, same correct counts)`, { skip }, async (t) => {
+    await initBackend();
+    const { model, vectors } = loadRef(dir);
+    const m = vectors.mem_case;
+    const [r] = await cram(model, [m.input_ids], { engine: 'native', initMem: Float32Array.from(m.mem.flat()), maxSteps: 21, patience: 1000, curveEvery: 1, quiet: true });
+    // curve step s = evaluation before update s+1; step 20 = after all 20 updates (the reference's final)
+    const refLoss = [...m.trajectory.map((e: any) => e.loss), m.final.loss];
+    const refCorrect = [...m.trajectory.map((e: any) => e.correct), m.final.correct];
+    assert.deepEqual(r.curve.step, [...Array(21).keys()]);
+    const d = maxAbsDiff(r.curve.loss, refLoss);
+    t.diagnostic(`max |trajectory loss diff| ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-4, `trajectory loss diff ${d}`);
+    assert.deepEqual(r.curve.correct, refCorrect);
+    model.dispose();
+  });
+}
+
+test('native engine: bad input to the addon throws an Error with a message (no crash)', { skip }, async () => {
+  await initBackend();
+  const { model, vectors } = loadRef('llama_gqa');
+  const h = nativeModel(model);
+  const m = vectors.mem_case;
+  const mem = Float32Array.from(m.mem.flat());
+  const d = model.info.memDim;
+  const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error) => e instanceof Error && re.test(e.message));
+  bad(() => addon!.forwardLogits(h, new Float32Array(5), 1, 3), /embeds has 5 values, expected 192/);
+  bad(() => addon!.forwardLogits(h, new Float32Array(3 * d), 1, 100000), /T must be an integer in/);
+  bad(() => addon!.forwardLogits(h, [1, 2, 3] as unknown as Float32Array, 1, 3), /embeds must be a Float32Array/);
+  const nanMem = Float32Array.from(mem);
+  nanMem[3] = NaN;
+  bad(() => addon!.cramSteps(h, oneTextState(m.input_ids, nanMem, m.K, 1), 1), /mem of text 0 contains NaN/);
+  bad(() => addon!.cramSteps(h, oneTextState([1, 2, 99999], mem, m.K, 1), 1), /token id 99999 is outside the vocabulary \[0, 300\)/);
+  bad(() => addon!.cramSteps(h, oneTextState([1, -4], mem, m.K, 1), 1), /token id -4 is outside/);
+  bad(() => addon!.cramSteps(h, oneTextState(m.input_ids, mem.subarray(1), m.K, 1), 1), /mem has 127 values, expected 128/);
+  bad(() => addon!.cramSteps(h, { ...oneTextState(m.input_ids, mem, m.K, 1), lossOut: new Float32Array(1) }, 4), /lossOut has 1 values, expected 4/);
+  bad(() => addon!.cramSteps(h, { ...oneTextState(m.input_ids, mem, m.K, 1), lr: NaN }, 1), /lr must be a finite number/);
+  bad(() => addon!.generate(h, new Float32Array(d), 1, 5, new Float32Array(1) as unknown as Int32Array), /eos must be an Int32Array/);
+  bad(() => addon!.createLlama({ hidden_size: 64 } as any, new Float32Array(4), {}), /vocab_size must be a number/);
+  bad(() => addon!.cramSteps({} as any, {}, 1), /first argument must be a model handle/);
+  const x = embedRows(model, [[1, 2]]);
+  model.dispose(); // frees the native copy too
+  bad(() => addon!.forwardLogits(h, x, 1, 2), /the model handle was disposed/);
+  bad(() => addon!.cramSteps(h, oneTextState(m.input_ids, mem, m.K, 1), 1), /the model handle was disposed/);
+});
+
+test('CRAMLAB_ENGINE=native for a model the native engine cannot run is a one-line ModelError', { skip }, async () => {
+  await initBackend();
+  const config = JSON.parse(fs.readFileSync(path.join(REF, 'mamba', 'config.json'), 'utf8'));
+  const model = modelFromTensors(config, readSafetensors(path.join(REF, 'mamba', 'model.safetensors')).tensors);
+  assert.equal(engineFor(model), 'tfjs');
+  assert.throws(() => engineFor(model, 'native'), { name: 'ModelError', message: /native engine was requested \(CRAMLAB_ENGINE=native\) but model_type 'mamba' has no native engine/ });
+  model.dispose();
+});
+
+function w1Texts(n: number, N: number): number[][] {
+  const samples: number[][] = JSON.parse(fs.readFileSync(SAMPLES, 'utf8')).samples.map((s: any) => s.ids);
+  return samples.slice(0, n).map((ids) => ids.slice(0, N));
+}
+
+test('stories260K, 16 texts of 16 tokens: native and tfjs cram() give the same statuses and best accuracies', { skip: skip ?? stories.skip }, async (t) => {
+  await initBackend();
+  const { model } = await loadModel(stories.dir!);
+  const texts = w1Texts(16, 16);
+  const opts = { maxSteps: 300, patience: 100, quiet: true };
+  const nat = await cram(model, texts, { ...opts, engine: 'native' });
+  const tfr = await cram(model, texts, { ...opts, engine: 'tfjs' });
+  t.diagnostic(`native: ${nat.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}`).join(' ')}`);
+  t.diagnostic(`tfjs:   ${tfr.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}`).join(' ')}`);
+  assert.deepEqual(nat.map((r) => r.status), tfr.map((r) => r.status));
+  assert.deepEqual(nat.map((r) => r.bestCorrect), tfr.map((r) => r.bestCorrect));
+  assert.ok(new Set(nat.map((r) => r.status)).size >= 2, 'the run exercises more than one stopping rule');
+  for (const [i, r] of nat.entries()) {
+    assert.ok(Math.abs(r.curve.loss[0] - tfr[i].curve.loss[0]) <= 1e-4, `text ${i}: first loss ${r.curve.loss[0]} vs ${tfr[i].curve.loss[0]}`);
+    assert.equal(r.steps, tfr[i].steps, `text ${i}: steps`);
+  }
+  model.dispose();
+});
+
+test('native cram(): 2000 steps keep memory flat (RSS bounded, no tfjs tensors made)', { skip: skip ?? stories.skip }, async () => {
+  await initBackend();
+  const { model } = await loadModel(stories.dir!);
+  const texts = w1Texts(2, 32);
+  const opts = { engine: 'native' as const, maxSteps: 2000, patience: 5000, quiet: true, initMem: texts.map(() => new Float32Array(model.info.memDim)) };
+  await cram(model, texts, { ...opts, maxSteps: 200 }); // warm-up: buffers at their size
+  const tensors = tf.memory().numTensors;
+  const rss = process.memoryUsage().rss;
+  const r = await cram(model, texts, opts);
+  assert.ok(r.every((x) => x.steps === 2000 || x.status === 'decoded'));
+  const grown = (process.memoryUsage().rss - rss) / 2 ** 20;
+  assert.equal(tf.memory().numTensors, tensors, 'tfjs tensors');
+  assert.ok(grown < 32, `RSS grew by ${grown.toFixed(1)} MiB over 2000 steps`);
+  model.dispose();
+});
+
+test('stories260K: KV-cache greedy decoding (native) equals the no-cache tfjs decode, with and without a mem prefix', { skip: skip ?? stories.skip }, async () => {
+  await initBackend();
+  const { model } = await loadModel(stories.dir!);
+  const ids = w1Texts(1, 8)[0];
+  const prefix = tf.tensor2d(Float32Array.from({ length: 2 * model.info.memDim }, (_, i) => Math.sin(i) * 0.3), [2, model.info.memDim]);
+  for (const p of [undefined, prefix]) {
+    const opts = { maxNewTokens: 120, eosTokenIds: [], prefix: p };
+    const nat = await greedyGenerate(model, ids, { ...opts, engine: 'native' });
+    const ref = await greedyGenerate(model, ids, { ...opts, engine: 'tfjs' });
+    assert.equal(nat.length, 120);
+    assert.deepEqual(nat, ref);
+  }
+  prefix.dispose();
+  model.dispose();
+});
