@@ -11,7 +11,7 @@
 // machine was busy at the start (load average > 0.5).
 // Options: --quick (smoke: W1 2 texts ≤ 50 steps N = 16, W2 2 steps, W3 1 step), --only W1|W2|W3,
 //          --backend wasm|cpu, --engine native|tfjs (CRAMLAB_ENGINE for the cramlab side),
-//          --lengths 16,32, --threads 1,2 (torch), --no-ref (cramlab only), --ref-only (torch only),
+//          --lengths 16,32, --threads 1,2 (torch), --ref-batches 16 (W1 torch batch sizes; default 1 and 16), --no-ref (cramlab only), --ref-only (torch only),
 //          --init mean-embedding (adds a W1 run with that init), --out FILE, --table FILE.json... (re-print)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -308,7 +308,8 @@ async function main() {
         console.log(`${w.label}: stories260K, ${texts} texts, ≤ ${maxSteps} steps, patience ${patience}`);
         if (withMine) show(await runCramlab(w, ctx));
         if (withMine && extraInit) show(await runCramlab(w, ctx, extraInit));
-        await torchRows(w, [1, texts]);
+        // --ref-batches 16 skips the authors' one-text-at-a-time loop (minutes per thread count)
+        await torchRows(w, opt('ref-batches') ? opt('ref-batches')!.split(',').map(Number) : [1, texts]);
       }
     }
 
