@@ -77,3 +77,19 @@ test('progressiveCram: bad options and texts are one clear CramError', { skip: s
   await assert.rejects(progressiveCram(model, [ids, ids], { seed: [1] }), (e: Error) => e instanceof CramError && e.message === 'seed has 1 entries for 2 texts');
   model.dispose();
 });
+
+test('cramlab cram --progressive prints a horizon whose greedy decode is checked against the text', { skip: s260.skip }, () => {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const root = path.resolve(__dirname, '..');
+  const text = 'Once upon a time, there was a big dog named Max. Max liked to run fast in the park.';
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'cram', '--model', s260.dir!, '--text', text, '--progressive', '--stride', '1', '--stage-steps', '300', '--stage-patience', '60', '--json'], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.ok(out.horizon >= 2 && out.horizon <= out.N, `horizon ${out.horizon} of ${out.N}`);
+  assert.equal(out.check.equal, true);
+  assert.equal(out.check.ids.length, out.horizon);
+  const held = out.stages.map((s: ProgressiveStage) => s.held);
+  assert.deepEqual(held, [...held].sort((a: number, b: number) => a - b), 'the held prefix never shrinks');
+  assert.equal(out.stages[0].warm, false);
+  assert.ok(out.stages.slice(1).every((s: ProgressiveStage) => s.warm), 'every later stage is warm-started');
+});

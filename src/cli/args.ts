@@ -85,7 +85,7 @@ const POSITIVE_INT: NumRule = { int: true, min: 1 };
 const COUNT: NumRule = { int: true, min: 0 };
 const NUM_RULES: Record<string, NumRule> = {
   mem: POSITIVE_INT, K: POSITIVE_INT, batch: POSITIVE_INT, steps: POSITIVE_INT, maxSteps: POSITIVE_INT, patience: POSITIVE_INT,
-  count: POSITIVE_INT, lengths: { int: true, min: 2 }, layers: POSITIVE_INT, d: POSITIVE_INT, maxTokens: POSITIVE_INT, tokens: { int: true, min: 2, word: 'auto' },
+  count: POSITIVE_INT, stride: POSITIVE_INT, stageSteps: POSITIVE_INT, stagePatience: POSITIVE_INT, lengths: { int: true, min: 2 }, layers: POSITIVE_INT, d: POSITIVE_INT, maxTokens: POSITIVE_INT, tokens: { int: true, min: 2, word: 'auto' },
   vocabSize: POSITIVE_INT, seqLen: POSITIVE_INT, evalEvery: POSITIVE_INT, checkpointEvery: POSITIVE_INT, logEvery: POSITIVE_INT,
   maxNewTokens: COUNT, seed: COUNT, passage: COUNT, warmup: COUNT,
   lr: { above: 0 }, clip: { above: 0 }, maxMinutes: { above: 0 }, weightDecay: { min: 0 }, bosProb: { min: 0, max: 1 },

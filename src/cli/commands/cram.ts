@@ -1,4 +1,5 @@
 import { cram } from '../../cram/cram';
+import { progressiveCram, type ProgressiveResult } from '../../cram/progressive';
 import { loadModel } from '../../io/checkpoint';
 import { measure } from '../../metrics/text';
 import { theoreticalCapacity } from '../../metrics/summary';
@@ -10,8 +11,8 @@ import { encodeWithin } from '../../tokenizer';
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: 'cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--utf8 strict|replace] [--json] [--quiet]',
-  booleans: ['json', 'quiet'],
+  usage: 'cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]] [--utf8 strict|replace] [--json] [--quiet]',
+  booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
@@ -19,6 +20,19 @@ export const command: Command = {
     const { model, tokenizer } = loaded;
     const K = num(args, 'mem', 1);
     const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K, typeof args.file === 'string' ? args.file : '--text');
+    if (args.progressive) {
+      const [p] = await progressiveCram(model, [ids], {
+        K,
+        stride: num(args, 'stride', 8),
+        stageSteps: num(args, 'stageSteps', 1000),
+        stagePatience: num(args, 'stagePatience', 200),
+        lr: num(args, 'lr', 1e-2),
+        seed: num(args, 'seed', 0),
+        quiet: Boolean(args.quiet || args.json),
+      });
+      printProgressive(p, ids.length, Boolean(args.json), loaded.id);
+      return;
+    }
     const [r] = await cram(model, [ids], {
       K,
       maxSteps: num(args, 'maxSteps', 5000),
@@ -44,3 +58,18 @@ export const command: Command = {
     console.log(`theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`);
   },
 };
+
+/** A progressive run: the horizon (longest prefix reproduced), how it grew, and the decode check. */
+function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string): void {
+  if (json) {
+    const { mem: _mem, ...rest } = p;
+    console.log(JSON.stringify({ ...rest, N, model }));
+    return;
+  }
+  const grew = p.stages.map((s) => `${s.N}:${s.status === 'decoded' ? 'ok' : s.status}`).join(' ');
+  console.log(`horizon            ${p.horizon} of ${N} tokens${p.censored ? ' (the whole text)' : ''}, K = ${p.K}, ${(p.horizon / p.K).toFixed(1)} tokens/vector`);
+  console.log(`stages             ${p.stages.length} (${grew})`);
+  console.log(`steps              ${p.totalSteps}, ${p.seconds.toFixed(1)} s`);
+  console.log(`greedy decode      ${p.check.equal ? `reproduces the first ${p.horizon} tokens exactly` : 'DIFFERS from the prefix (a bug: please report)'}`);
+  if (!p.check.equal) process.exitCode = 1;
+}
