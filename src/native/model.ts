@@ -60,8 +60,8 @@ export class NativeLlama implements CausalLM {
     const [B, T] = inputsEmbeds.shape;
     const V = this.info.vocabSize;
     // A gradient through the native forward does not exist: say so instead of tf.grad's generic error.
-    const f = tf.customGrad((x: tf.Tensor) => ({
-      value: tf.tensor3d(nativeAddon()!.forwardLogits(this.handle, x.dataSync() as Float32Array, B, T), [B, T, V]),
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.tensor3d(nativeAddon()!.forwardLogits(this.handle, (args[0] as tf.Tensor).dataSync() as Float32Array, B, T), [B, T, V]),
       gradFunc: () => {
         throw new ModelError('the native Llama has no gradient through forward(); use CRAMLAB_ENGINE=tfjs for this');
       },
