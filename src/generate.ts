@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from './models/types';
 import { ModelError } from './models/types';
 import { engineFor, nativeAddon, nativeModel, type Engine } from './native/index';
+import { tfjsModel } from './native/model';
 
 export interface GenerateOptions {
   /** Embeddings [K, memDim] placed before the ids (the [mem] vectors). */
@@ -45,6 +46,7 @@ export async function greedyGenerate(model: CausalLM, ids: number[], opts: Gener
     out.forEach((id) => opts.onToken?.(id));
     return out;
   }
+  model = tfjsModel(model);
   const out: number[] = [];
   const seq = [...ids];
   for (let i = 0; i < opts.maxNewTokens && K + seq.length < limit; i++) {

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { cram, CramError, embeddingStd, initialMem, type CramResult } from '../src/cram/cram';
 import { modelFromTensors } from '../src/io/checkpoint';
+import { tfjsModel } from '../src/native/model';
 import { readSafetensors } from '../src/io/safetensors';
 import { ARCHITECTURES } from '../src/models/index';
 import type { CausalLM } from '../src/models/types';
@@ -145,7 +146,7 @@ test('stopping: patience counts iterations without a strictly better accuracy; 1
 
 test('NaN in one text stops that text with status nan and leaves the others as they would be alone', async () => {
   await initBackend();
-  const inner = gqa();
+  const inner = tfjsModel(gqa()); // the wrapper's forward runs inside tf.grad: the tfjs Llama, not the native one
   // A model whose loss is NaN for any row whose first mem coordinate is below -50
   // (0·log(x+50): NaN there, an exact 0 with a zero gradient elsewhere).
   const poisoned: CausalLM = {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { modelFromTensors } from '../src/io/checkpoint';
+import { tfjsModel } from '../src/native/model';
 import { readSafetensors } from '../src/io/safetensors';
 import { ARCHITECTURES } from '../src/models/index';
 import type { CausalLM } from '../src/models/types';
@@ -28,7 +29,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function load(dir: string): { model: CausalLM; vectors: any; logits: Map<string, { shape: number[]; data: Float32Array }> } {
   const config = JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8'));
   const { tensors } = readSafetensors(path.join(REF, dir, 'model.safetensors'));
-  const model = modelFromTensors(config, tensors);
+  const model = tfjsModel(modelFromTensors(config, tensors)); // the tfjs models (the native one has its own test)
   const vectors = JSON.parse(fs.readFileSync(path.join(REF, dir, 'vectors.json'), 'utf8'));
   const logits = readSafetensors(path.join(REF, dir, 'vectors.safetensors')).tensors as any;
   return { model, vectors, logits };

@@ -16,6 +16,7 @@ import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
 import { randn } from './random';
 import { engineFor, type Engine } from '../native/index';
+import { tfjsModel } from '../native/model';
 import { cramNative } from '../native/cram';
 
 export type CramStatus = 'decoded' | 'patience' | 'max-steps' | 'nan';
@@ -185,6 +186,7 @@ export async function cram(model: CausalLM, texts: number[][], opts: CramOptions
   if (engineFor(model, opts.engine) === 'native') {
     return cramNative(model, texts, { K, inits, adam, maxSteps, patience, syncEvery, curveEvery, quiet: opts.quiet, onProgress: opts.onProgress, onText: opts.onText });
   }
+  model = tfjsModel(model); // the tfjs loop needs gradients through forward
 
   const printer = opts.quiet ? undefined : progressPrinter();
   const B0 = texts.length;

@@ -13,6 +13,8 @@ import { checkedFile, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
 import { readSafetensors, type RawTensor } from './safetensors';
 import { rememberWeights } from '../native/weights';
+import { nativeWanted } from '../native/index';
+import { NativeLlama } from '../native/model';
 
 export interface LoadedModel {
   model: CausalLM;
@@ -106,7 +108,8 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
     for (const [k, v] of tensors) raw.set(k, v);
   }
   const weights = new Weights(raw, path.basename(dir));
-  const model = buildModel(config, weights, cfgFile);
+  const reread = () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]));
+  const model = nativeWanted(config) ? new NativeLlama(config, weights, reread) : buildModel(config, weights, cfgFile);
   // A tensor the architecture never read means the config and the weights disagree
   // (an extra layer, a stray name): refuse rather than silently run a different model.
   const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
@@ -116,7 +119,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
     throw new ModelError(`${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`);
   }
   weights.release();
-  rememberWeights(model, () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]))); // native engine
+  rememberWeights(model, reread); // native engine
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;
   if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
@@ -126,7 +129,8 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
 
 /** Build a model straight from a config and tensors (tests, training). */
 export function modelFromTensors(config: Record<string, any>, tensors: Map<string, RawTensor>): CausalLM {
-  const model = buildModel(config, new Weights(tensors, 'tensors'));
+  const weights = new Weights(tensors, 'tensors');
+  const model = nativeWanted(config) ? new NativeLlama(config, weights, () => tensors) : buildModel(config, weights);
   rememberWeights(model, () => tensors); // native engine
   return model;
 }

@@ -31,7 +31,9 @@ function f16ToF32(h: number): number {
 
 /** Decode one tensor's bytes into float32 (floats) or int32 (ints). */
 function decode(file: string, name: string, dtype: string, bytes: Buffer): Float32Array | Int32Array {
-  // Copy into an aligned buffer: the data region need not start at a multiple of 4.
+  // F32 already 4-aligned in the file: a view, no second copy of the weights (matters at 100M+ params).
+  if (dtype === 'F32' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  // Otherwise copy into an aligned buffer: the data region need not start at a multiple of 4.
   const buf = new Uint8Array(bytes.length);
   buf.set(bytes);
   const dv = new DataView(buf.buffer);

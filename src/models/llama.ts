@@ -32,7 +32,21 @@ interface LlamaLayer {
 }
 
 export function llamaInfo(cfg: Record<string, any>): ModelInfo {
+  const [H, Hkv] = [cfg.num_attention_heads, cfg.num_key_value_heads ?? cfg.num_attention_heads];
+  if (H % Hkv !== 0) throw new ModelError(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${Hkv}`);
   return infoFromConfig(cfg);
+}
+
+/** RoPE's inverse frequencies per config (llama3 scaling applied): shared with the native engine. */
+export function llamaInvFreq(cfg: Record<string, any>): Float32Array {
+  let inv = ropeInvFreq(cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads, cfg.rope_theta ?? 10000);
+  const rs = cfg.rope_scaling;
+  if (rs) {
+    const type = rs.rope_type ?? rs.type;
+    if (type === 'llama3') inv = llama3ScaleInvFreq(inv, rs);
+    else if (type !== 'default') throw new ModelError(`rope_scaling type '${type}' is not supported (supported: default, llama3)`);
+  }
+  return inv;
 }
 
 export class Llama implements CausalLM {
@@ -56,7 +70,6 @@ export class Llama implements CausalLM {
     this.nKv = cfg.num_key_value_heads ?? this.nHeads;
     this.headDim = cfg.head_dim ?? d / this.nHeads;
     this.eps = cfg.rms_norm_eps ?? 1e-6;
-    if (this.nHeads % this.nKv !== 0) throw new ModelError(`num_attention_heads ${this.nHeads} is not a multiple of num_key_value_heads ${this.nKv}`);
     const I = (this.intermediate = cfg.intermediate_size);
     const qDim = this.nHeads * this.headDim;
     const kvDim = this.nKv * this.headDim;
@@ -98,14 +111,7 @@ export class Llama implements CausalLM {
     once(head);
     this.numParams = w.count();
 
-    let inv = ropeInvFreq(this.headDim, cfg.rope_theta ?? 10000);
-    const rs = cfg.rope_scaling;
-    if (rs) {
-      const type = rs.rope_type ?? rs.type;
-      if (type === 'llama3') inv = llama3ScaleInvFreq(inv, rs);
-      else if (type !== 'default') throw new ModelError(`rope_scaling type '${type}' is not supported (supported: default, llama3)`);
-    }
-    this.invFreq = inv;
+    this.invFreq = llamaInvFreq(cfg);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {

@@ -24,6 +24,15 @@ export class Weights {
 
   /** The tensor `name` as float32, checked against `shape` (from the config). */
   get(name: string, shape: number[]): tf.Tensor {
+    const values = tf.tensor(this.array(name, shape), shape, 'float32');
+    const out = this.trainable ? tf.variable(values, true, name) : values;
+    if (this.trainable) values.dispose();
+    this.made.push(out);
+    return out;
+  }
+
+  /** The raw values of `name`, with get()'s checks, and no backend tensor (the native engine copies them). */
+  array(name: string, shape: number[]): Float32Array {
     const t = this.raw.get(name);
     if (!t) throw new ModelError(`${this.source}: tensor '${name}' is missing`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
@@ -34,11 +43,7 @@ export class Weights {
     const bad = t.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new ModelError(`${this.source}: tensor '${name}' holds ${t.data[bad]} at flat index ${bad} (weights must be finite)`);
     this.used.add(name);
-    const values = tf.tensor(t.data, shape, 'float32');
-    const out = this.trainable ? tf.variable(values, true, name) : values;
-    if (this.trainable) values.dispose();
-    this.made.push(out);
-    return out;
+    return t.data;
   }
 
   /** Like get, or undefined when absent (biases, optional projections). */

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
-import { Llama } from '../models/llama';
+import { Llama, llamaInvFreq } from '../models/llama';
 import { weightsOf } from './weights';
 
 /** The addon's functions (native/src/addon.cc). */
@@ -41,6 +41,7 @@ export function nativeUnavailable(): string {
 
 /** Why the native engine cannot run this model ('' when it can). */
 export function unsupportedReason(model: CausalLM): string {
+  if (handles.has(model)) return '';
   if (!(model instanceof Llama)) return `model_type '${model.info.modelType}' has no native engine (only llama)`;
   if (!weightsOf(model)) return 'the model was not built by loadModel/modelFromTensors (no checkpoint tensors to copy)';
   return '';
@@ -84,21 +85,17 @@ export function engineInfo(): EngineInfo {
 
 const handles = new WeakMap<CausalLM, NativeHandle>();
 
-/** The native copy of a Llama's weights, made on first use and freed with model.dispose(). */
-export function nativeModel(model: CausalLM): NativeHandle {
-  let h = handles.get(model);
-  if (h) return h;
+/** Whether loadModel/modelFromTensors build this config as a NativeLlama (no tfjs copy of the weights). */
+export function nativeWanted(cfg: Record<string, any>): boolean {
+  return cfg.model_type === 'llama' && !!addon && requestedEngine() !== 'tfjs';
+}
+
+/** A native Llama from a config and its checkpoint tensors by HF name (copied into native memory). */
+export function createNative(cfg: Record<string, any>, maxPositions: number, tensors: Record<string, Float32Array>): NativeHandle {
   if (!addon) throw new ModelError(`native engine: ${nativeUnavailable()}`);
-  const why = unsupportedReason(model);
-  if (why) throw new ModelError(`native engine: ${why}`);
-  const cfg = model.info.raw;
-  const tensors = weightsOf(model)!(); // read once, copied into native memory, then dropped
   const d = cfg.hidden_size;
   const heads = cfg.num_attention_heads;
-  const flat: Record<string, Float32Array> = {};
-  for (const [k, t] of tensors) flat[k] = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-  const tied = (cfg.tie_word_embeddings ?? false) && !tensors.has('lm_head.weight');
-  h = addon.createLlama(
+  return addon.createLlama(
     {
       hidden_size: d,
       vocab_size: cfg.vocab_size,
@@ -107,15 +104,32 @@ export function nativeModel(model: CausalLM): NativeHandle {
       num_key_value_heads: cfg.num_key_value_heads ?? heads,
       head_dim: cfg.head_dim ?? d / heads,
       intermediate_size: cfg.intermediate_size,
-      max_position_embeddings: Number.isFinite(model.info.maxPositions) ? model.info.maxPositions : 4096,
+      max_position_embeddings: Number.isFinite(maxPositions) ? maxPositions : 4096,
       rms_norm_eps: cfg.rms_norm_eps ?? 1e-6,
-      tied,
-      attention_bias: tensors.has('model.layers.0.self_attn.q_proj.bias'),
+      tied: (cfg.tie_word_embeddings ?? false) && !('lm_head.weight' in tensors),
+      attention_bias: 'model.layers.0.self_attn.q_proj.bias' in tensors,
     },
-    // Llama's own inverse frequencies (llama3 scaling applied there): one home for RoPE's frequencies.
-    (model as unknown as { invFreq: Float32Array }).invFreq,
-    flat,
+    llamaInvFreq(cfg), // one home for RoPE's frequencies (llama3 scaling applied there)
+    tensors,
   );
+}
+
+/** Tie a handle to the model it runs (a NativeLlama registers its own). */
+export function registerNative(model: CausalLM, h: NativeHandle): void {
+  handles.set(model, h);
+}
+
+/** The native copy of a Llama's weights: a NativeLlama's own, or made on first use for a tfjs Llama
+ *  (freed with model.dispose()). */
+export function nativeModel(model: CausalLM): NativeHandle {
+  let h = handles.get(model);
+  if (h) return h;
+  if (!addon) throw new ModelError(`native engine: ${nativeUnavailable()}`);
+  const why = unsupportedReason(model);
+  if (why) throw new ModelError(`native engine: ${why}`);
+  const flat: Record<string, Float32Array> = {};
+  for (const [k, t] of weightsOf(model)!()) flat[k] = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data); // read once, copied, dropped
+  h = createNative(model.info.raw, model.info.maxPositions, flat);
   handles.set(model, h);
   const dispose = model.dispose.bind(model);
   model.dispose = () => {
