@@ -12,6 +12,7 @@ import { cram } from '../src/cram/cram';
 import { greedyGenerate } from '../src/generate';
 import type { CausalLM } from '../src/models/types';
 import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
+import { NativeLlama, tfjsModel } from '../src/native/model';
 import { MODELS_DIR, sharedModel } from './helpers/shared';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
@@ -118,6 +119,24 @@ for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
     model.dispose();
   });
 }
+
+test('tf.grad through NativeLlama.forward equals the tfjs Llama gradient (llama_gqa, weighted logits)', { skip }, async (t) => {
+  await initBackend();
+  const { model } = loadRef('llama_gqa');
+  assert.ok(model instanceof NativeLlama, 'modelFromTensors gives a NativeLlama when the addon loads');
+  const twin = tfjsModel(model);
+  const [B, T, V] = [2, 5, model.info.vocabSize];
+  const x = tf.randomNormal([B, T, model.info.hiddenSize], 0, 0.5, 'float32', 7) as tf.Tensor3D;
+  const w = tf.randomNormal([B, T, V], 0, 1, 'float32', 8);
+  const gradOf = (m: CausalLM) => tf.tidy(() => tf.grad((e: tf.Tensor) => tf.sum(tf.mul(m.forward(e as tf.Tensor3D), w)))(x).dataSync());
+  const [a, b] = [gradOf(model), gradOf(twin)];
+  const rel = maxAbsDiff(a, b) / Math.max(...Array.from(b, Math.abs));
+  t.diagnostic(`max rel |dL/dx| diff native vs tfjs ${rel.toExponential(2)}`);
+  assert.ok(Array.from(a).some((v) => v !== 0), 'non-zero gradient');
+  assert.ok(rel <= 1e-4, `relative diff ${rel}`);
+  tf.dispose([x, w]);
+  model.dispose();
+});
 
 test('native engine: bad input to the addon throws an Error with a message (no crash)', { skip }, async () => {
   await initBackend();

@@ -160,6 +160,28 @@ static Napi::Value ForwardLogits(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// dL/dembeds for a given dL/dlogits: the forward again (its activations), dlogits·lm_head into the final
+// norm, then the backward to the input. What tf.grad through NativeLlama.forward() calls.
+static Napi::Value BackwardEmbeds(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Handle *h = handleOf(info);
+  const LlamaConfig &c = h->m->c;
+  if (info.Length() < 5) throw err(env, "backwardEmbeds(handle, embeds, dlogits, B, T) needs 5 arguments");
+  const int B = intArg(env, info[3], "B", 1, 1 << 20);
+  const int T = intArg(env, info[4], "T", 1, c.max_pos);
+  const size_t M = (size_t)B * T;
+  const float *x = F32(env, info[1], "embeds", M * c.d);
+  const float *dy = F32(env, info[2], "dlogits", M * c.vocab);
+  checkFinite(env, x, M * c.d, "embeds");
+  checkFinite(env, dy, M * c.vocab, "dlogits");
+  if (!llama_forward(h->m, h->a, x, B, T)) throw err(env, "out of memory");
+  std::vector<float> dxnf(M * c.d, 0.f);
+  matmul_backward(dxnf.data(), dy, h->m->lm_head, (int)M, c.d, c.vocab);
+  auto out = Napi::Float32Array::New(env, M * c.d);
+  llama_backward(h->m, h->a, dxnf.data(), out.Data());
+  return out;
+}
+
 static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Handle *h = handleOf(info);
@@ -276,6 +298,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createLlama", Napi::Function::New(env, CreateLlama));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("forwardLogits", Napi::Function::New(env, ForwardLogits));
+  exports.Set("backwardEmbeds", Napi::Function::New(env, BackwardEmbeds));
   exports.Set("cramSteps", Napi::Function::New(env, CramSteps));
   exports.Set("generate", Napi::Function::New(env, Generate));
   exports.Set("info", Napi::Function::New(env, Info));

@@ -13,6 +13,7 @@ export interface NativeAddon {
   createLlama(config: Record<string, number | boolean>, invFreq: Float32Array, tensors: Record<string, Float32Array>): NativeHandle;
   dispose(h: NativeHandle): void;
   forwardLogits(h: NativeHandle, embeds: Float32Array, B: number, T: number): Float32Array;
+  backwardEmbeds(h: NativeHandle, embeds: Float32Array, dlogits: Float32Array, B: number, T: number): Float32Array;
   cramSteps(h: NativeHandle, state: Record<string, unknown>, S: number): number;
   generate(h: NativeHandle, prefix: Float32Array, P: number, maxNew: number, eos: Int32Array): Int32Array;
   info(): { blas: string; threads: number };

@@ -1,11 +1,10 @@
 // NativeLlama: a Llama whose weights live only in the native engine (one copy) plus the tfjs embedding
 // matrix; the tfjs Llama keeps folded/rotated copies of every weight, ~2x the checkpoint. forward() runs
-// the addon's forward (no gradient: cram() runs natively); tfjsModel() builds a tfjs twin on request.
+// the addon's forward (and its input-gradient for tf.grad; cram() runs natively); tfjsModel() builds a tfjs twin on request.
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel } from '../models/index';
 import { llamaInfo } from '../models/llama';
 import type { CausalLM, ModelInfo } from '../models/types';
-import { ModelError } from '../models/types';
 import { Weights } from '../models/weights';
 import type { TensorSource } from './weights';
 import { createNative, nativeAddon, registerNative, type NativeHandle } from './index';
@@ -59,13 +58,19 @@ export class NativeLlama implements CausalLM {
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
     const [B, T] = inputsEmbeds.shape;
     const V = this.info.vocabSize;
-    // A gradient through the native forward does not exist: say so instead of tf.grad's generic error.
-    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-      value: tf.tensor3d(nativeAddon()!.forwardLogits(this.handle, (args[0] as tf.Tensor).dataSync() as Float32Array, B, T), [B, T, V]),
-      gradFunc: () => {
-        throw new ModelError('the native Llama has no gradient through forward(); use CRAMLAB_ENGINE=tfjs for this');
-      },
-    }));
+    const addon = nativeAddon()!;
+    // The gradient to the input embeddings runs natively too (the weights are frozen: no others).
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const x = args[0] as tf.Tensor;
+      (args[1] as tf.GradSaveFunc)([x]);
+      return {
+        value: tf.tensor3d(addon.forwardLogits(this.handle, x.dataSync() as Float32Array, B, T), [B, T, V]),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const dx = addon.backwardEmbeds(this.handle, saved[0].dataSync() as Float32Array, (dy as tf.Tensor).dataSync() as Float32Array, B, T);
+          return [tf.tensor3d(dx, [B, T, this.info.hiddenSize])];
+        },
+      };
+    });
     return f(inputsEmbeds) as tf.Tensor3D;
   }
 
