@@ -1,5 +1,6 @@
 // How well a model predicts a text on its own: cross-entropy per token and greedy accuracy.
 import * as tf from '@tensorflow/tfjs-core';
+import { shiftedCE } from './cram/loss';
 import { prefixedEmbeds } from './generate';
 import type { CausalLM } from './models/types';
 import { ModelError } from './models/types';
@@ -27,11 +28,8 @@ export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tens
   }
   const [ce, pred] = tf.tidy(() => {
     const logits = model.forward(prefixedEmbeds(model, ids, prefix));
-    const N = ids.length;
-    const text = tf.reshape(tf.slice(logits, [0, K, 0], [1, N - 1, -1]), [N - 1, -1]) as tf.Tensor2D;
-    const logp = tf.logSoftmax(text);
-    const targets = tf.oneHot(tf.tensor1d(ids.slice(1), 'int32'), logp.shape[1]);
-    return [tf.neg(tf.sum(tf.mul(logp, targets), -1)), tf.argMax(text, -1)];
+    const { ce, pred } = shiftedCE(logits, K, tf.tensor2d([ids.slice(1)], [1, ids.length - 1], 'int32'));
+    return [tf.reshape(ce, [-1]), tf.reshape(pred, [-1])];
   });
   const ceNats = Array.from((await ce.data()) as Float32Array);
   const predictions = Array.from((await pred.data()) as Int32Array);

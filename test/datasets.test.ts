@@ -11,7 +11,8 @@ import { mobyDickChapters, HELD_OUT } from '../src/datasets/corpus';
 import { loadTexts, DATASETS_DIR } from '../src/datasets/index';
 import { parseCsv, readTextColumn } from '../src/datasets/hub';
 import { chunkRanges, encodeTruncated, normalizeWhitespace, secondHalf, splitSentences } from '../src/datasets/preprocess';
-import { mulberry32, randomWordText } from '../src/datasets/random';
+import { randomWordText } from '../src/datasets/random';
+import { mulberry32 } from '../src/random';
 import { loadTokenizer, type Tokenizer } from '../src/tokenizer';
 import { sharedModel } from './helpers/shared';
 

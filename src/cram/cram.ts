@@ -9,18 +9,19 @@
 // bookkeeping stays on the device (tf.where per step) and is read back every `syncEvery` steps:
 // texts that finished in between are frozen on the device, so the result is what a
 // step-by-step loop keeps. Finished texts leave the batch at the next read-back.
+// The tfjs loop in named steps: initState → step (× syncEvery) → readBack → finish → shrink.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/types';
 import { adamwStep, AUTHORS_ADAMW, type AdamWConfig } from './adamw';
 import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
-import { randn } from './random';
+import { randn } from '../random';
+import { CramError, progressInfo, sampleCurve, STATUS_CODE, textResult, type Bookkeeping, type CramResult, type Curve } from './result';
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from '../native/cram';
 
-export type CramStatus = 'decoded' | 'patience' | 'max-steps' | 'nan';
-const STATUS: CramStatus[] = ['decoded', 'patience', 'max-steps', 'nan'];
+export { CramError, STATUS, type CramResult, type CramStatus } from './result';
 
 export interface CramOptions extends Partial<AdamWConfig> {
   /** Number of [mem] vectors per text (default 1). */
@@ -45,42 +46,6 @@ export interface CramOptions extends Partial<AdamWConfig> {
   engine?: Engine;
 }
 
-export interface CramResult {
-  /** Index of the text in the call. */
-  index: number;
-  tokens: number;
-  K: number;
-  /** N - 1: the number of scored next-token predictions. */
-  predicted: number;
-  /** Best mem found, K·memDim values (row-major [K, memDim]). */
-  bestMem: Float32Array;
-  /** Mem after the last AdamW update. */
-  finalMem: Float32Array;
-  initMem: Float32Array;
-  bestCorrect: number;
-  bestAccuracy: number;
-  /** 1-based iteration whose forward pass first reached the best accuracy (0: never above 0). */
-  stepsToBest: number;
-  /** Iterations (forward + backward + AdamW update) run for this text. */
-  steps: number;
-  status: CramStatus;
-  /** Smallest loss over the iterations (the authors' notebooks' "best loss"), mean nats per prediction. */
-  minLoss: number;
-  /** Loss at the best-accuracy iteration (null if accuracy never rose above 0). */
-  lossAtBest: number | null;
-  /** Sampled loss / correct-count curve (iteration index, 0-based). */
-  curve: { step: number[]; loss: number[]; correct: number[] };
-  /** Wall time until this text's result was read back. */
-  seconds: number;
-}
-
-export class CramError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'CramError';
-  }
-}
-
 const stdCache = new WeakMap<CausalLM, number>();
 
 /** std of all entries of the input embedding matrix, unbiased (torch.std), computed once per model. */
@@ -100,7 +65,7 @@ export function embeddingStd(model: CausalLM): number {
 /** The authors' init: randn(K, d) · std(E), from our seeded generator. */
 export function initialMem(model: CausalLM, K: number, seed: number): Float32Array {
   const std = embeddingStd(model);
-  return Float32Array.from(randn(K * model.info.memDim, seed), (x) => x * std);
+  return randn(K * model.info.memDim, seed, std);
 }
 
 function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions): void {
@@ -133,6 +98,62 @@ function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions)
   });
 }
 
+/** The authors' limits (hidden_capacity train.py) and the read-back cadence; the CLI's defaults too. */
+export const CRAM_DEFAULTS = { maxSteps: 5000, patience: 2000, syncEvery: 10, curveEvery: 10 } as const;
+
+/** cram()'s options with the defaults filled in, and each text's initial mem. */
+export interface CramRun {
+  K: number;
+  inits: Float32Array[];
+  adam: AdamWConfig;
+  maxSteps: number;
+  patience: number;
+  syncEvery: number;
+  curveEvery: number;
+  quiet?: boolean;
+  onProgress?: (p: ProgressInfo) => void;
+  onText?: (r: CramResult) => void | Promise<void>;
+}
+
+function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun {
+  const d = model.info.memDim;
+  const firstInit = Array.isArray(opts.initMem) ? opts.initMem[0] : opts.initMem;
+  const K = opts.K ?? (firstInit ? firstInit.length / d : 1);
+  validate(model, texts, K, opts);
+  const inits = texts.map((_, i) => {
+    if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
+    const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
+    return initialMem(model, K, seed);
+  });
+  return {
+    K,
+    inits,
+    adam: {
+      lr: opts.lr ?? AUTHORS_ADAMW.lr,
+      beta1: opts.beta1 ?? AUTHORS_ADAMW.beta1,
+      beta2: opts.beta2 ?? AUTHORS_ADAMW.beta2,
+      eps: opts.eps ?? AUTHORS_ADAMW.eps,
+      weightDecay: opts.weightDecay ?? AUTHORS_ADAMW.weightDecay,
+    },
+    maxSteps: opts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
+    patience: opts.patience ?? CRAM_DEFAULTS.patience,
+    syncEvery: opts.syncEvery ?? CRAM_DEFAULTS.syncEvery,
+    curveEvery: opts.curveEvery ?? CRAM_DEFAULTS.curveEvery,
+    quiet: opts.quiet,
+    onProgress: opts.onProgress,
+    onText: opts.onText,
+  };
+}
+
+/** Optimise K mem vectors for each text (token ids, BOS first as the tokenizer gives them). */
+export async function cram(model: CausalLM, texts: number[][], opts: CramOptions = {}): Promise<CramResult[]> {
+  const run = resolve(model, texts, opts);
+  if (engineFor(model, opts.engine) === 'native') return cramNative(model, texts, run);
+  return cramTfjs(tfjsModel(model), texts, run); // the tfjs loop needs gradients through forward
+}
+
+// ---- the tfjs loop
+
 /** Everything that changes per iteration, one row per text still in the batch. */
 type State = {
   mem: tf.Tensor3D;
@@ -146,10 +167,120 @@ type State = {
   counter: tf.Tensor1D; // iterations since the last strict improvement
   done: tf.Tensor1D; // bool
   doneAt: tf.Tensor1D; // iterations run when it stopped
-  status: tf.Tensor1D; // index into STATUS
+  status: tf.Tensor1D; // a STATUS_CODE
 };
 
+/** The texts of the state's rows on the device: embeddings, targets, and N-1 per row. */
+type Live = { batch: TextBatch; predicted: tf.Tensor1D };
+
 const disposeState = (s: State) => tf.dispose(Object.values(s));
+
+function liveTexts(model: CausalLM, texts: number[][]): Live {
+  const batch = makeBatch(model, texts);
+  return { batch, predicted: tf.tensor1d(batch.predicted) };
+}
+
+function disposeLive(l: Live): void {
+  disposeBatch(l.batch);
+  l.predicted.dispose();
+}
+
+function initState(inits: Float32Array[], K: number, d: number): State {
+  const B = inits.length;
+  const memAll = new Float32Array(B * K * d);
+  inits.forEach((m, i) => memAll.set(m, i * K * d));
+  const zeros1 = () => tf.zeros([B]) as tf.Tensor1D;
+  return {
+    mem: tf.tensor3d(memAll, [B, K, d]),
+    m: tf.zeros([B, K, d]),
+    v: tf.zeros([B, K, d]),
+    bestMem: tf.tensor3d(memAll, [B, K, d]),
+    bestCorrect: zeros1(),
+    bestStep: tf.fill([B], -1) as tf.Tensor1D,
+    bestLoss: tf.fill([B], NaN) as tf.Tensor1D,
+    minLoss: tf.fill([B], Infinity) as tf.Tensor1D,
+    counter: zeros1(),
+    done: tf.zeros([B], 'bool') as tf.Tensor1D,
+    doneAt: zeros1(),
+    status: zeros1(),
+  };
+}
+
+/** Iteration `it` (0-based) on the device: loss and accuracy at the current mem, the bookkeeping, AdamW. */
+function step(model: CausalLM, live: Live, s: State, it: number, run: CramRun): { next: State; loss: tf.Tensor1D; correct: tf.Tensor1D } {
+  return tf.tidy(() => {
+    let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
+    const { grad } = tf.valueAndGrad((mem: tf.Tensor) => {
+      const r = batchLoss(model, mem as tf.Tensor3D, live.batch);
+      seen = { loss: tf.keep(r.loss), correct: tf.keep(r.correct) };
+      return tf.sum(r.loss);
+    })(s.mem);
+    const { loss, correct } = seen;
+    const B = s.mem.shape[0];
+    const running = tf.logicalNot(s.done);
+    const finite = tf.isFinite(loss);
+    const improved = tf.logicalAnd(tf.logicalAnd(running, finite), tf.greater(correct, s.bestCorrect));
+    const bestCorrect = tf.where(improved, correct, s.bestCorrect);
+    const counter = tf.where(running, tf.where(improved, tf.zerosLike(s.counter), tf.add(s.counter, 1)), s.counter);
+    const nan = tf.logicalAnd(running, tf.logicalNot(finite));
+    const full = tf.greaterEqual(bestCorrect, live.predicted);
+    const patient = tf.greaterEqual(counter, run.patience);
+    const last = it + 1 >= run.maxSteps;
+    const stopNow = tf.logicalAnd(running, tf.logicalOr(tf.logicalOr(nan, full), tf.logicalOr(patient, tf.scalar(last, 'bool'))));
+    // Authors' order of checks: 100% first, then patience; max-steps only when neither.
+    const code = tf.where(nan, STATUS_CODE.nan, tf.where(full, STATUS_CODE.decoded, tf.where(patient, STATUS_CODE.patience, STATUS_CODE.maxSteps)));
+    const upd = adamwStep(s.mem, grad, s.m, s.v, it + 1, run.adam);
+    const running3 = tf.reshape(running, [B, 1, 1]);
+    const next: State = {
+      mem: tf.where(running3, upd.p, s.mem) as tf.Tensor3D,
+      m: tf.where(running3, upd.m, s.m) as tf.Tensor3D,
+      v: tf.where(running3, upd.v, s.v) as tf.Tensor3D,
+      bestMem: tf.where(tf.reshape(improved, [B, 1, 1]), s.mem, s.bestMem) as tf.Tensor3D,
+      bestCorrect: bestCorrect as tf.Tensor1D,
+      bestStep: tf.where(improved, tf.fill([B], it), s.bestStep) as tf.Tensor1D,
+      bestLoss: tf.where(improved, loss, s.bestLoss) as tf.Tensor1D,
+      minLoss: tf.where(tf.logicalAnd(running, finite), tf.minimum(s.minLoss, loss), s.minLoss) as tf.Tensor1D,
+      counter: counter as tf.Tensor1D,
+      done: tf.logicalOr(s.done, stopNow) as tf.Tensor1D,
+      doneAt: tf.where(stopNow, tf.fill([B], it + 1), s.doneAt) as tf.Tensor1D,
+      status: tf.where(stopNow, tf.cast(code, 'float32'), s.status) as tf.Tensor1D,
+    };
+    return { next, loss, correct };
+  });
+}
+
+type Pending = { loss: tf.Tensor1D; correct: tf.Tensor1D; it: number };
+
+/** What a read-back copies to the host: the pending steps' losses/corrects [step][row] and the bookkeeping per row. */
+type Seen = { its: number[]; loss: number[][]; correct: number[][]; done: ArrayLike<number>; book: (row: number) => Bookkeeping };
+
+/** Copy the steps run since the last read-back and the bookkeeping to the host (frees the pending tensors). */
+async function readBack(s: State, pending: Pending[]): Promise<Seen> {
+  const losses = tf.stack(pending.map((p) => p.loss));
+  const corrects = tf.stack(pending.map((p) => p.correct));
+  const [loss, correct] = [await losses.array(), await corrects.array()] as number[][][];
+  tf.dispose([losses, corrects, ...pending.flatMap((p) => [p.loss, p.correct])]);
+  const its = pending.map((p) => p.it);
+  pending.length = 0;
+  const [done, doneAt, status, bestCorrect, bestStep, bestLoss, minLoss] = await Promise.all(
+    [s.done, s.doneAt, s.status, s.bestCorrect, s.bestStep, s.bestLoss, s.minLoss].map((t) => t.data()),
+  );
+  const book = (row: number): Bookkeeping => ({ bestCorrect: bestCorrect[row], bestStep: bestStep[row], doneAt: doneAt[row], status: status[row], minLoss: minLoss[row], bestLoss: bestLoss[row] });
+  return { its, loss, correct, done, book };
+}
+
+/** Results of the finished rows (text indices `active[row]`), with their best and final mem. */
+async function finish(s: State, rows: number[], active: number[], texts: number[][], run: CramRun, seen: Seen, curves: Curve[], seconds: number): Promise<CramResult[]> {
+  const Kd = s.mem.shape[1] * s.mem.shape[2];
+  const sel = selectRows(s, rows);
+  const [best, last] = [await sel.bestMem.data(), await sel.mem.data()] as Float32Array[];
+  disposeState(sel);
+  return rows.map((row, j) => {
+    const ti = active[row];
+    const mems = { best: best.slice(j * Kd, (j + 1) * Kd), final: last.slice(j * Kd, (j + 1) * Kd), init: run.inits[ti] };
+    return textResult(ti, texts[ti], run.K, mems, seen.book(row), curves[ti], seconds);
+  });
+}
 
 function selectRows(s: State, rows: number[]): State {
   return tf.tidy(() => {
@@ -160,203 +291,67 @@ function selectRows(s: State, rows: number[]): State {
   });
 }
 
-/** Optimise K mem vectors for each text (token ids, BOS first as the tokenizer gives them). */
-export async function cram(model: CausalLM, texts: number[][], opts: CramOptions = {}): Promise<CramResult[]> {
-  const d = model.info.memDim;
-  const firstInit = Array.isArray(opts.initMem) ? opts.initMem[0] : opts.initMem;
-  const K = opts.K ?? (firstInit ? firstInit.length / d : 1);
-  validate(model, texts, K, opts);
-  const adam: AdamWConfig = {
-    lr: opts.lr ?? AUTHORS_ADAMW.lr,
-    beta1: opts.beta1 ?? AUTHORS_ADAMW.beta1,
-    beta2: opts.beta2 ?? AUTHORS_ADAMW.beta2,
-    eps: opts.eps ?? AUTHORS_ADAMW.eps,
-    weightDecay: opts.weightDecay ?? AUTHORS_ADAMW.weightDecay,
-  };
-  const maxSteps = opts.maxSteps ?? 5000;
-  const patience = opts.patience ?? 2000;
-  const syncEvery = opts.syncEvery ?? 10;
-  const curveEvery = opts.curveEvery ?? 10;
-
-  const inits = texts.map((_, i) => {
-    if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
-    const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
-    return initialMem(model, K, seed);
-  });
-  if (engineFor(model, opts.engine) === 'native') {
-    return cramNative(model, texts, { K, inits, adam, maxSteps, patience, syncEvery, curveEvery, quiet: opts.quiet, onProgress: opts.onProgress, onText: opts.onText });
-  }
-  model = tfjsModel(model); // the tfjs loop needs gradients through forward
-
-  const printer = opts.quiet ? undefined : progressPrinter();
-  const B0 = texts.length;
-  const memAll = new Float32Array(B0 * K * d);
-  inits.forEach((m, i) => memAll.set(m, i * K * d));
-  const zeros1 = () => tf.zeros([B0]) as tf.Tensor1D;
-  let state: State = {
-    mem: tf.tensor3d(memAll, [B0, K, d]),
-    m: tf.zeros([B0, K, d]),
-    v: tf.zeros([B0, K, d]),
-    bestMem: tf.tensor3d(memAll, [B0, K, d]),
-    bestCorrect: zeros1(),
-    bestStep: tf.fill([B0], -1) as tf.Tensor1D,
-    bestLoss: tf.fill([B0], NaN) as tf.Tensor1D,
-    minLoss: tf.fill([B0], Infinity) as tf.Tensor1D,
-    counter: zeros1(),
-    done: tf.zeros([B0], 'bool') as tf.Tensor1D,
-    doneAt: zeros1(),
-    status: zeros1(),
-  };
-  let active = texts.map((_, i) => i);
-  let batch: TextBatch = makeBatch(model, texts);
-  let predicted = tf.tensor1d(batch.predicted);
-  const results: CramResult[] = new Array(B0);
-  const curves = texts.map(() => ({ step: [] as number[], loss: [] as number[], correct: [] as number[] }));
-  const pending: { loss: tf.Tensor1D; correct: tf.Tensor1D; it: number }[] = [];
+async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promise<CramResult[]> {
+  const printer = run.quiet ? undefined : progressPrinter();
+  let state = initState(run.inits, run.K, model.info.memDim);
+  let active = texts.map((_, i) => i); // the text of each state row
+  let live: Live | undefined = liveTexts(model, texts);
+  const results: CramResult[] = new Array(texts.length);
+  const curves: Curve[] = texts.map(() => ({ step: [], loss: [], correct: [] }));
+  const pending: Pending[] = [];
   const t0 = performance.now();
-
-  const step = (it: number) =>
-    tf.tidy(() => {
-      const s = state;
-      let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
-      const { grad } = tf.valueAndGrad((mem: tf.Tensor) => {
-        const r = batchLoss(model, mem as tf.Tensor3D, batch);
-        seen = { loss: tf.keep(r.loss), correct: tf.keep(r.correct) };
-        return tf.sum(r.loss);
-      })(s.mem);
-      const { loss, correct } = seen;
-      const B = active.length;
-      const live = tf.logicalNot(s.done);
-      const finite = tf.isFinite(loss);
-      const improved = tf.logicalAnd(tf.logicalAnd(live, finite), tf.greater(correct, s.bestCorrect));
-      const bestCorrect = tf.where(improved, correct, s.bestCorrect);
-      const counter = tf.where(live, tf.where(improved, tf.zerosLike(s.counter), tf.add(s.counter, 1)), s.counter);
-      const nan = tf.logicalAnd(live, tf.logicalNot(finite));
-      const full = tf.greaterEqual(bestCorrect, predicted);
-      const patient = tf.greaterEqual(counter, patience);
-      const last = it + 1 >= maxSteps;
-      const stopNow = tf.logicalAnd(live, tf.logicalOr(tf.logicalOr(nan, full), tf.logicalOr(patient, tf.scalar(last, 'bool'))));
-      // Authors' order of checks: 100% first, then patience; max-steps only when neither.
-      const code = tf.where(nan, 3, tf.where(full, 0, tf.where(patient, 1, 2)));
-      const upd = adamwStep(s.mem, grad, s.m, s.v, it + 1, adam);
-      const live3 = tf.reshape(live, [B, 1, 1]);
-      const next: State = {
-        mem: tf.where(live3, upd.p, s.mem) as tf.Tensor3D,
-        m: tf.where(live3, upd.m, s.m) as tf.Tensor3D,
-        v: tf.where(live3, upd.v, s.v) as tf.Tensor3D,
-        bestMem: tf.where(tf.reshape(improved, [B, 1, 1]), s.mem, s.bestMem) as tf.Tensor3D,
-        bestCorrect: bestCorrect as tf.Tensor1D,
-        bestStep: tf.where(improved, tf.fill([B], it), s.bestStep) as tf.Tensor1D,
-        bestLoss: tf.where(improved, loss, s.bestLoss) as tf.Tensor1D,
-        minLoss: tf.where(tf.logicalAnd(live, finite), tf.minimum(s.minLoss, loss), s.minLoss) as tf.Tensor1D,
-        counter: counter as tf.Tensor1D,
-        done: tf.logicalOr(s.done, stopNow) as tf.Tensor1D,
-        doneAt: tf.where(stopNow, tf.fill([B], it + 1), s.doneAt) as tf.Tensor1D,
-        status: tf.where(stopNow, tf.cast(code, 'float32'), s.status) as tf.Tensor1D,
-      };
-      return { next, loss, correct };
-    });
-
   try {
-    for (let it = 0; active.length > 0; it++) {
-      const out = step(it);
+    for (let it = 0; live; it++) {
+      const out = step(model, live, state, it, run);
       disposeState(state);
-      state = out.next as State;
+      state = out.next;
       pending.push({ loss: out.loss, correct: out.correct, it });
-      if ((it + 1) % syncEvery !== 0 && it + 1 < maxSteps) continue;
+      if ((it + 1) % run.syncEvery !== 0 && it + 1 < run.maxSteps) continue;
 
-      // Read-back: curves, then results of the texts that stopped since the last one.
-      const losses = tf.stack(pending.map((p) => p.loss));
-      const corrects = tf.stack(pending.map((p) => p.correct));
-      const [L, C] = [await losses.array(), await corrects.array()] as number[][][];
-      tf.dispose([losses, corrects, ...pending.flatMap((p) => [p.loss, p.correct])]);
-      const its = pending.map((p) => p.it);
-      pending.length = 0;
-      const [done, doneAt, status, bestCorrect, bestStep, bestLoss, minLoss] = await Promise.all(
-        [state.done, state.doneAt, state.status, state.bestCorrect, state.bestStep, state.bestLoss, state.minLoss].map((t) => t.data()),
-      );
+      const seen = await readBack(state, pending);
       const seconds = (performance.now() - t0) / 1000;
       active.forEach((ti, row) => {
-        its.forEach((i, k) => {
-          if (done[row] && i >= doneAt[row]) return; // frozen rows computed past their end
-          if (i % curveEvery === 0 || i + 1 === doneAt[row]) {
-            curves[ti].step.push(i);
-            curves[ti].loss.push(L[k][row]);
-            curves[ti].correct.push(C[k][row]);
-          }
+        const doneAt = seen.book(row).doneAt;
+        seen.its.forEach((i, k) => {
+          if (seen.done[row] && i >= doneAt) return; // frozen rows computed past their end
+          sampleCurve(curves[ti], i, seen.loss[k][row], seen.correct[k][row], run.curveEvery, doneAt);
         });
       });
-      const rowOf = new Map(active.map((ti, row) => [ti, row])); // rows of this read-back
-      const finished = active.map((_, row) => row).filter((row) => done[row]);
+      const lastK = seen.its.length - 1;
+      const liveRows = active.map((text, row) => ({ text, loss: seen.loss[lastK][row], correct: seen.correct[lastK][row] }));
+      const rowBest = new Map(active.map((ti, row) => [ti, seen.book(row).bestCorrect]));
+      const rows = active.map((_, row) => row);
+      const finished = rows.filter((row) => seen.done[row]);
       if (finished.length) {
-        const rows = selectRows(state, finished);
-        const [best, last] = [await rows.bestMem.data(), await rows.mem.data()] as Float32Array[];
-        disposeState(rows);
-        for (const [j, row] of finished.entries()) {
-          const ti = active[row];
-          const n = texts[ti].length - 1;
-          const r: CramResult = {
-            index: ti,
-            tokens: texts[ti].length,
-            K,
-            predicted: n,
-            bestMem: best.slice(j * K * d, (j + 1) * K * d),
-            finalMem: last.slice(j * K * d, (j + 1) * K * d),
-            initMem: inits[ti],
-            bestCorrect: bestCorrect[row],
-            bestAccuracy: bestCorrect[row] / n,
-            stepsToBest: bestStep[row] + 1,
-            steps: doneAt[row],
-            status: STATUS[status[row]],
-            minLoss: minLoss[row],
-            lossAtBest: bestStep[row] >= 0 ? bestLoss[row] : null,
-            curve: curves[ti],
-            seconds,
-          };
-          results[ti] = r;
-          await opts.onText?.(r);
+        for (const r of await finish(state, finished, active, texts, run, seen, curves, seconds)) {
+          results[r.index] = r;
+          await run.onText?.(r);
         }
-        const keep = active.map((_, row) => row).filter((row) => !done[row]);
+        // shrink: the rows still running become the whole state and batch
+        const keep = rows.filter((row) => !seen.done[row]);
         const kept = selectRows(state, keep);
         disposeState(state);
         state = kept;
         active = keep.map((row) => active[row]);
-        disposeBatch(batch);
-        predicted.dispose();
-        if (active.length) {
-          batch = makeBatch(model, active.map((i) => texts[i]));
-          predicted = tf.tensor1d(batch.predicted);
-        }
+        disposeLive(live);
+        live = active.length ? liveTexts(model, active.map((i) => texts[i])) : undefined;
       }
-      const lastLoss = L[L.length - 1];
-      const lastCorrect = C[C.length - 1];
-      const info: ProgressInfo = {
+      const info = progressInfo({
         step: it + 1,
-        maxSteps,
-        loss: mean(active.map((ti) => lastLoss[rowOf.get(ti)!])),
-        accuracy: mean(active.map((ti) => lastCorrect[rowOf.get(ti)!] / (texts[ti].length - 1))),
-        bestAccuracy: mean(texts.map((t, ti) => results[ti]?.bestAccuracy ?? bestCorrect[rowOf.get(ti)!] / (t.length - 1))),
-        done: B0 - active.length,
-        total: B0,
-        active: active.length,
-        stepsPerSecond: (it + 1) / seconds,
+        maxSteps: run.maxSteps,
+        texts,
+        live: liveRows.filter((l) => !results[l.text]),
+        best: (ti) => results[ti]?.bestCorrect ?? rowBest.get(ti)!,
         seconds,
-      };
+      });
       printer?.update(info);
-      opts.onProgress?.(info);
+      run.onProgress?.(info);
     }
   } finally {
     printer?.end();
     tf.dispose(pending.flatMap((p) => [p.loss, p.correct]));
-    if (active.length) {
-      disposeBatch(batch);
-      predicted.dispose();
-    }
+    if (live) disposeLive(live);
     disposeState(state);
   }
   return results;
-}
-
-function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }

@@ -62,20 +62,30 @@ export function disposeBatch(b: TextBatch): void {
   tf.dispose([b.embeds, b.labels, b.mask, b.weights]);
 }
 
+/**
+ * The shifted next-token objective, the one home of it (cram's loss, score's CE): text position
+ * K + t predicts labels[b, t] = ids_b[t + 1]; the logit at the last mem position is not scored.
+ * ce [B, P] in nats, pred [B, P] the greedy (argmax) predictions, P = labels' width.
+ */
+export function shiftedCE(logits: tf.Tensor3D, K: number, labels: tf.Tensor2D): { ce: tf.Tensor2D; pred: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const [B, P] = labels.shape;
+    const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
+    const logp = tf.logSoftmax(text);
+    const target = tf.oneHot(labels, logp.shape[2]);
+    return { ce: tf.neg(tf.sum(tf.mul(logp, target), -1)) as tf.Tensor2D, pred: tf.argMax(text, -1) as tf.Tensor2D };
+  });
+}
+
 /** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */
 export function batchLoss(model: CausalLM, mem: tf.Tensor3D, batch: TextBatch): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
-    const [B, K] = mem.shape;
-    const P = batch.labels.shape[1]; // L - 1 scored positions
+    const K = mem.shape[1];
     const logits = model.forward(tf.concat([mem, batch.embeds], 1) as tf.Tensor3D);
-    // Text positions K .. K+L-2 predict tokens 1 .. L-1; the logit at the last mem position is not scored.
-    const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
-    const logp = tf.logSoftmax(text);
-    const target = tf.oneHot(batch.labels, logp.shape[2]);
-    const ce = tf.neg(tf.sum(tf.mul(logp, target), -1)); // [B, P]
+    const { ce, pred } = shiftedCE(logits, K, batch.labels); // [B, L-1]
     const real = tf.greater(batch.mask, 0);
     const loss = tf.sum(tf.mul(tf.where(real, ce, tf.zerosLike(ce)), batch.weights), 1) as tf.Tensor1D;
-    const hit = tf.logicalAnd(tf.equal(tf.argMax(text, -1), batch.labels), real);
+    const hit = tf.logicalAnd(tf.equal(pred, batch.labels), real);
     const correct = tf.sum(tf.cast(hit, 'float32'), 1) as tf.Tensor1D;
     return { loss, correct };
   });

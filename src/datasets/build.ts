@@ -3,7 +3,7 @@
 // a test rebuilds them and compares byte for byte.
 import { mobyDickChapters, HELD_OUT, sotuPre1919, type Chapter } from './corpus';
 import { chunkRanges, normalizeWhitespace, splitSentences } from './preprocess';
-import { mulberry32 } from './random';
+import { mulberry32 } from '../random';
 
 /** books: 56 chunks of whole sentences, >= 14,000 characters each, so the second half holds ~1568 tokens of a Llama-3-size tokenizer. */
 export const BOOKS = { chunks: 56, minChars: 14000 };

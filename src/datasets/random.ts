@@ -5,8 +5,6 @@ import type { Tokenizer } from '../tokenizer';
 
 import { mulberry32 } from '../random';
 
-export { mulberry32 };
-
 /** Integer uniform in [lo, hi] (both inclusive). */
 export function randInt(rng: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rng() * (hi - lo + 1));

@@ -5,6 +5,7 @@
 //   information gain in the table = the authors' CE totals (mean loss × N, natural log) even where
 //   the paper's header says bits: both are given here, named by unit and convention.
 // Theoretical capacity of K vectors: K · d · 16 / log2(V) tokens (16-bit numbers, log2 V bits a token).
+import { mean } from '../math';
 import { theoreticalCapacity } from '../models/registry';
 import type { TextMetrics } from './text';
 
@@ -51,7 +52,6 @@ export interface CapacitySummary {
 /** A run that diverged (status 'nan' or a NaN accuracy): counted and shown, never averaged in. */
 export const isNaNRun = (r: TextMetrics): boolean => r.status === 'nan' || !Number.isFinite(r.bestAccuracy);
 
-const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function groupByLength(records: TextMetrics[]): LengthGroup[] {
   const groups = new Map<string, TextMetrics[]>();

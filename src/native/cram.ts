@@ -2,27 +2,12 @@
 // mem, bookkeeping, AdamW, all in C); here we only turn its state into CramResults, curves and progress.
 // Same semantics as the tfjs loop in cram.ts, except that a finished text leaves the batch at once.
 import type { CausalLM } from '../models/types';
-import type { AdamWConfig } from '../cram/adamw';
-import type { CramResult, CramStatus } from '../cram/cram';
-import { progressPrinter, type ProgressInfo } from '../cram/progress';
+import type { CramRun } from '../cram/cram';
+import { progressPrinter } from '../cram/progress';
+import { progressInfo, sampleCurve, textResult, type CramResult, type Curve } from '../cram/result';
 import { nativeAddon, nativeModel } from './index';
 
-const STATUS: CramStatus[] = ['decoded', 'patience', 'max-steps', 'nan'];
-
-export interface NativeCramArgs {
-  K: number;
-  inits: Float32Array[];
-  adam: AdamWConfig;
-  maxSteps: number;
-  patience: number;
-  syncEvery: number;
-  curveEvery: number;
-  quiet?: boolean;
-  onProgress?: (p: ProgressInfo) => void;
-  onText?: (r: CramResult) => void | Promise<void>;
-}
-
-export async function cramNative(model: CausalLM, texts: number[][], a: NativeCramArgs): Promise<CramResult[]> {
+export async function cramNative(model: CausalLM, texts: number[][], a: CramRun): Promise<CramResult[]> {
   const addon = nativeAddon()!;
   const h = nativeModel(model);
   const B = texts.length;
@@ -58,7 +43,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: NativeCr
   };
   const printer = a.quiet ? undefined : progressPrinter();
   const results: CramResult[] = new Array(B);
-  const curves = texts.map(() => ({ step: [] as number[], loss: [] as number[], correct: [] as number[] }));
+  const curves: Curve[] = texts.map(() => ({ step: [], loss: [], correct: [] }));
   const t0 = performance.now();
   try {
     while (results.filter(Boolean).length < B) {
@@ -70,52 +55,28 @@ export async function cramNative(model: CausalLM, texts: number[][], a: NativeCr
         const i = st.it0 + k;
         for (let b = 0; b < B; b++) {
           if (results[b] || (st.done[b] && i >= st.doneAt[b])) continue; // not live at step i
-          if (i % a.curveEvery === 0 || i + 1 === st.doneAt[b]) {
-            curves[b].step.push(i);
-            curves[b].loss.push(st.lossOut[k * B + b]);
-            curves[b].correct.push(st.correctOut[k * B + b]);
-          }
+          sampleCurve(curves[b], i, st.lossOut[k * B + b], st.correctOut[k * B + b], a.curveEvery, st.doneAt[b]);
         }
       }
       st.it0 += ran;
       for (let b = 0; b < B; b++) {
         if (results[b] || !st.done[b]) continue;
-        const n = texts[b].length - 1;
-        const r: CramResult = {
-          index: b,
-          tokens: texts[b].length,
-          K: a.K,
-          predicted: n,
-          bestMem: st.bestMem.slice(b * Kd, (b + 1) * Kd),
-          finalMem: st.mem.slice(b * Kd, (b + 1) * Kd),
-          initMem: a.inits[b],
-          bestCorrect: st.bestCorrect[b],
-          bestAccuracy: st.bestCorrect[b] / n,
-          stepsToBest: st.bestStep[b] + 1,
-          steps: st.doneAt[b],
-          status: STATUS[st.status[b]],
-          minLoss: st.minLoss[b],
-          lossAtBest: st.bestStep[b] >= 0 ? st.bestLoss[b] : null,
-          curve: curves[b],
-          seconds,
-        };
+        const mems = { best: st.bestMem.slice(b * Kd, (b + 1) * Kd), final: st.mem.slice(b * Kd, (b + 1) * Kd), init: a.inits[b] };
+        const book = { bestCorrect: st.bestCorrect[b], bestStep: st.bestStep[b], doneAt: st.doneAt[b], status: st.status[b], minLoss: st.minLoss[b], bestLoss: st.bestLoss[b] };
+        const r = textResult(b, texts[b], a.K, mems, book, curves[b], seconds);
         results[b] = r;
         await a.onText?.(r);
       }
       const live = texts.map((_, b) => b).filter((b) => !results[b]);
       const last = ran - 1;
-      const info: ProgressInfo = {
+      const info = progressInfo({
         step: st.it0,
         maxSteps: a.maxSteps,
-        loss: mean(live.map((b) => st.lossOut[last * B + b])),
-        accuracy: mean(live.map((b) => st.correctOut[last * B + b] / (texts[b].length - 1))),
-        bestAccuracy: mean(texts.map((t, b) => st.bestCorrect[b] / (t.length - 1))),
-        done: B - live.length,
-        total: B,
-        active: live.length,
-        stepsPerSecond: st.it0 / seconds,
+        texts,
+        live: live.map((b) => ({ text: b, loss: st.lossOut[last * B + b], correct: st.correctOut[last * B + b] })),
+        best: (b) => st.bestCorrect[b],
         seconds,
-      };
+      });
       printer?.update(info);
       a.onProgress?.(info);
     }
@@ -123,8 +84,4 @@ export async function cramNative(model: CausalLM, texts: number[][], a: NativeCr
     printer?.end();
   }
   return results;
-}
-
-function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN;
 }

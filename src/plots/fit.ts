@@ -1,4 +1,7 @@
 // Least-squares lines for the paper's fits (capacity vs K, compressed vs original CE).
+import { mean } from '../math';
+
+export { mean };
 
 export interface LineFit {
   slope: number;
@@ -30,9 +33,6 @@ export function linearFit(xs: number[], ys: number[]): LineFit {
   return { slope, intercept, r2, n };
 }
 
-export function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
 
 export function std(xs: number[]): number {
   if (xs.length < 2) return 0;

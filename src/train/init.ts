@@ -1,7 +1,7 @@
 // Fresh weights for a config, under the exact HF names the architecture class reads, so a trained
 // model saves as a standard checkpoint. HF init: Linear/Embedding weights ~ N(0, 0.02), norms = 1.
 import type { RawTensor } from '../io/safetensors';
-import { mulberry32, normals } from './rng';
+import { mulberry32, normals } from '../random';
 
 type Shapes = [name: string, shape: number[], kind: 'normal' | 'ones' | 'zeros'][];
 

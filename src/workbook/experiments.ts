@@ -12,6 +12,7 @@ import { scoreText, type TextScore } from '../score';
 import type { Budget } from './budget';
 import { modelPath, sharedModel } from './paths';
 import { decodeMem, encodeMem, type CramRecord, type RecordFile } from './records';
+import { mean } from '../math';
 
 /** A loaded model plus the name the notebook gave it (what records and legends show). */
 export interface WorkbookModel extends LoadedModel {
@@ -162,9 +163,9 @@ export async function cramGrid(m: WorkbookModel, texts: Text[], o: Omit<CramAtOp
   for (const N of o.lengths) {
     const recs = await cramAt(m, texts, { ...o, N });
     out.push(...recs);
-    const mean = recs.reduce((a, r) => a + r.bestAccuracy, 0) / recs.length;
-    if (recs.length && mean < o.budget.stopBelow) {
-      if (!o.quiet) console.log(`${m.name} · ${o.set}: mean accuracy ${mean.toFixed(2)} < ${o.budget.stopBelow} at N=${N}; longer lengths skipped (budget.stopBelow)`);
+    const meanAcc = mean(recs.map((r) => r.bestAccuracy));
+    if (recs.length && meanAcc < o.budget.stopBelow) {
+      if (!o.quiet) console.log(`${m.name} · ${o.set}: mean accuracy ${meanAcc.toFixed(2)} < ${o.budget.stopBelow} at N=${N}; longer lengths skipped (budget.stopBelow)`);
       break;
     }
   }
@@ -221,7 +222,6 @@ export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<Cram
   }));
 }
 
-const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 /** Mean best accuracy per (model, set, K, N). */
 export function accuracyTable(records: CramRecord[]): { model: string; set: string; K: number; N: number; texts: number; meanAccuracy: number; decoded: number }[] {
@@ -232,7 +232,7 @@ export function accuracyTable(records: CramRecord[]): { model: string; set: stri
     groups.get(k)!.push(r);
   }
   return [...groups.values()]
-    .map((g) => ({ model: g[0].model, set: g[0].set, K: g[0].K, N: g[0].N, texts: g.length, meanAccuracy: meanOf(g.map((r) => r.bestAccuracy)), decoded: g.filter((r) => r.bestAccuracy >= 1).length }))
+    .map((g) => ({ model: g[0].model, set: g[0].set, K: g[0].K, N: g[0].N, texts: g.length, meanAccuracy: mean(g.map((r) => r.bestAccuracy)), decoded: g.filter((r) => r.bestAccuracy >= 1).length }))
     .sort((a, b) => a.model.localeCompare(b.model) || a.set.localeCompare(b.set) || a.K - b.K || a.N - b.N);
 }
 
@@ -264,8 +264,8 @@ export function table1(records: CramRecord[]): Table1Row[] {
       set: g[0].set,
       K: g[0].K,
       decodingCapacity: Math.max(0, ...acc.filter((a) => a.meanAccuracy >= 0.99).map((a) => a.N)),
-      tokenGain: meanOf(full.map((r) => r.tokenGain)),
-      infoGainBits: meanOf(full.map((r) => r.infoGainBits)),
+      tokenGain: mean(full.map((r) => r.tokenGain)),
+      infoGainBits: mean(full.map((r) => r.infoGainBits)),
       fullTexts: full.length,
     };
   });
@@ -300,8 +300,8 @@ export function setComparison(records: CramRecord[]): { model: string; set: stri
     return {
       model,
       set,
-      tokens: meanOf(caps.filter((c) => c.model === model && c.set === set).map((c) => c.capacity)),
-      infoGainBits: meanOf(gainRows.map((r) => r.infoGainBits)),
+      tokens: mean(caps.filter((c) => c.model === model && c.set === set).map((c) => c.capacity)),
+      infoGainBits: mean(gainRows.map((r) => r.infoGainBits)),
     };
   });
 }
