@@ -28,6 +28,7 @@ export type { DecodeInput, IdDiff } from './decode';
 export { saveMem, loadMem, checkModel, idsSha256, MemFileError, CRAMLAB_VERSION } from './mem-file';
 export type { MemFile, ModelIdentity } from './mem-file';
 export { loadTexts, DatasetError } from './datasets/index';
+export { mobyDickChapters } from './datasets/corpus';
 export type { Text, LoadTextsOptions } from './datasets/index';
-export { REGISTRY, lookupModel, requireModel, paperModels } from './models/registry';
+export { REGISTRY, lookupModel, requireModel, paperModels, capacityOf } from './models/registry';
 export type { RegistryEntry, PaperFigures } from './models/registry';

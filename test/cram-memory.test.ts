@@ -11,7 +11,7 @@ import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 
 const DIR = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
-// 2000 steps (the issue's figure) take ~2 min on a busy 2-core box: 500 by default, 2000 on request.
+// 2000 steps (the memory target) take ~2 min on a busy 2-core box: 500 by default, 2000 on request.
 const STEPS = Number(process.env.CRAMLAB_MEMORY_STEPS ?? 500);
 
 test(`memory stays flat over ${STEPS} cram steps (two texts, one leaves the batch early)`, async () => {
