@@ -1,15 +1,13 @@
 // Micro-benchmark: one forward+backward w.r.t. the [mem] rows (the cram inner step, minus AdamW),
 // on stories260K (B=16, T=17/33) and the W2 shape (random Llama d=256, 4 layers, V=2048, B=8, T=129).
 // Reports CPU time per step (robust on a shared machine) and wall time.
-//   node --import tsx bench/micro.ts [--backend wasm|cpu] [--reps 30] [--only W1|W2] [--old]
+//   node --import tsx bench/micro.ts [--backend wasm|cpu] [--reps 30] [--only W1|W2]
 import * as tf from '@tensorflow/tfjs-core';
 import * as path from 'node:path';
 import { initBackend, type BackendName } from '../src/backend';
 import { readSafetensors } from '../src/io/safetensors';
 import { modelFromTensors } from '../src/io/checkpoint';
-import { Weights } from '../src/models/weights';
 import type { CausalLM } from '../src/models/types';
-import { LlamaOld } from './llama_old';
 import { randomLlama } from './w2model';
 
 const arg = (name: string, def?: string) => {
@@ -51,23 +49,16 @@ async function main() {
   const backend = await initBackend(arg('backend') as BackendName | undefined);
   const reps = Number(arg('reps', '20'));
   const only = arg('only');
-  const build = (cfg: any, t: Map<string, any>): CausalLM[] => {
-    const models: CausalLM[] = [modelFromTensors(cfg, t)];
-    if (process.argv.includes('--old')) models.push(new LlamaOld(cfg, new Weights(t, 'old')));
-    return models;
-  };
   console.log('backend', backend);
   if (!only || only === 'W1') {
     const dir = path.join(process.env.CRAMLAB_MODELS ?? '../shared/models', 'stories260K');
     const cfg = JSON.parse(require('node:fs').readFileSync(path.join(dir, 'config.json'), 'utf8'));
-    const models = build(cfg, readSafetensors(path.join(dir, 'model.safetensors')).tensors);
-    for (const [B, N] of [[1, 16], [16, 16], [16, 32]]) {
-      models.forEach((m, i) => time(`${i ? 'old' : 'new'} stories260K B=${B} T=${N + 1}`, stepFn(m, B, N, 1), reps));
-    }
+    const model = modelFromTensors(cfg, readSafetensors(path.join(dir, 'model.safetensors')).tensors);
+    for (const [B, N] of [[1, 16], [16, 16], [16, 32]]) time(`stories260K B=${B} T=${N + 1}`, stepFn(model, B, N, 1), reps);
   }
   if (!only || only === 'W2') {
     const { config, tensors } = randomLlama();
-    build(config, tensors).forEach((m, i) => time(`${i ? 'old' : 'new'} W2 B=8 T=129`, stepFn(m, 8, 128, 1), Math.max(2, Math.floor(reps / 10))));
+    time('W2 B=8 T=129', stepFn(modelFromTensors(config, tensors), 8, 128, 1), Math.max(2, Math.floor(reps / 10)));
   }
 }
 main();

@@ -16,8 +16,7 @@ import { AdamW, cosineLr } from '../src/train/adamw';
 import { trainBpe, writeTokenizer } from '../src/train/bpe';
 import { batchAt, bookStreams, evalWindows, unigramEntropyBits } from '../src/train/data';
 import { initTensors } from '../src/train/init';
-import { evalLoss, modelLogits, trainModel, type TrainOptions } from '../src/train/loop';
-import { llamaTrainForward } from '../src/train/llama_train';
+import { evalLoss, modelLogits, trainModel, trainNet, type TrainOptions } from '../src/train/loop';
 import { llamaConfig, mambaConfig } from '../src/train/suite';
 
 const ROOT = path.join(__dirname, '..');
@@ -143,20 +142,23 @@ test('init: every tensor the architectures read, under HF names, with HF-style s
   assert.throws(() => initTensors({ model_type: 'opt' }, 1), /cannot initialise model_type 'opt'/);
 });
 
-test('the training forward (unfused, over the named weights) gives the inference Llama class\'s logits', async () => {
+test('the trainable Llama gives the frozen one\'s logits and its gradient reaches every named tensor (GQA)', async () => {
   await initBackend();
   const config = { ...llamaConfig(32, 2, 300, 64), num_key_value_heads: 1 }; // grouped-query too
   const raw = initTensors(config, 9);
-  const params = new Map([...raw].map(([k, t]) => [k, tf.tensor(t.data as Float32Array, t.shape)]));
-  const model = buildModel(config, new Weights(raw, 'init'));
+  const net = trainNet(config, raw);
+  const frozen = buildModel(config, new Weights(raw, 'init'));
   const ids = tf.tensor2d([[1, 40, 41, 200, 7, 9, 3, 100, 250, 17]], [1, 10], 'int32');
-  const a = llamaTrainForward(config, params, model.embed(ids));
-  const b = model.forward(model.embed(ids));
+  const a = net.logits(ids);
+  const b = frozen.forward(frozen.embed(ids));
   const diff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
-  const scale = tf.max(tf.abs(b)).dataSync()[0];
-  assert.ok(diff < 1e-4 * Math.max(1, scale), `max |Δlogit| ${diff} (max |logit| ${scale})`);
-  tf.dispose([a, b, ids, ...params.values()]);
-  model.dispose();
+  assert.ok(diff < 1e-5, `max |Δlogit| ${diff}`);
+  const { grads } = tf.variableGrads(() => tf.mean(net.logits(ids)) as tf.Scalar, [...net.params.values()]);
+  assert.equal(Object.keys(grads).length, raw.size, 'one gradient per checkpoint tensor');
+  for (const [name, g] of Object.entries(grads)) assert.ok(tf.max(tf.abs(g)).dataSync()[0] > 0, `zero gradient for ${name}`);
+  tf.dispose([a, b, ids, ...Object.values(grads)]);
+  net.dispose();
+  frozen.dispose();
 });
 
 function tinyOptions(runDir: string, over: Partial<TrainOptions> = {}): TrainOptions {

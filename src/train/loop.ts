@@ -12,7 +12,6 @@ import type { Tokenizer } from '../tokenizer';
 import { AdamW, cosineLr } from './adamw';
 import { batchAt, evalWindows } from './data';
 import { initTensors } from './init';
-import { llamaTrainForward } from './llama_train';
 
 export interface TrainOptions {
   config: Record<string, any>;
@@ -84,27 +83,8 @@ export interface TrainNet {
   dispose(): void;
 }
 
-/**
- * Llama trains through llama_train.ts (the unfused HF math over the named variables); other
- * architectures through their class, whose forward reads the Weights' variables directly.
- */
+/** Every architecture trains through its own class, whose forward reads the Weights' variables directly. */
 export function trainNet(config: Record<string, any>, raw: Map<string, RawTensor>): TrainNet {
-  if (config.model_type === 'llama') {
-    const params = new Map<string, tf.Variable>();
-    for (const [name, t] of raw) {
-      const init = tf.tensor(t.data as Float32Array, t.shape, 'float32');
-      params.set(name, tf.variable(init, true, name));
-      init.dispose();
-    }
-    const E = params.get('model.embed_tokens.weight');
-    if (!E) throw new Error("llama parameters lack 'model.embed_tokens.weight'");
-    return {
-      params,
-      logits: (ids) => llamaTrainForward(config, params, oneHotEmbed(E, ids)),
-      numParams: [...params.values()].reduce((n, v) => n + v.size, 0),
-      dispose: () => params.forEach((v) => v.dispose()),
-    };
-  }
   const weights = new Weights(raw, 'init', true);
   const model = buildModel(config, weights);
   const params = new Map((weights.tensors() as tf.Variable[]).map((v) => [v.name, v]));
