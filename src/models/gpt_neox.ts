@@ -13,19 +13,19 @@ import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
+/** A checkpoint module's tensors: <name>.weight and <name>.bias. */
+interface Module {
+  weight: tf.Tensor;
+  bias?: tf.Tensor;
+}
+
 interface NeoXLayer {
-  ln1_w: tf.Tensor;
-  ln1_b: tf.Tensor;
-  ln2_w: tf.Tensor;
-  ln2_b: tf.Tensor;
-  qkv_w: tf.Tensor;
-  qkv_b?: tf.Tensor;
-  dense_w: tf.Tensor;
-  dense_b?: tf.Tensor;
-  fc_in_w: tf.Tensor;
-  fc_in_b: tf.Tensor;
-  fc_out_w: tf.Tensor;
-  fc_out_b: tf.Tensor;
+  input_layernorm: Module; // [d], [d]
+  post_attention_layernorm: Module;
+  query_key_value: Module; // attention.query_key_value [3d, d]: per head [q; k; v] rows
+  dense: Module; // attention.dense [d, d]
+  dense_h_to_4h: Module; // mlp.dense_h_to_4h [I, d]
+  dense_4h_to_h: Module; // mlp.dense_4h_to_h [d, I]
 }
 
 export class GPTNeoX implements CausalLM {
@@ -33,9 +33,8 @@ export class GPTNeoX implements CausalLM {
   readonly embedMatrix: tf.Tensor2D;
   readonly numParams: number;
   private layers: NeoXLayer[] = [];
-  private lnf_w: tf.Tensor;
-  private lnf_b: tf.Tensor;
-  private embedOut: tf.Tensor;
+  private final_layer_norm: Module;
+  private embed_out: tf.Tensor;
   private nHeads: number;
   private headSize: number;
   private eps: number;
@@ -60,24 +59,17 @@ export class GPTNeoX implements CausalLM {
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const p = `gpt_neox.layers.${i}.`;
       this.layers.push({
-        ln1_w: w.get(p + 'input_layernorm.weight', [d]),
-        ln1_b: w.get(p + 'input_layernorm.bias', [d]),
-        ln2_w: w.get(p + 'post_attention_layernorm.weight', [d]),
-        ln2_b: w.get(p + 'post_attention_layernorm.bias', [d]),
-        qkv_w: w.get(p + 'attention.query_key_value.weight', [3 * d, d]),
-        qkv_b: w.maybe(p + 'attention.query_key_value.bias', [3 * d]),
-        dense_w: w.get(p + 'attention.dense.weight', [d, d]),
-        dense_b: w.maybe(p + 'attention.dense.bias', [d]),
-        fc_in_w: w.get(p + 'mlp.dense_h_to_4h.weight', [I, d]),
-        fc_in_b: w.get(p + 'mlp.dense_h_to_4h.bias', [I]),
-        fc_out_w: w.get(p + 'mlp.dense_4h_to_h.weight', [d, I]),
-        fc_out_b: w.get(p + 'mlp.dense_4h_to_h.bias', [d]),
+        input_layernorm: { weight: w.get(p + 'input_layernorm.weight', [d]), bias: w.get(p + 'input_layernorm.bias', [d]) },
+        post_attention_layernorm: { weight: w.get(p + 'post_attention_layernorm.weight', [d]), bias: w.get(p + 'post_attention_layernorm.bias', [d]) },
+        query_key_value: { weight: w.get(p + 'attention.query_key_value.weight', [3 * d, d]), bias: w.maybe(p + 'attention.query_key_value.bias', [3 * d]) },
+        dense: { weight: w.get(p + 'attention.dense.weight', [d, d]), bias: w.maybe(p + 'attention.dense.bias', [d]) },
+        dense_h_to_4h: { weight: w.get(p + 'mlp.dense_h_to_4h.weight', [I, d]), bias: w.get(p + 'mlp.dense_h_to_4h.bias', [I]) },
+        dense_4h_to_h: { weight: w.get(p + 'mlp.dense_4h_to_h.weight', [d, I]), bias: w.get(p + 'mlp.dense_4h_to_h.bias', [d]) },
       });
     }
-    this.lnf_w = w.get('gpt_neox.final_layer_norm.weight', [d]);
-    this.lnf_b = w.get('gpt_neox.final_layer_norm.bias', [d]);
+    this.final_layer_norm = { weight: w.get('gpt_neox.final_layer_norm.weight', [d]), bias: w.get('gpt_neox.final_layer_norm.bias', [d]) };
     const tied = cfg.tie_word_embeddings ?? false;
-    this.embedOut = tied && !w.has('embed_out.weight') ? this.embedMatrix : w.get('embed_out.weight', [V, d]);
+    this.embed_out = tied && !w.has('embed_out.weight') ? this.embedMatrix : w.get('embed_out.weight', [V, d]);
     // Old Pythia files also hold attention.bias / masked_bias / rotary_emb.inv_freq buffers: not parameters, left unread.
     this.numParams = w.count();
 
@@ -93,18 +85,18 @@ export class GPTNeoX implements CausalLM {
   /** The fused projection, viewed as HF does: [B, T, H, 3·hs] with q, k, v blocks per head → three [B, H, T, hs]. */
   private qkv(x: tf.Tensor, L: NeoXLayer): tf.Tensor4D[] {
     const [B, T] = x.shape;
-    const fused = tf.reshape(linear(x, L.qkv_w, L.qkv_b), [B, T, this.nHeads, 3 * this.headSize]);
+    const fused = tf.reshape(linear(x, L.query_key_value.weight, L.query_key_value.bias), [B, T, this.nHeads, 3 * this.headSize]);
     return tf.split(fused, 3, 3).map((t) => tf.transpose(t, [0, 2, 1, 3]) as tf.Tensor4D);
   }
 
   private attention(x: tf.Tensor, L: NeoXLayer, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
     const [q, k, v] = this.qkv(x, L);
     const attn = causalAttention(applyRope(q, cos, sin), applyRope(k, cos, sin), v, 1 / Math.sqrt(this.headSize));
-    return linear(mergeHeads(attn), L.dense_w, L.dense_b);
+    return linear(mergeHeads(attn), L.dense.weight, L.dense.bias);
   }
 
   private mlp(x: tf.Tensor, L: NeoXLayer): tf.Tensor {
-    return linear(geluExact(linear(x, L.fc_in_w, L.fc_in_b)), L.fc_out_w, L.fc_out_b);
+    return linear(geluExact(linear(x, L.dense_h_to_4h.weight, L.dense_h_to_4h.bias)), L.dense_4h_to_h.weight, L.dense_4h_to_h.bias);
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
@@ -113,21 +105,21 @@ export class GPTNeoX implements CausalLM {
       const { cos, sin } = ropeTables(T, this.invFreq);
       let h: tf.Tensor = inputsEmbeds;
       for (const L of this.layers) {
-        const a = this.attention(layerNorm(h, L.ln1_w, L.ln1_b, this.eps), L, cos, sin);
+        const a = this.attention(layerNorm(h, L.input_layernorm.weight, L.input_layernorm.bias, this.eps), L, cos, sin);
         if (this.parallel) {
-          h = tf.add(tf.add(h, a), this.mlp(layerNorm(h, L.ln2_w, L.ln2_b, this.eps), L));
+          h = tf.add(tf.add(h, a), this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L));
         } else {
           h = tf.add(h, a);
-          h = tf.add(h, this.mlp(layerNorm(h, L.ln2_w, L.ln2_b, this.eps), L));
+          h = tf.add(h, this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L));
         }
       }
-      return linear(layerNorm(h, this.lnf_w, this.lnf_b, this.eps), this.embedOut) as tf.Tensor3D;
+      return linear(layerNorm(h, this.final_layer_norm.weight, this.final_layer_norm.bias, this.eps), this.embed_out) as tf.Tensor3D;
     });
   }
 
   dispose(): void {
-    const all = new Set<tf.Tensor>([this.embedMatrix, this.lnf_w, this.lnf_b, this.embedOut]);
-    for (const L of this.layers) for (const t of Object.values(L)) if (t) all.add(t);
+    const all = new Set<tf.Tensor>([this.embedMatrix, this.embed_out]);
+    for (const m of [this.final_layer_norm, ...this.layers.flatMap((L) => Object.values(L) as Module[])]) for (const t of [m.weight, m.bias]) if (t) all.add(t);
     for (const t of all) t.dispose();
   }
 }

@@ -17,26 +17,21 @@ import type { Weights } from './weights';
 const EPS = 1e-5; // OPTConfig has no layer_norm_eps: nn.LayerNorm's default
 const POSITION_OFFSET = 2; // OPTLearnedPositionalEmbedding: rows 0 and 1 are never used
 
-interface Norm {
-  w?: tf.Tensor;
-  b?: tf.Tensor;
+/** A checkpoint module's tensors: <name>.weight and <name>.bias (norms may have neither). */
+interface Module {
+  weight?: tf.Tensor;
+  bias?: tf.Tensor;
 }
 
 interface OptLayer {
-  ln1: Norm;
-  ln2: Norm;
-  q_w: tf.Tensor;
-  q_b?: tf.Tensor;
-  k_w: tf.Tensor;
-  k_b?: tf.Tensor;
-  v_w: tf.Tensor;
-  v_b?: tf.Tensor;
-  out_w: tf.Tensor;
-  out_b?: tf.Tensor;
-  fc1_w: tf.Tensor;
-  fc1_b?: tf.Tensor;
-  fc2_w: tf.Tensor;
-  fc2_b?: tf.Tensor;
+  self_attn_layer_norm: Module; // [d]
+  final_layer_norm: Module; // [d] (the MLP's norm)
+  q_proj: Module; // self_attn.q_proj [d, d]
+  k_proj: Module;
+  v_proj: Module;
+  out_proj: Module; // self_attn.out_proj [d, d]
+  fc1: Module; // [F, d]
+  fc2: Module; // [d, F]
 }
 
 export class Opt implements CausalLM {
@@ -47,7 +42,7 @@ export class Opt implements CausalLM {
   private positions: tf.Tensor2D;
   private projectIn?: tf.Tensor;
   private projectOut?: tf.Tensor;
-  private finalNorm?: Norm;
+  private finalNorm?: Module;
   private lmHead: tf.Tensor;
   private nHeads: number;
   private preLN: boolean;
@@ -68,7 +63,8 @@ export class Opt implements CausalLM {
     // Hub repos name tensors with or without the 'model.' prefix; HF maps both.
     const pre = w.has('model.decoder.embed_tokens.weight') ? 'model.decoder.' : 'decoder.';
     // layer_norm_elementwise_affine false (never in released OPTs) means norms without tensors.
-    const norm = (name: string): Norm => ({ w: w.maybe(name + '.weight', [d]), b: w.maybe(name + '.bias', [d]) });
+    const norm = (name: string): Module => ({ weight: w.maybe(name + '.weight', [d]), bias: w.maybe(name + '.bias', [d]) });
+    const lin = (name: string, shape: number[]): Module => ({ weight: w.get(name + '.weight', shape), bias: w.maybe(name + '.bias', [shape[0]]) });
     this.embedMatrix = w.get(pre + 'embed_tokens.weight', [V, P]) as tf.Tensor2D;
     this.positions = w.get(pre + 'embed_positions.weight', [maxPos + POSITION_OFFSET, d]) as tf.Tensor2D;
     if (P !== d) {
@@ -78,20 +74,14 @@ export class Opt implements CausalLM {
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const p = `${pre}layers.${i}.`;
       this.layers.push({
-        ln1: norm(p + 'self_attn_layer_norm'),
-        ln2: norm(p + 'final_layer_norm'),
-        q_w: w.get(p + 'self_attn.q_proj.weight', [d, d]),
-        q_b: w.maybe(p + 'self_attn.q_proj.bias', [d]),
-        k_w: w.get(p + 'self_attn.k_proj.weight', [d, d]),
-        k_b: w.maybe(p + 'self_attn.k_proj.bias', [d]),
-        v_w: w.get(p + 'self_attn.v_proj.weight', [d, d]),
-        v_b: w.maybe(p + 'self_attn.v_proj.bias', [d]),
-        out_w: w.get(p + 'self_attn.out_proj.weight', [d, d]),
-        out_b: w.maybe(p + 'self_attn.out_proj.bias', [d]),
-        fc1_w: w.get(p + 'fc1.weight', [F, d]),
-        fc1_b: w.maybe(p + 'fc1.bias', [F]),
-        fc2_w: w.get(p + 'fc2.weight', [d, F]),
-        fc2_b: w.maybe(p + 'fc2.bias', [d]),
+        self_attn_layer_norm: norm(p + 'self_attn_layer_norm'),
+        final_layer_norm: norm(p + 'final_layer_norm'),
+        q_proj: lin(p + 'self_attn.q_proj', [d, d]),
+        k_proj: lin(p + 'self_attn.k_proj', [d, d]),
+        v_proj: lin(p + 'self_attn.v_proj', [d, d]),
+        out_proj: lin(p + 'self_attn.out_proj', [d, d]),
+        fc1: lin(p + 'fc1', [F, d]),
+        fc2: lin(p + 'fc2', [d, F]),
       });
     }
     // Post-LN checkpoints have no decoder.final_layer_norm; pre-LN ones have it unless _remove_final_layer_norm.
@@ -107,32 +97,32 @@ export class Opt implements CausalLM {
 
   private attention(x: tf.Tensor, L: OptLayer): tf.Tensor {
     const H = this.nHeads;
-    const q = splitHeads(linear(x, L.q_w, L.q_b), H);
-    const k = splitHeads(linear(x, L.k_w, L.k_b), H);
-    const v = splitHeads(linear(x, L.v_w, L.v_b), H);
+    const q = splitHeads(linear(x, L.q_proj.weight!, L.q_proj.bias), H);
+    const k = splitHeads(linear(x, L.k_proj.weight!, L.k_proj.bias), H);
+    const v = splitHeads(linear(x, L.v_proj.weight!, L.v_proj.bias), H);
     const attn = causalAttention(q, k, v, 1 / Math.sqrt(q.shape[3]));
-    return linear(mergeHeads(attn), L.out_w, L.out_b);
+    return linear(mergeHeads(attn), L.out_proj.weight!, L.out_proj.bias);
   }
 
   private mlp(x: tf.Tensor, L: OptLayer): tf.Tensor {
-    return linear(tf.relu(linear(x, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+    return linear(tf.relu(linear(x, L.fc1.weight!, L.fc1.bias)), L.fc2.weight!, L.fc2.bias);
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
     const T = inputsEmbeds.shape[1];
     if (T > this.info.maxPositions) throw new ModelError(`opt: sequence of ${T} positions exceeds max_position_embeddings ${this.info.maxPositions}`);
     return tf.tidy(() => {
-      const ln = (x: tf.Tensor, n: Norm) => layerNorm(x, n.w, n.b, EPS);
+      const ln = (x: tf.Tensor, n: Module) => layerNorm(x, n.weight, n.bias, EPS);
       const e = this.projectIn ? linear(inputsEmbeds, this.projectIn) : inputsEmbeds;
       // Position t (all-ones attention mask) reads row t + 2 of the learned table.
       let h: tf.Tensor = tf.add(e, tf.slice(this.positions, [POSITION_OFFSET, 0], [T, -1]));
       for (const L of this.layers) {
         if (this.preLN) {
-          h = tf.add(h, this.attention(ln(h, L.ln1), L));
-          h = tf.add(h, this.mlp(ln(h, L.ln2), L));
+          h = tf.add(h, this.attention(ln(h, L.self_attn_layer_norm), L));
+          h = tf.add(h, this.mlp(ln(h, L.final_layer_norm), L));
         } else {
-          h = ln(tf.add(h, this.attention(h, L)), L.ln1);
-          h = ln(tf.add(h, this.mlp(h, L)), L.ln2);
+          h = ln(tf.add(h, this.attention(h, L)), L.self_attn_layer_norm);
+          h = ln(tf.add(h, this.mlp(h, L)), L.final_layer_norm);
         }
       }
       if (this.finalNorm) h = ln(h, this.finalNorm);
@@ -143,13 +133,8 @@ export class Opt implements CausalLM {
 
   dispose(): void {
     const all = new Set<tf.Tensor>([this.embedMatrix, this.positions, this.lmHead]);
-    for (const t of [this.projectIn, this.projectOut, this.finalNorm?.w, this.finalNorm?.b]) if (t) all.add(t);
-    for (const L of this.layers) {
-      for (const v of Object.values(L)) {
-        if (v instanceof tf.Tensor) all.add(v);
-        else if (v) for (const t of Object.values(v as Norm)) if (t) all.add(t);
-      }
-    }
+    for (const t of [this.projectIn, this.projectOut, this.finalNorm?.weight, this.finalNorm?.bias]) if (t) all.add(t);
+    for (const L of this.layers) for (const m of Object.values(L) as Module[]) for (const t of [m.weight, m.bias]) if (t) all.add(t);
     for (const t of all) t.dispose();
   }
 }
