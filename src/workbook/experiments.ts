@@ -13,6 +13,7 @@ import type { Budget } from './budget';
 import { modelPath, sharedModel } from './paths';
 import { decodeMem, encodeMem, type CramRecord, type RecordFile } from './records';
 import { mean } from '../math';
+import { decodingCapacity, DECODED_THRESHOLD } from '../metrics/summary';
 
 /** A loaded model plus the name the notebook gave it (what records and legends show). */
 export interface WorkbookModel extends LoadedModel {
@@ -240,7 +241,7 @@ export interface Table1Row {
   model: string;
   set: string;
   K: number;
-  /** Largest N of the grid whose mean best accuracy is ≥ 0.99 (0: none). */
+  /** Largest N of the grid whose mean best accuracy is ≥ DECODED_THRESHOLD (0.99; 0: none). */
   decodingCapacity: number;
   /** Means over the texts whose best accuracy is ≤ 0.99 (full vectors); NaN when every text decoded. */
   tokenGain: number;
@@ -257,13 +258,14 @@ export function table1(records: CramRecord[]): Table1Row[] {
     groups.get(k)!.push(r);
   }
   return [...groups.values()].map((g) => {
-    const acc = accuracyTable(g);
-    const full = g.filter((r) => r.bestAccuracy <= 0.99);
+    const ok = g.filter((r) => Number.isFinite(r.bestAccuracy)); // NaN runs: never averaged in
+    const acc = accuracyTable(ok).map((a) => ({ N: a.N, meanBestAccuracy: a.meanAccuracy }));
+    const full = ok.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
     return {
       model: g[0].model,
       set: g[0].set,
       K: g[0].K,
-      decodingCapacity: Math.max(0, ...acc.filter((a) => a.meanAccuracy >= 0.99).map((a) => a.N)),
+      decodingCapacity: decodingCapacity(acc), // the one home of the paper's rule (metrics/summary.ts)
       tokenGain: mean(full.map((r) => r.tokenGain)),
       infoGainBits: mean(full.map((r) => r.infoGainBits)),
       fullTexts: full.length,
