@@ -16,12 +16,12 @@ import { adamwStep, AUTHORS_ADAMW, type AdamWConfig } from './adamw';
 import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
 import { randn } from '../random';
-import { CramError, progressInfo, sampleCurve, STATUS_CODE, textResult, type Bookkeeping, type CramResult, type Curve } from './result';
+import { CramError, progressInfo, sampleCurve, STATUS_CODE, textResult, type Bookkeeping, type CramResult, type CramRun, type Curve } from './result';
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from '../native/cram';
 
-export { CramError, STATUS, type CramResult, type CramStatus } from './result';
+export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
 export interface CramOptions extends Partial<AdamWConfig> {
   /** Number of [mem] vectors per text (default 1). */
@@ -100,20 +100,6 @@ function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions)
 
 /** The authors' limits (hidden_capacity train.py) and the read-back cadence; the CLI's defaults too. */
 export const CRAM_DEFAULTS = { maxSteps: 5000, patience: 2000, syncEvery: 10, curveEvery: 10 } as const;
-
-/** cram()'s options with the defaults filled in, and each text's initial mem. */
-export interface CramRun {
-  K: number;
-  inits: Float32Array[];
-  adam: AdamWConfig;
-  maxSteps: number;
-  patience: number;
-  syncEvery: number;
-  curveEvery: number;
-  quiet?: boolean;
-  onProgress?: (p: ProgressInfo) => void;
-  onText?: (r: CramResult) => void | Promise<void>;
-}
 
 function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun {
   const d = model.info.memDim;

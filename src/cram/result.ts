@@ -1,6 +1,7 @@
 // What one text's cram run ends with, built the same way by both engines (cram.ts, native/cram.ts)
 // from the per-text bookkeeping they keep (on the device, or in C).
 import { mean } from '../math';
+import type { AdamWConfig } from './adamw';
 import type { ProgressInfo } from './progress';
 
 /** Why a text stopped; STATUS[code] for the codes both engines store (native/src/cram.h ST_*). */
@@ -38,6 +39,20 @@ export interface CramResult {
 }
 
 export type Curve = { step: number[]; loss: number[]; correct: number[] };
+
+/** cram()'s options with the defaults filled in, and each text's initial mem: what an engine runs. */
+export interface CramRun {
+  K: number;
+  inits: Float32Array[];
+  adam: AdamWConfig;
+  maxSteps: number;
+  patience: number;
+  syncEvery: number;
+  curveEvery: number;
+  quiet?: boolean;
+  onProgress?: (p: ProgressInfo) => void;
+  onText?: (r: CramResult) => void | Promise<void>;
+}
 
 export class CramError extends Error {
   constructor(msg: string) {

@@ -6,7 +6,7 @@
 // The authors' notebooks instead total the losses as mean loss × N in nats, with the smallest loss
 // seen during the optimisation as "with mem" (np.min(losses)): kept alongside as paper*.
 import * as tf from '@tensorflow/tfjs-core';
-import type { CramResult } from '../cram/cram';
+import type { CramResult } from '../cram/result';
 import type { CausalLM } from '../models/types';
 import { scoreText, type TextScore } from '../score';
 

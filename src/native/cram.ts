@@ -2,9 +2,8 @@
 // mem, bookkeeping, AdamW, all in C); here we only turn its state into CramResults, curves and progress.
 // Same semantics as the tfjs loop in cram.ts, except that a finished text leaves the batch at once.
 import type { CausalLM } from '../models/types';
-import type { CramRun } from '../cram/cram';
 import { progressPrinter } from '../cram/progress';
-import { progressInfo, sampleCurve, textResult, type CramResult, type Curve } from '../cram/result';
+import { progressInfo, sampleCurve, textResult, type CramResult, type CramRun, type Curve } from '../cram/result';
 import { nativeAddon, nativeModel } from './index';
 
 export async function cramNative(model: CausalLM, texts: number[][], a: CramRun): Promise<CramResult[]> {
