@@ -1,4 +1,6 @@
 import * as path from 'node:path';
+import { AUTHORS_ADAMW } from '../../cram/adamw';
+import { CRAM_DEFAULTS } from '../../cram/cram';
 import { capacitySweep } from '../../cram/sweep';
 import { loadTexts } from '../../datasets/index';
 import { loadModel } from '../../io/checkpoint';
@@ -29,9 +31,9 @@ export const command: Command = {
       batch: args.batch === undefined ? undefined : num(args, 'batch'),
       seed: num(args, 'seed', 0),
       saveMem: Boolean(args.saveMem),
-      maxSteps: num(args, 'maxSteps', 5000),
-      patience: num(args, 'patience', 2000),
-      lr: num(args, 'lr', 1e-2),
+      maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
+      patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       quiet: Boolean(args.quiet),
       model: { id: loaded.id, weightsHash: loaded.weightsHash },
     });
