@@ -159,6 +159,13 @@ test('native engine: bad input to the addon throws an Error with a message (no c
   bad(() => addon!.cramSteps(h, { ...oneTextState(m.input_ids, mem, m.K, 1), lr: NaN }, 1), /lr must be a finite number/);
   bad(() => addon!.generate(h, new Float32Array(d), 1, 5, new Float32Array(1) as unknown as Int32Array), /eos must be an Int32Array/);
   bad(() => addon!.createLlama({ hidden_size: 64 } as any, new Float32Array(4), {}), /vocab_size must be a number/);
+  bad(() => addon!.createModel('llama', { hidden_size: 64 } as any, {}), /vocab_size must be a number/);
+  bad(() => addon!.createModel('gpt2', {}, {}), /model_type 'gpt2' has no native engine \(native: llama/);
+  // a 1M-position request: a one-line Error, nothing allocated
+  const oneLine = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error) => e instanceof Error && re.test(e.message) && !e.message.includes('\n'));
+  oneLine(() => addon!.forwardLogits(h, new Float32Array(d), 1, 1 << 20), /^native engine: T must be an integer in \[1, \d+\], got 1048576$/);
+  oneLine(() => addon!.generate(h, new Float32Array(d), 1, 1 << 20, new Int32Array(0)), /^native engine: maxNew must be an integer in \[0, \d+\], got 1048576$/);
+  oneLine(() => addon!.cramSteps(h, oneTextState(Array.from({ length: 1 << 20 }, () => 1), mem, m.K, 1), 1), /^native engine: text 0: 1048576 tokens \+ K mem exceed the context of \d+$/);
   bad(() => addon!.cramSteps({} as any, {}, 1), /first argument must be a model handle/);
   const x = embedRows(model, [[1, 2]]);
   model.dispose(); // frees the native copy too

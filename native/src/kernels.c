@@ -303,6 +303,42 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     }
 }
 
+void attention_cached(float *o, const float *q, const float *K, const float *V, int n, int p0, int Hq, int Hkv, int D) {
+  const int rep = Hq / Hkv;
+  const long qd = (long)Hq * D, kvd = (long)Hkv * D;
+  const float scale = 1.f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if ((long)n * Hq * (p0 + n) * D > (1L << 16))
+  for (int t = 0; t < n; t++)
+    for (int hq = 0; hq < Hq; hq++) {
+      const int pos = p0 + t, gk = hq / rep;
+      const float *qi = q + t * qd + hq * D;
+      float *oi = o + t * qd + hq * D;
+      float mx = -INFINITY, sum = 0.f;
+      float *p = (float *)malloc(sizeof(float) * (pos + 1));
+      for (int j = 0; j <= pos; j++) {
+        float s = 0.f;
+        const float *kj = K + j * kvd + gk * D;
+        for (int e = 0; e < D; e++) s += qi[e] * kj[e];
+        p[j] = s * scale;
+        if (p[j] > mx) mx = p[j];
+      }
+      for (int j = 0; j <= pos; j++) sum += (p[j] = expf(p[j] - mx));
+      const float inv = 1.f / sum;
+      for (int e = 0; e < D; e++) oi[e] = 0.f;
+      for (int j = 0; j <= pos; j++) {
+        const float pj = p[j] * inv;
+        const float *vj = V + j * kvd + gk * D;
+        for (int e = 0; e < D; e++) oi[e] += pj * vj[e];
+      }
+      free(p);
+    }
+}
+
+void add_inplace(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > (1L << 16))
+  for (long i = 0; i < n; i++) y[i] += x[i];
+}
+
 // ---- SwiGLU
 
 void swiglu(float *act, const float *g, const float *u, long n) {

@@ -1,4 +1,4 @@
-// The math of one Llama block, each forward beside its backward. Row-major float32 throughout.
+// The math of the transformer blocks (Llama, GPT-NeoX, OPT, OLMo), each forward beside its backward. Row-major float32 throughout.
 // Shapes in comments: M rows (batch·time), K/N feature sizes, B batch, T time, H heads, D head size.
 #ifndef CRAMLAB_KERNELS_H
 #define CRAMLAB_KERNELS_H
@@ -34,6 +34,13 @@ void attention(float *o, float *lse, const float *q, const float *k, const float
 // dq, dk, dv (overwritten) from do; recomputes the probabilities from lse
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *o, const float *lse,
                         const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D);
+
+// attention of n new positions q[n,Hq,D] (positions p0..p0+n-1) over a KV cache K, V [p0+n, Hkv,D]
+// holding every position up to the new ones (causal): o[n,Hq,D]
+void attention_cached(float *o, const float *q, const float *K, const float *V, int n, int p0, int Hq, int Hkv, int D);
+
+// y[n] += x[n]
+void add_inplace(float *y, const float *x, long n);
 
 // act[M,I] = silu(g)·u
 void swiglu(float *act, const float *g, const float *u, long n);

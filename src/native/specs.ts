@@ -1,0 +1,73 @@
+// What the native engine needs to know per architecture, on the JS side (the C side is native/src/<arch>.c):
+//   info     the ModelInfo, with the same checks as the tfjs class (a config the tfjs model refuses is refused)
+//   tensors  every checkpoint tensor the architecture reads, with the shape the config implies (exactly the
+//            tensors the tfjs model reads: loadModel's unused-tensor check holds for both)
+//   config   the numbers/booleans the C *_create reads (config_int / config_float / config_bool keys)
+//   derived  tensors computed here, not in the checkpoint (RoPE inverse frequencies: one home in TS)
+//   slot     checkpoint name → the C slot's name (where Hub files spell names more than one way)
+// Adding an architecture: a spec here, its C file (native/src/model.h says how), one row in model.c.
+import { llamaInfo, llamaInvFreq } from '../models/llama';
+import type { ModelInfo } from '../models/types';
+
+type Has = (name: string) => boolean;
+
+export interface NativeSpec {
+  info(cfg: Record<string, any>): ModelInfo;
+  tensors(cfg: Record<string, any>, has: Has): Record<string, number[]>;
+  /** the input embedding matrix [V, memDim] among tensors */
+  embedName(has: Has): string;
+  config(cfg: Record<string, any>, maxPositions: number, has: Has): Record<string, number | boolean>;
+  derived(cfg: Record<string, any>): Record<string, Float32Array>;
+  slot?(name: string): string;
+}
+
+/** Positions a model without a learned table may see (the RoPE tables are this long). */
+const contextOf = (maxPositions: number) => (Number.isFinite(maxPositions) ? maxPositions : 4096);
+
+const llama: NativeSpec = {
+  info: llamaInfo,
+  tensors(cfg, has) {
+    const [d, V, I] = [cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size];
+    const D = cfg.head_dim ?? d / cfg.num_attention_heads;
+    const [q, kv] = [cfg.num_attention_heads * D, (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D];
+    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [V, d], 'model.norm.weight': [d] };
+    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [V, d];
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `model.layers.${i}.`;
+      Object.assign(shapes, {
+        [p + 'input_layernorm.weight']: [d],
+        [p + 'self_attn.q_proj.weight']: [q, d],
+        [p + 'self_attn.k_proj.weight']: [kv, d],
+        [p + 'self_attn.v_proj.weight']: [kv, d],
+        [p + 'self_attn.o_proj.weight']: [d, q],
+        [p + 'post_attention_layernorm.weight']: [d],
+        [p + 'mlp.gate_proj.weight']: [I, d],
+        [p + 'mlp.up_proj.weight']: [I, d],
+        [p + 'mlp.down_proj.weight']: [d, I],
+      });
+      if (has(p + 'self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [q], [p + 'self_attn.k_proj.bias']: [kv], [p + 'self_attn.v_proj.bias']: [kv] });
+    }
+    return shapes;
+  },
+  embedName: () => 'model.embed_tokens.weight',
+  config(cfg, maxPositions, has) {
+    const d = cfg.hidden_size;
+    const heads = cfg.num_attention_heads;
+    return {
+      hidden_size: d,
+      vocab_size: cfg.vocab_size,
+      num_hidden_layers: cfg.num_hidden_layers,
+      num_attention_heads: heads,
+      num_key_value_heads: cfg.num_key_value_heads ?? heads,
+      head_dim: cfg.head_dim ?? d / heads,
+      intermediate_size: cfg.intermediate_size,
+      max_position_embeddings: contextOf(maxPositions),
+      rms_norm_eps: cfg.rms_norm_eps ?? 1e-6,
+      tied: (cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'),
+      attention_bias: has('model.layers.0.self_attn.q_proj.bias'),
+    };
+  },
+  derived: (cfg) => ({ 'rope.inv_freq': llamaInvFreq(cfg) }), // llama3 scaling applied there
+};
+
+export const NATIVE_SPECS: Record<string, NativeSpec> = { llama };
