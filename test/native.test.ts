@@ -13,6 +13,7 @@ import { greedyGenerate } from '../src/generate';
 import type { CausalLM } from '../src/models/types';
 import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
 import { NativeLlama, tfjsModel } from '../src/native/model';
+import { NATIVE_SPECS } from '../src/native/specs';
 import { MODELS_DIR, sharedModel } from './helpers/shared';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
@@ -79,10 +80,18 @@ function oneTextState(ids: number[], mem: Float32Array, K: number, S: number) {
   };
 }
 
-for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
+/** Every reference model whose architecture has a native spec (src/native/specs.ts). */
+const NATIVE_REFS = fs
+  .readdirSync(REF)
+  .filter((dir) => fs.existsSync(path.join(REF, dir, 'config.json')))
+  .filter((dir) => JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8')).model_type in NATIVE_SPECS)
+  .sort();
+
+for (const dir of NATIVE_REFS) {
   test(`native ${dir}: logits of cases a, b, c and the mem case's loss and dL/dmem match the reference`, { skip }, async (t) => {
     await initBackend();
     const { model, vectors, logits } = loadRef(dir);
+    assert.ok(model instanceof NativeLlama, `modelFromTensors gives a NativeModel for ${model.info.modelType} when the addon loads`);
     const h = nativeModel(model);
     for (const c of vectors.cases) {
       const ids = c.input_ids as number[][];
@@ -92,6 +101,13 @@ for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
       assert.ok(diff <= 1e-4, `case ${c.name}: max |logit diff| ${diff}`);
     }
     const m = vectors.mem_case;
+    // [mem; embed(ids)] through forwardLogits: the text positions' logits (mem vectors are memDim wide)
+    const memX = Float32Array.from([...m.mem.flat(), ...embedRows(model, [m.input_ids])]);
+    const memLogits = addon!.forwardLogits(h, memX, 1, m.K + m.input_ids.length);
+    const V = model.info.vocabSize;
+    const memDiff = maxAbsDiff(memLogits.subarray(m.K * V), logits.get('mem.text_logits')!.data);
+    t.diagnostic(`mem case: max |text logit diff| ${memDiff.toExponential(2)}`);
+    assert.ok(memDiff <= 1e-4, `mem case: max |text logit diff| ${memDiff}`);
     const st = oneTextState(m.input_ids, Float32Array.from(m.mem.flat()), m.K, 1);
     assert.equal(addon!.cramSteps(h, st, 1), 1);
     assert.ok(Math.abs(st.lossOut[0] - m.loss) <= 1e-4, `loss ${st.lossOut[0]} vs ${m.loss}`);

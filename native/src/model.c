@@ -1,5 +1,6 @@
 // model_type → architecture, and the small helpers every architecture shares (model.h).
 #include "model.h"
+#include "gpt_neox.h"
 #include "llama.h"
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@ static const struct {
   Create create;
 } ARCHS[] = {
     {"llama", llama_create},
+    {"gpt_neox", gpt_neox_create},
 };
 enum { N_ARCHS = sizeof ARCHS / sizeof *ARCHS };
 

@@ -6,6 +6,7 @@
 //   derived  tensors computed here, not in the checkpoint (RoPE inverse frequencies: one home in TS)
 //   slot     checkpoint name → the C slot's name (where Hub files spell names more than one way)
 // Adding an architecture: a spec here, its C file (native/src/model.h says how), one row in model.c.
+import { gptNeoXInfo, gptNeoXInvFreq, gptNeoXRotaryDim } from '../models/gpt_neox';
 import { llamaInfo, llamaInvFreq } from '../models/llama';
 import type { ModelInfo } from '../models/types';
 
@@ -45,7 +46,7 @@ const llama: NativeSpec = {
         [p + 'mlp.up_proj.weight']: [I, d],
         [p + 'mlp.down_proj.weight']: [d, I],
       });
-      if (has(p + 'self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [q], [p + 'self_attn.k_proj.bias']: [kv], [p + 'self_attn.v_proj.bias']: [kv] });
+      if (has('model.layers.0.self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [q], [p + 'self_attn.k_proj.bias']: [kv], [p + 'self_attn.v_proj.bias']: [kv] });
     }
     return shapes;
   },
@@ -70,4 +71,51 @@ const llama: NativeSpec = {
   derived: (cfg) => ({ 'rope.inv_freq': llamaInvFreq(cfg) }), // llama3 scaling applied there
 };
 
-export const NATIVE_SPECS: Record<string, NativeSpec> = { llama };
+const gpt_neox: NativeSpec = {
+  info: gptNeoXInfo,
+  tensors(cfg, has) {
+    const [d, V] = [cfg.hidden_size, cfg.vocab_size];
+    const I = cfg.intermediate_size ?? 4 * d;
+    const shapes: Record<string, number[]> = { 'gpt_neox.embed_in.weight': [V, d] };
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `gpt_neox.layers.${i}.`;
+      Object.assign(shapes, {
+        [p + 'input_layernorm.weight']: [d],
+        [p + 'input_layernorm.bias']: [d],
+        [p + 'post_attention_layernorm.weight']: [d],
+        [p + 'post_attention_layernorm.bias']: [d],
+        [p + 'attention.query_key_value.weight']: [3 * d, d],
+        [p + 'attention.dense.weight']: [d, d],
+        [p + 'mlp.dense_h_to_4h.weight']: [I, d],
+        [p + 'mlp.dense_h_to_4h.bias']: [I],
+        [p + 'mlp.dense_4h_to_h.weight']: [d, I],
+        [p + 'mlp.dense_4h_to_h.bias']: [d],
+      });
+      // biases as layer 0 has them (one flag for the C side: a checkpoint that mixes them is refused)
+      if (has('gpt_neox.layers.0.attention.query_key_value.bias')) shapes[p + 'attention.query_key_value.bias'] = [3 * d];
+      if (has('gpt_neox.layers.0.attention.dense.bias')) shapes[p + 'attention.dense.bias'] = [d];
+    }
+    shapes['gpt_neox.final_layer_norm.weight'] = [d];
+    shapes['gpt_neox.final_layer_norm.bias'] = [d];
+    if (!((cfg.tie_word_embeddings ?? false) && !has('embed_out.weight'))) shapes['embed_out.weight'] = [V, d];
+    return shapes;
+  },
+  embedName: () => 'gpt_neox.embed_in.weight',
+  config: (cfg, maxPositions, has) => ({
+    hidden_size: cfg.hidden_size,
+    vocab_size: cfg.vocab_size,
+    num_hidden_layers: cfg.num_hidden_layers,
+    num_attention_heads: cfg.num_attention_heads,
+    rotary_dim: gptNeoXRotaryDim(cfg),
+    intermediate_size: cfg.intermediate_size ?? 4 * cfg.hidden_size,
+    max_position_embeddings: contextOf(maxPositions),
+    layer_norm_eps: cfg.layer_norm_eps ?? 1e-5,
+    use_parallel_residual: cfg.use_parallel_residual ?? true,
+    tied: (cfg.tie_word_embeddings ?? false) && !has('embed_out.weight'),
+    qkv_bias: has('gpt_neox.layers.0.attention.query_key_value.bias'),
+    dense_bias: has('gpt_neox.layers.0.attention.dense.bias'),
+  }),
+  derived: (cfg) => ({ 'rope.inv_freq': gptNeoXInvFreq(cfg) }),
+};
+
+export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox };
