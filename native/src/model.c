@@ -2,6 +2,7 @@
 #include "model.h"
 #include "gpt_neox.h"
 #include "llama.h"
+#include "olmo.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@ static const struct {
 } ARCHS[] = {
     {"llama", llama_create},
     {"gpt_neox", gpt_neox_create},
+    {"olmo", olmo_create},
 };
 enum { N_ARCHS = sizeof ARCHS / sizeof *ARCHS };
 

@@ -8,6 +8,7 @@
 // Adding an architecture: a spec here, its C file (native/src/model.h says how), one row in model.c.
 import { gptNeoXInfo, gptNeoXInvFreq, gptNeoXRotaryDim } from '../models/gpt_neox';
 import { llamaInfo, llamaInvFreq } from '../models/llama';
+import { olmoInfo, olmoInvFreq } from '../models/olmo';
 import type { ModelInfo } from '../models/types';
 
 type Has = (name: string) => boolean;
@@ -118,4 +119,46 @@ const gpt_neox: NativeSpec = {
   derived: (cfg) => ({ 'rope.inv_freq': gptNeoXInvFreq(cfg) }),
 };
 
-export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox };
+const olmo: NativeSpec = {
+  info: olmoInfo,
+  tensors(cfg, has) {
+    const [d, V, I] = [cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size];
+    const D = cfg.head_dim ?? d / cfg.num_attention_heads;
+    const [q, kv] = [cfg.num_attention_heads * D, (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D];
+    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [V, d] };
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `model.layers.${i}.`;
+      Object.assign(shapes, {
+        [p + 'self_attn.q_proj.weight']: [q, d],
+        [p + 'self_attn.k_proj.weight']: [kv, d],
+        [p + 'self_attn.v_proj.weight']: [kv, d],
+        [p + 'self_attn.o_proj.weight']: [d, q],
+        [p + 'mlp.gate_proj.weight']: [I, d],
+        [p + 'mlp.up_proj.weight']: [I, d],
+        [p + 'mlp.down_proj.weight']: [d, I],
+      });
+    }
+    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [V, d];
+    return shapes;
+  },
+  embedName: () => 'model.embed_tokens.weight',
+  config(cfg, maxPositions, has) {
+    const d = cfg.hidden_size;
+    const heads = cfg.num_attention_heads;
+    return {
+      hidden_size: d,
+      vocab_size: cfg.vocab_size,
+      num_hidden_layers: cfg.num_hidden_layers,
+      num_attention_heads: heads,
+      num_key_value_heads: cfg.num_key_value_heads ?? heads,
+      head_dim: cfg.head_dim ?? d / heads,
+      intermediate_size: cfg.intermediate_size,
+      max_position_embeddings: contextOf(maxPositions),
+      clip_qkv: cfg.clip_qkv ?? 0, // 0: no clamp
+      tied: (cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'),
+    };
+  },
+  derived: (cfg) => ({ 'rope.inv_freq': olmoInvFreq(cfg) }),
+};
+
+export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox, olmo };
