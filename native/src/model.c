@@ -3,6 +3,7 @@
 #include "gpt_neox.h"
 #include "llama.h"
 #include "olmo.h"
+#include "opt.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ static const struct {
     {"llama", llama_create},
     {"gpt_neox", gpt_neox_create},
     {"olmo", olmo_create},
+    {"opt", opt_create},
 };
 enum { N_ARCHS = sizeof ARCHS / sizeof *ARCHS };
 

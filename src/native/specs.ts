@@ -9,6 +9,7 @@
 import { gptNeoXInfo, gptNeoXInvFreq, gptNeoXRotaryDim } from '../models/gpt_neox';
 import { llamaInfo, llamaInvFreq } from '../models/llama';
 import { olmoInfo, olmoInvFreq } from '../models/olmo';
+import { optInfo, optPrefix } from '../models/opt';
 import type { ModelInfo } from '../models/types';
 
 type Has = (name: string) => boolean;
@@ -161,4 +162,64 @@ const olmo: NativeSpec = {
   derived: (cfg) => ({ 'rope.inv_freq': olmoInvFreq(cfg) }),
 };
 
-export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox, olmo };
+// OPT's C side reads one flag each for biases and norm tensors (as layer 0 has them) and names every
+// tensor 'model.decoder.*' (slot() maps Hub files that spell them 'decoder.*').
+const optFlags = (cfg: Record<string, any>, has: Has) => {
+  const pre = optPrefix(has);
+  return {
+    pre,
+    bias: has(pre + 'layers.0.self_attn.q_proj.bias'),
+    affine: has(pre + 'layers.0.self_attn_layer_norm.weight'),
+    finalNorm: (cfg.do_layer_norm_before ?? true) && !cfg._remove_final_layer_norm,
+    tied: (cfg.tie_word_embeddings ?? true) && !has('lm_head.weight'), // PretrainedConfig's default: real OPT configs omit it
+  };
+};
+
+const opt: NativeSpec = {
+  info: optInfo,
+  tensors(cfg, has) {
+    const [d, V, F] = [cfg.hidden_size, cfg.vocab_size, cfg.ffn_dim];
+    const P = cfg.word_embed_proj_dim ?? d;
+    const { pre, bias, affine, finalNorm, tied } = optFlags(cfg, has);
+    const shapes: Record<string, number[]> = {
+      [pre + 'embed_tokens.weight']: [V, P],
+      [pre + 'embed_positions.weight']: [cfg.max_position_embeddings + 2, d],
+    };
+    if (P !== d) Object.assign(shapes, { [pre + 'project_in.weight']: [d, P], [pre + 'project_out.weight']: [P, d] });
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `${pre}layers.${i}.`;
+      for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
+        shapes[`${p}self_attn.${n}.weight`] = [d, d];
+        if (bias) shapes[`${p}self_attn.${n}.bias`] = [d];
+      }
+      Object.assign(shapes, { [p + 'fc1.weight']: [F, d], [p + 'fc2.weight']: [d, F] });
+      if (bias) Object.assign(shapes, { [p + 'fc1.bias']: [F], [p + 'fc2.bias']: [d] });
+      if (affine) for (const n of ['self_attn_layer_norm', 'final_layer_norm']) Object.assign(shapes, { [`${p}${n}.weight`]: [d], [`${p}${n}.bias`]: [d] });
+    }
+    if (finalNorm && affine) Object.assign(shapes, { [pre + 'final_layer_norm.weight']: [d], [pre + 'final_layer_norm.bias']: [d] });
+    if (!tied) shapes['lm_head.weight'] = [V, P];
+    return shapes;
+  },
+  embedName: (has) => optPrefix(has) + 'embed_tokens.weight',
+  config(cfg, maxPositions, has) {
+    const { bias, affine, finalNorm, tied } = optFlags(cfg, has);
+    return {
+      hidden_size: cfg.hidden_size,
+      word_embed_proj_dim: cfg.word_embed_proj_dim ?? cfg.hidden_size,
+      vocab_size: cfg.vocab_size,
+      num_hidden_layers: cfg.num_hidden_layers,
+      num_attention_heads: cfg.num_attention_heads,
+      ffn_dim: cfg.ffn_dim,
+      max_position_embeddings: maxPositions,
+      do_layer_norm_before: cfg.do_layer_norm_before ?? true,
+      final_layer_norm: finalNorm,
+      enable_bias: bias,
+      layer_norm_elementwise_affine: affine,
+      tied,
+    };
+  },
+  derived: () => ({}),
+  slot: (name) => (name.startsWith('decoder.') ? 'model.' + name : name),
+};
+
+export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox, olmo, opt };
