@@ -6,13 +6,16 @@
 //   W2  throughput: a random-init Llama (d 256, 4 layers, vocab 2048), N = 128, 8 texts, 50 steps.
 //   W3  throughput at a real size: a random-init Llama of SmolLM2-135M's shape, N = 64, 4 texts,
 //       10 steps; seconds per step, peak RSS against the fp32 weights.
+//   W4  a random-init GPT-NeoX of Pythia-160M's shape (d 768, 12 layers, 12 heads, rotary_pct 0.25,
+//       vocab 50304), N = 80, 4 texts, 10 steps: seconds per step. cramlab only (the torch reference,
+//       ../shared/bench/llama_ref.py, is Llama-only).
 // Rules: torch runs at 1 and at 2 threads and cramlab is compared with the better of them; every side
 // runs in a child process (a crash is a "failed: ..." row, the bench goes on); no claim when the
 // machine was busy at the start (load average > 0.5).
-// Options: --quick (smoke: W1 2 texts ≤ 50 steps N = 16, W2 2 steps, W3 1 step), --only W1|W2|W3,
+// Options: --quick (smoke: W1 2 texts ≤ 50 steps N = 16, W2 2 steps, W3 1 step, W4 1 step), --only W1|W2|W3|W4,
 //          --backend wasm|cpu, --engine native|tfjs (CRAMLAB_ENGINE for the cramlab side),
 //          --lengths 16,32, --threads 1,2 (torch), --ref-batches 16 (W1 torch batch sizes; default 1 and 16), --no-ref (cramlab only), --ref-only (torch only),
-//          --init mean-embedding (adds a W1 run with that init), --out FILE, --table FILE.json... (re-print)
+//          --init mean-embedding (adds a W1 run with that init), --w4-steps S (W4 steps), --out FILE, --table FILE.json... (re-print)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,7 +27,7 @@ import { readSafetensors } from '../src/io/safetensors';
 import { measured, reasonOf } from './child';
 import { engineName } from './engine';
 import { modelShape, type ModelShape } from './shape';
-import { W2_CONFIG, W3_CONFIG, writeLlamaFolder, type LlamaConfig } from './w2model';
+import { W2_CONFIG, W3_CONFIG, W4_CONFIG, writeModelFolder, type GptNeoXConfig, type LlamaConfig } from './w2model';
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -229,13 +232,13 @@ function printResults(saved: { rows: Row[]; loadStart: number; uptimeStart?: str
   for (const l of verdicts(saved.rows, saved.loadStart)) console.log(l);
 }
 
-/** A random Llama folder, written once per config and seed under the temp dir (W3's is 0.5 GB). */
-function cachedLlama(name: string, config: LlamaConfig): string {
+/** A random model folder, written once per config and seed under the temp dir (W3's is 0.5 GB, W4's 0.65 GB). */
+function cachedModel(name: string, config: LlamaConfig | GptNeoXConfig): string {
   const key = Buffer.from(JSON.stringify(config)).reduce((h, b) => (Math.imul(h, 31) + b) >>> 0, 7).toString(16);
   const dir = path.join(os.tmpdir(), 'cramlab-bench', `${name}-${key}`);
   if (fs.existsSync(path.join(dir, 'model.safetensors'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
-  writeLlamaFolder(tmp, config);
+  writeModelFolder(tmp, config);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir); // whole or not at all: a killed write never passes for the model
   return dir;
@@ -314,7 +317,7 @@ async function main() {
     }
 
     if (!only || only === 'W2') {
-      const dir = cachedLlama('w2', W2_CONFIG);
+      const dir = cachedModel('w2', W2_CONFIG);
       const [texts, N, steps] = [8, 128, quick ? 2 : 50];
       // Seeded token ids: BOS, a random token, the model's own greedy continuation (31 tokens: some
       // predictions are right from the start) and random tokens after that (so no text is decoded
@@ -340,7 +343,7 @@ async function main() {
 
     if (!only || only === 'W3') {
       console.log('W3: writing the SmolLM2-135M-shaped random Llama (once; cached under the temp dir)');
-      const dir = cachedLlama('w3', W3_CONFIG);
+      const dir = cachedModel('w3', W3_CONFIG);
       const [texts, N, steps] = [4, 64, quick ? 1 : 10];
       const rnd = lcg(4242);
       const V = W3_CONFIG.vocab_size;
@@ -351,6 +354,22 @@ async function main() {
       console.log(`${w.label}: random Llama d=576 × 30 layers, vocab 49152 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`);
       if (withMine) show(await runCramlab(w, ctx));
       await torchRows(w, [texts]);
+    }
+
+    if (!only || only === 'W4') {
+      console.log('W4: writing the Pythia-160M-shaped random GPT-NeoX (once; cached under the temp dir)');
+      const dir = cachedModel('w4', W4_CONFIG);
+      const steps = Number(opt('w4-steps') ?? (quick ? 1 : 10));
+      const [texts, N] = [4, 80];
+      const rnd = lcg(4343);
+      const V = W4_CONFIG.vocab_size;
+      const ids = Array.from({ length: texts }, () => [0, ...Array.from({ length: N - 1 }, () => 1 + Math.floor(rnd() * (V - 1)))]);
+      const idsFile = path.join(tmp, 'w4.json');
+      writeIds(idsFile, 'W4 random ids', ids);
+      const w: Workload = { label: 'W4', dir, idsFile, texts, N, maxSteps: steps, patience: steps, shape: modelShape(dir) };
+      console.log(`${w.label}: random GPT-NeoX d=768 × 12 layers, rotary_pct 0.25, vocab 50304 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`);
+      if (withMine) show(await runCramlab(w, ctx));
+      // no torch row: the reference loop's model (llama_ref.py) is a Llama
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 // Greedy decoding, from token ids or from input embeddings (a [mem] prefix) plus ids.
-// tfjs: no KV cache, each step re-runs the prefix (simple and exact). The native engine (Llama)
+// tfjs: no KV cache, each step re-runs the prefix (simple and exact). The native engine
 // decodes with a KV cache, so a long text costs one position per token.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from './models/types';

@@ -13,6 +13,7 @@ import { greedyGenerate } from '../src/generate';
 import type { CausalLM } from '../src/models/types';
 import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
 import { NativeLlama, tfjsModel } from '../src/native/model';
+import { NATIVE_SPECS } from '../src/native/specs';
 import { MODELS_DIR, sharedModel } from './helpers/shared';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
@@ -79,10 +80,18 @@ function oneTextState(ids: number[], mem: Float32Array, K: number, S: number) {
   };
 }
 
-for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
+/** Every reference model whose architecture has a native spec (src/native/specs.ts). */
+const NATIVE_REFS = fs
+  .readdirSync(REF)
+  .filter((dir) => fs.existsSync(path.join(REF, dir, 'config.json')))
+  .filter((dir) => JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8')).model_type in NATIVE_SPECS)
+  .sort();
+
+for (const dir of NATIVE_REFS) {
   test(`native ${dir}: logits of cases a, b, c and the mem case's loss and dL/dmem match the reference`, { skip }, async (t) => {
     await initBackend();
     const { model, vectors, logits } = loadRef(dir);
+    assert.ok(model instanceof NativeLlama, `modelFromTensors gives a NativeModel for ${model.info.modelType} when the addon loads`);
     const h = nativeModel(model);
     for (const c of vectors.cases) {
       const ids = c.input_ids as number[][];
@@ -92,6 +101,13 @@ for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
       assert.ok(diff <= 1e-4, `case ${c.name}: max |logit diff| ${diff}`);
     }
     const m = vectors.mem_case;
+    // [mem; embed(ids)] through forwardLogits: the text positions' logits (mem vectors are memDim wide)
+    const memX = Float32Array.from([...m.mem.flat(), ...embedRows(model, [m.input_ids])]);
+    const memLogits = addon!.forwardLogits(h, memX, 1, m.K + m.input_ids.length);
+    const V = model.info.vocabSize;
+    const memDiff = maxAbsDiff(memLogits.subarray(m.K * V), logits.get('mem.text_logits')!.data);
+    t.diagnostic(`mem case: max |text logit diff| ${memDiff.toExponential(2)}`);
+    assert.ok(memDiff <= 1e-4, `mem case: max |text logit diff| ${memDiff}`);
     const st = oneTextState(m.input_ids, Float32Array.from(m.mem.flat()), m.K, 1);
     assert.equal(addon!.cramSteps(h, st, 1), 1);
     assert.ok(Math.abs(st.lossOut[0] - m.loss) <= 1e-4, `loss ${st.lossOut[0]} vs ${m.loss}`);
@@ -119,6 +135,65 @@ for (const dir of ['llama_gqa', 'llama_untied_scaled']) {
     model.dispose();
   });
 }
+
+for (const dir of NATIVE_REFS.filter((d) => !d.startsWith('llama'))) {
+  test(`native ${dir}: tf.grad through NativeModel.forward equals the tfjs gradient; KV-cache decode equals the tfjs decode`, { skip }, async (t) => {
+    await initBackend();
+    const { model } = loadRef(dir);
+    const twin = tfjsModel(model);
+    assert.notEqual(twin, model);
+    const [B, T, V] = [2, 6, model.info.vocabSize];
+    const x = tf.randomNormal([B, T, model.info.memDim], 0, 0.5, 'float32', 7) as tf.Tensor3D;
+    const w = tf.randomNormal([B, T, V], 0, 1, 'float32', 8);
+    const gradOf = (m: CausalLM) => tf.tidy(() => tf.grad((e: tf.Tensor) => tf.sum(tf.mul(m.forward(e as tf.Tensor3D), w)))(x).dataSync());
+    const [a, b] = [gradOf(model), gradOf(twin)];
+    const rel = maxAbsDiff(a, b) / Math.max(...Array.from(b, Math.abs));
+    t.diagnostic(`max rel |dL/dx| diff native vs tfjs ${rel.toExponential(2)}`);
+    assert.ok(rel <= 1e-4, `relative diff ${rel}`);
+    tf.dispose([x, w]);
+    const prefix = tf.tensor2d(Float32Array.from({ length: 2 * model.info.memDim }, (_, i) => Math.sin(i) * 0.3), [2, model.info.memDim]);
+    for (const p of [undefined, prefix]) {
+      const opts = { maxNewTokens: 40, eosTokenIds: [], prefix: p };
+      const nat = await greedyGenerate(model, [1, 5, 9, 13], { ...opts, engine: 'native' });
+      const ref = await greedyGenerate(model, [1, 5, 9, 13], { ...opts, engine: 'tfjs' });
+      assert.equal(nat.length, 40);
+      assert.deepEqual(nat, ref);
+    }
+    prefix.dispose();
+    model.dispose();
+  });
+
+  test(`native ${dir}: native and tfjs cram() give the same statuses, best accuracies and steps on 6 texts`, { skip }, async (t) => {
+    await initBackend();
+    const { model, vectors } = loadRef(dir);
+    const ids: number[] = vectors.mem_case.input_ids;
+    // the reference text, pieces and a rotation of it (random weights: the short ones decode, the long ones run out of patience)
+    const texts = [ids, [...ids.slice(5), ...ids.slice(0, 5)], ids.slice(0, 10), [1, ...ids.slice(8)], ids.slice(0, 3), ids.slice(4, 7)];
+    const opts = { maxSteps: 120, patience: 40, quiet: true };
+    const nat = await cram(model, texts, { ...opts, engine: 'native' });
+    const tfr = await cram(model, texts, { ...opts, engine: 'tfjs' });
+    t.diagnostic(`native: ${nat.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+    t.diagnostic(`tfjs:   ${tfr.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+    assert.deepEqual(nat.map((r) => r.status), tfr.map((r) => r.status));
+    assert.deepEqual(nat.map((r) => r.bestCorrect), tfr.map((r) => r.bestCorrect));
+    assert.deepEqual(nat.map((r) => r.steps), tfr.map((r) => r.steps));
+    for (const [i, r] of nat.entries()) assert.ok(Math.abs(r.curve.loss[0] - tfr[i].curve.loss[0]) <= 1e-4, `text ${i}: first loss`);
+    model.dispose();
+  });
+}
+
+test('native opt: a Hub file naming tensors decoder.* (no model. prefix) gives the same logits', { skip }, async () => {
+  await initBackend();
+  const config = JSON.parse(fs.readFileSync(path.join(REF, 'opt_350m_style', 'config.json'), 'utf8'));
+  const tensors = readSafetensors(path.join(REF, 'opt_350m_style', 'model.safetensors')).tensors;
+  const renamed = new Map([...tensors].map(([k, v]) => [k.replace(/^model\./, ''), v]));
+  const [a, b] = [modelFromTensors(config, tensors), modelFromTensors(config, renamed)];
+  assert.ok(b instanceof NativeLlama);
+  const x = embedRows(a, [[1, 7, 42, 9]]);
+  assert.deepEqual(addon!.forwardLogits(nativeModel(b), x, 1, 4), addon!.forwardLogits(nativeModel(a), x, 1, 4));
+  a.dispose();
+  b.dispose();
+});
 
 test('tf.grad through NativeLlama.forward equals the tfjs Llama gradient (llama_gqa, weighted logits)', { skip }, async (t) => {
   await initBackend();
@@ -159,7 +234,22 @@ test('native engine: bad input to the addon throws an Error with a message (no c
   bad(() => addon!.cramSteps(h, { ...oneTextState(m.input_ids, mem, m.K, 1), lr: NaN }, 1), /lr must be a finite number/);
   bad(() => addon!.generate(h, new Float32Array(d), 1, 5, new Float32Array(1) as unknown as Int32Array), /eos must be an Int32Array/);
   bad(() => addon!.createLlama({ hidden_size: 64 } as any, new Float32Array(4), {}), /vocab_size must be a number/);
+  bad(() => addon!.createModel('llama', { hidden_size: 64 } as any, {}), /vocab_size must be a number/);
+  bad(() => addon!.createModel('gpt2', {}, {}), /model_type 'gpt2' has no native engine \(native: llama/);
+  // a 1M-position request: a one-line Error, nothing allocated
+  const oneLine = (f: () => unknown, re: RegExp) => assert.throws(f, (e: Error) => e instanceof Error && re.test(e.message) && !e.message.includes('\n'));
+  oneLine(() => addon!.forwardLogits(h, new Float32Array(d), 1, 1 << 20), /^native engine: T must be an integer in \[1, \d+\], got 1048576$/);
+  oneLine(() => addon!.generate(h, new Float32Array(d), 1, 1 << 20, new Int32Array(0)), /^native engine: maxNew must be an integer in \[0, \d+\], got 1048576$/);
+  oneLine(() => addon!.cramSteps(h, oneTextState(Array.from({ length: 1 << 20 }, () => 1), mem, m.K, 1), 1), /^native engine: text 0: 1048576 tokens \+ K mem exceed the context of \d+$/);
   bad(() => addon!.cramSteps({} as any, {}, 1), /first argument must be a model handle/);
+  bad(() => addon!.createModel('opt', { hidden_size: 64, word_embed_proj_dim: 32 }, {}), /vocab_size must be a number/);
+  bad(() => addon!.createModel('gpt_neox', { hidden_size: 64, vocab_size: 10, num_hidden_layers: 1, num_attention_heads: 3, intermediate_size: 8, max_position_embeddings: 8, layer_norm_eps: 1e-5, rotary_dim: 4 }, {}), /hidden_size 64 is not a multiple of num_attention_heads 3/);
+  const olmoCfg = { hidden_size: 8, vocab_size: 10, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, head_dim: 4, intermediate_size: 8, max_position_embeddings: 8, clip_qkv: 0 };
+  bad(() => addon!.createModel('olmo', olmoCfg, {}), /tensor 'model.embed_tokens.weight' is missing/);
+  bad(() => addon!.createModel('olmo', olmoCfg, { 'model.embed_tokens.weight': new Float32Array(3) }), /tensor 'model.embed_tokens.weight' has 3 values, expected 80/);
+  bad(() => addon!.createModel('olmo', olmoCfg, { 'model.embed_tokens.weight': new Float32Array(80).fill(NaN) }), /tensor 'model.embed_tokens.weight' contains NaN/);
+  bad(() => addon!.createModel('olmo', { ...olmoCfg, clip_qkv: -1 }, {}), /clip_qkv must be ≥ 0/);
+  bad(() => addon!.modelInfo({} as any), /first argument must be a model handle/);
   const x = embedRows(model, [[1, 2]]);
   model.dispose(); // frees the native copy too
   bad(() => addon!.forwardLogits(h, x, 1, 2), /the model handle was disposed/);

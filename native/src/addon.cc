@@ -1,32 +1,39 @@
 // N-API surface of the native engine. Every argument is checked here and a bad one throws a JS Error
-// with a message; the C code below trusts its inputs.
-//   createLlama(config, invFreq, tensors)  → handle (weights copied into native memory once)
+// with a message; the C code below trusts its inputs. Architecture-neutral: models are model.h's.
+//   createModel(modelType, config, tensors) → handle (config: numbers/booleans by key, as the
+//                                             architecture's *_create reads them; tensors by HF name,
+//                                             copied into native memory once)
+//   createLlama(config, invFreq, tensors)   = createModel('llama', config, tensors + {'rope.inv_freq'})
 //   dispose(handle)                         frees now (else on GC)
 //   forwardLogits(handle, embeds, B, T)     → Float32Array [B, T, V]
+//   backwardEmbeds(handle, embeds, dlogits, B, T) → Float32Array [B, T, d_in]
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
-//   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache)
-//   info() → {blas, threads};  setThreads(n)
+//   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
+//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos};  info() → {blas, threads, architectures};  setThreads(n)
 #include <napi.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 extern "C" {
 #include "cram.h"
 #include "kernels.h"
-#include "llama.h"
+#include "model.h"
 }
 
 enum { MAX_GROUPS = 16 };
 struct Handle {
-  Llama *m = nullptr;
-  Acts *a = nullptr;               // forwardLogits, and group 0 of cramSteps
-  Acts *groups[MAX_GROUPS] = {};  // one activation set per thread of cramSteps (groups[0] = a)
+  Model *m = nullptr;
+  void *a = nullptr;               // forwardLogits, and group 0 of cramSteps
+  void *groups[MAX_GROUPS] = {};  // one activation set per thread of cramSteps (groups[0] = a)
   void free() {
-    for (int g = 1; g < MAX_GROUPS; g++)
-      if (groups[g]) acts_free(groups[g]), groups[g] = nullptr;
-    if (a) acts_free(a);
-    if (m) llama_free(m);
+    if (m) {
+      for (int g = 1; g < MAX_GROUPS; g++)
+        if (groups[g]) m->ops->acts_free(groups[g]), groups[g] = nullptr;
+      if (a) m->ops->acts_free(a);
+      model_free(m);
+    }
     a = nullptr;
     m = nullptr;
   }
@@ -37,7 +44,7 @@ static Napi::Error err(Napi::Env env, const std::string &msg) { return Napi::Err
 
 static Handle *handleOf(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) throw err(env, "first argument must be a model handle from createLlama");
+  if (info.Length() < 1 || !info[0].IsExternal()) throw err(env, "first argument must be a model handle from createModel");
   Handle *h = info[0].As<Napi::External<Handle>>().Data();
   if (!h || !h->m) throw err(env, "the model handle was disposed");
   return h;
@@ -46,12 +53,12 @@ static Handle *handleOf(const Napi::CallbackInfo &info) {
 static int intArg(Napi::Env env, Napi::Value v, const char *name, long lo, long hi) {
   if (!v.IsNumber()) throw err(env, std::string(name) + " must be a number");
   double x = v.As<Napi::Number>().DoubleValue();
-  if (!(x == std::floor(x)) || x < lo || x > hi) throw err(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(x));
+  if (!(x == std::floor(x)) || x < lo || x > hi) {
+    char got[64];
+    snprintf(got, sizeof got, "%.17g", x);
+    throw err(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + got);
+  }
   return (int)x;
-}
-
-static int cfgInt(Napi::Env env, Napi::Object cfg, const char *key, long lo, long hi) {
-  return intArg(env, cfg.Get(key), key, lo, hi);
 }
 
 template <typename T, napi_typedarray_type kind>
@@ -70,71 +77,61 @@ static void checkFinite(Napi::Env env, const float *x, size_t n, const std::stri
     if (!std::isfinite(x[i])) throw err(env, name + " contains NaN or Infinity (at index " + std::to_string(i) + ")");
 }
 
-static Napi::Value CreateLlama(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsObject() || !info[2].IsObject()) throw err(env, "createLlama(config, invFreq, tensors) needs 3 arguments");
-  Napi::Object cfg = info[0].As<Napi::Object>();
-  LlamaConfig c{};
-  c.d = cfgInt(env, cfg, "hidden_size", 1, 1 << 16);
-  c.vocab = cfgInt(env, cfg, "vocab_size", 1, 1 << 22);
-  c.layers = cfgInt(env, cfg, "num_hidden_layers", 1, 1024);
-  c.heads = cfgInt(env, cfg, "num_attention_heads", 1, 1024);
-  c.kv_heads = cfgInt(env, cfg, "num_key_value_heads", 1, c.heads);
-  c.head_dim = cfgInt(env, cfg, "head_dim", 2, 4096);
-  c.inter = cfgInt(env, cfg, "intermediate_size", 1, 1 << 20);
-  c.max_pos = cfgInt(env, cfg, "max_position_embeddings", 1, 1 << 20);
-  if (!cfg.Get("rms_norm_eps").IsNumber()) throw err(env, "rms_norm_eps must be a number");
-  c.eps = (float)cfg.Get("rms_norm_eps").As<Napi::Number>().DoubleValue();
-  c.tied = cfg.Get("tied").ToBoolean();
-  c.attention_bias = cfg.Get("attention_bias").ToBoolean();
-  if (c.heads % c.kv_heads) throw err(env, "num_attention_heads must be a multiple of num_key_value_heads");
-  if (c.head_dim % 2) throw err(env, "head_dim must be even (RoPE pairs)");
-  const float *inv = F32(env, info[1], "invFreq", (size_t)c.head_dim / 2);
-  Napi::Object t = info[2].As<Napi::Object>();
-
+// The model of `type` from a JS config object (its number and boolean properties) and tensors by name;
+// `extra` (may be empty) supplies tensors not in the object (createLlama's invFreq).
+static Napi::Value Create(Napi::Env env, const std::string &type, Napi::Object cfg, Napi::Object t, const std::string &extraName, Napi::Value extra) {
+  std::vector<std::string> keys;
+  std::vector<double> vals;
+  Napi::Array names = cfg.GetPropertyNames();
+  for (uint32_t i = 0; i < names.Length(); i++) {
+    std::string k = names.Get(i).ToString().Utf8Value();
+    Napi::Value v = cfg.Get(k);
+    if (v.IsNumber()) keys.push_back(k), vals.push_back(v.As<Napi::Number>().DoubleValue());
+    else if (v.IsBoolean()) keys.push_back(k), vals.push_back(v.As<Napi::Boolean>().Value() ? 1.0 : 0.0);
+  }
+  std::vector<const char *> kp;
+  for (auto &k : keys) kp.push_back(k.c_str());
+  ModelConfig mc{(int)keys.size(), kp.data(), vals.data()};
+  char msg[512] = "";
   Handle *h = new Handle();
-  h->m = llama_new(&c);
-  h->a = acts_new();
-  if (!h->m || !h->a) {
+  h->m = model_create(type.c_str(), &mc, msg, sizeof msg);
+  if (!h->m) {
+    delete h;
+    throw err(env, msg);
+  }
+  h->a = h->m->ops->acts_new(h->m);
+  if (!h->a) {
     delete h;
     throw err(env, "out of memory allocating the model");
   }
-  Llama *m = h->m;
-  auto copy = [&](const std::string &name, float *dst, size_t n) {
-    if (!t.Has(name)) throw err(env, "tensor '" + name + "' is missing");
-    const float *src = F32(env, t.Get(name), "tensor '" + name + "'", n);
-    std::copy(src, src + n, dst);
-  };
   try {
-    const size_t d = c.d, qd = (size_t)c.heads * c.head_dim, kvd = (size_t)c.kv_heads * c.head_dim, I = c.inter, V = c.vocab;
-    std::copy(inv, inv + c.head_dim / 2, m->inv_freq);
-    copy("model.embed_tokens.weight", m->embed_tokens, V * d);
-    copy("model.norm.weight", m->norm, d);
-    if (!c.tied) copy("lm_head.weight", m->lm_head, V * d);
-    for (int i = 0; i < c.layers; i++) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      LlamaLayer *L = &m->layer[i];
-      copy(p + "input_layernorm.weight", L->input_layernorm, d);
-      copy(p + "self_attn.q_proj.weight", L->q_proj, qd * d);
-      copy(p + "self_attn.k_proj.weight", L->k_proj, kvd * d);
-      copy(p + "self_attn.v_proj.weight", L->v_proj, kvd * d);
-      if (c.attention_bias) {
-        copy(p + "self_attn.q_proj.bias", L->q_bias, qd);
-        copy(p + "self_attn.k_proj.bias", L->k_bias, kvd);
-        copy(p + "self_attn.v_proj.bias", L->v_bias, kvd);
-      }
-      copy(p + "self_attn.o_proj.weight", L->o_proj, d * qd);
-      copy(p + "post_attention_layernorm.weight", L->post_attention_layernorm, d);
-      copy(p + "mlp.gate_proj.weight", L->gate_proj, I * d);
-      copy(p + "mlp.up_proj.weight", L->up_proj, I * d);
-      copy(p + "mlp.down_proj.weight", L->down_proj, d * I);
+    for (int i = 0; i < h->m->n_slots; i++) {
+      const WeightSlot &s = h->m->slots[i];
+      const std::string name = s.name;
+      Napi::Value v = name == extraName ? extra : t.Has(name) ? t.Get(name) : env.Undefined();
+      if (v.IsUndefined()) throw err(env, "tensor '" + name + "' is missing");
+      const float *src = F32(env, v, "tensor '" + name + "'", (size_t)s.n);
+      checkFinite(env, src, (size_t)s.n, "tensor '" + name + "'");
+      std::copy(src, src + s.n, s.dst);
     }
   } catch (...) {
     delete h;
     throw;
   }
-  llama_tables(m);
+  h->m->ops->prepare(h->m);
   return Napi::External<Handle>::New(env, h, [](Napi::Env, Handle *p) { delete p; });
+}
+
+static Napi::Value CreateModel(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsObject()) throw err(env, "createModel(modelType, config, tensors) needs a string and 2 objects");
+  return Create(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Object>(), info[2].As<Napi::Object>(), "", env.Undefined());
+}
+
+static Napi::Value CreateLlama(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsObject() || !info[2].IsObject()) throw err(env, "createLlama(config, invFreq, tensors) needs 3 arguments");
+  return Create(env, "llama", info[0].As<Napi::Object>(), info[2].As<Napi::Object>(), "rope.inv_freq", info[1]);
 }
 
 static Napi::Value Dispose(const Napi::CallbackInfo &info) {
@@ -148,44 +145,45 @@ static Napi::Value Dispose(const Napi::CallbackInfo &info) {
 static Napi::Value ForwardLogits(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Handle *h = handleOf(info);
-  const LlamaConfig &c = h->m->c;
+  const Model &c = *h->m;
   if (info.Length() < 4) throw err(env, "forwardLogits(handle, embeds, B, T) needs 4 arguments");
   const int B = intArg(env, info[2], "B", 1, 1 << 20);
   const int T = intArg(env, info[3], "T", 1, c.max_pos);
-  const float *x = F32(env, info[1], "embeds", (size_t)B * T * c.d);
-  checkFinite(env, x, (size_t)B * T * c.d, "embeds");
-  if (!llama_forward(h->m, h->a, x, B, T)) throw err(env, "out of memory");
+  const float *x = F32(env, info[1], "embeds", (size_t)B * T * c.d_in);
+  checkFinite(env, x, (size_t)B * T * c.d_in, "embeds");
+  const float *hidden = c.ops->forward(h->m, h->a, x, B, T);
+  if (!hidden) throw err(env, "out of memory");
   auto out = Napi::Float32Array::New(env, (size_t)B * T * c.vocab);
-  matmul(out.Data(), h->a->xnf, h->m->lm_head, NULL, B * T, c.d, c.vocab);
+  matmul(out.Data(), hidden, c.lm_head, NULL, B * T, c.d_out, c.vocab);
   return out;
 }
 
 // dL/dembeds for a given dL/dlogits: the forward again (its activations), dlogits·lm_head into the final
-// norm, then the backward to the input. What tf.grad through NativeLlama.forward() calls.
+// hidden states, then the backward to the input. What tf.grad through NativeModel.forward() calls.
 static Napi::Value BackwardEmbeds(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Handle *h = handleOf(info);
-  const LlamaConfig &c = h->m->c;
+  const Model &c = *h->m;
   if (info.Length() < 5) throw err(env, "backwardEmbeds(handle, embeds, dlogits, B, T) needs 5 arguments");
   const int B = intArg(env, info[3], "B", 1, 1 << 20);
   const int T = intArg(env, info[4], "T", 1, c.max_pos);
   const size_t M = (size_t)B * T;
-  const float *x = F32(env, info[1], "embeds", M * c.d);
+  const float *x = F32(env, info[1], "embeds", M * c.d_in);
   const float *dy = F32(env, info[2], "dlogits", M * c.vocab);
-  checkFinite(env, x, M * c.d, "embeds");
+  checkFinite(env, x, M * c.d_in, "embeds");
   checkFinite(env, dy, M * c.vocab, "dlogits");
-  if (!llama_forward(h->m, h->a, x, B, T)) throw err(env, "out of memory");
-  std::vector<float> dxnf(M * c.d, 0.f);
-  matmul_backward(dxnf.data(), dy, h->m->lm_head, (int)M, c.d, c.vocab);
-  auto out = Napi::Float32Array::New(env, M * c.d);
-  llama_backward(h->m, h->a, dxnf.data(), out.Data());
+  if (!c.ops->forward(h->m, h->a, x, B, T)) throw err(env, "out of memory");
+  std::vector<float> dhidden(M * c.d_out, 0.f);
+  matmul_backward(dhidden.data(), dy, c.lm_head, (int)M, c.d_out, c.vocab);
+  auto out = Napi::Float32Array::New(env, M * c.d_in);
+  c.ops->backward(h->m, h->a, dhidden.data(), out.Data());
   return out;
 }
 
 static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Handle *h = handleOf(info);
-  const LlamaConfig &c = h->m->c;
+  const Model &c = *h->m;
   if (info.Length() < 3 || !info[1].IsObject()) throw err(env, "cramSteps(handle, state, S) needs 3 arguments");
   Napi::Object o = info[1].As<Napi::Object>();
   const int S = intArg(env, info[2], "S", 1, 1 << 24);
@@ -209,7 +207,7 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   const int32_t *ids = I32(env, idsV, "ids", nIds);
   for (size_t i = 0; i < nIds; i++)
     if (ids[i] < 0 || ids[i] >= c.vocab) throw err(env, "token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
-  const size_t B = s.B, Kd = (size_t)s.K * c.d;
+  const size_t B = s.B, Kd = (size_t)s.K * c.d_in;
   s.ids = ids, s.offsets = offsets, s.lengths = lengths;
   s.mem = F32(env, o.Get("mem"), "mem", B * Kd);
   s.m = F32(env, o.Get("m"), "m", B * Kd);
@@ -240,7 +238,7 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
   h->groups[0] = h->a;
   for (int g = 1; g < G; g++)
-    if (!h->groups[g] && !(h->groups[g] = acts_new())) throw err(env, "out of memory");
+    if (!h->groups[g] && !(h->groups[g] = c.ops->acts_new(h->m))) throw err(env, "out of memory");
   const int ran = cram_steps(h->m, h->groups, G, &s, S);
   if (ran < 0) throw err(env, "out of memory");
   return Napi::Number::New(env, ran);
@@ -249,21 +247,26 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
 static Napi::Value Generate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Handle *h = handleOf(info);
-  const LlamaConfig &c = h->m->c;
+  const Model &c = *h->m;
   if (info.Length() < 5) throw err(env, "generate(handle, prefix, P, maxNew, eos) needs 5 arguments");
   const int P = intArg(env, info[2], "P", 1, c.max_pos);
   const int maxNew = intArg(env, info[3], "maxNew", 0, c.max_pos - P);
-  const float *x = F32(env, info[1], "prefix", (size_t)P * c.d);
-  checkFinite(env, x, (size_t)P * c.d, "prefix");
+  const float *x = F32(env, info[1], "prefix", (size_t)P * c.d_in);
+  checkFinite(env, x, (size_t)P * c.d_in, "prefix");
   Napi::Value eosV = info[4];
   const int32_t *eos = I32(env, eosV, "eos", (size_t)-1);
   const size_t nEos = eosV.As<Napi::Int32Array>().ElementLength();
   std::vector<int32_t> out;
   if (maxNew > 0) {
-    KVCache *kc = kv_new(h->m, P + maxNew);
-    std::vector<float> logits(c.vocab);
-    if (!kc) throw err(env, "out of memory");
-    int ok = llama_decode(h->m, kc, x, P, logits.data());
+    void *st = c.ops->state_new(h->m, P + maxNew);
+    std::vector<float> logits(c.vocab), hidden(c.d_out);
+    if (!st) throw err(env, "out of memory");
+    auto step = [&](const float *xs, int n) {
+      if (!c.ops->decode(h->m, st, xs, n, hidden.data())) return 0;
+      matmul(logits.data(), hidden.data(), c.lm_head, NULL, 1, c.d_out, c.vocab);
+      return 1;
+    };
+    int ok = step(x, P);
     while (ok && (int)out.size() < maxNew) {
       int best = 0;
       for (int i = 1; i < c.vocab; i++)
@@ -272,9 +275,9 @@ static Napi::Value Generate(const Napi::CallbackInfo &info) {
       bool stop = false;
       for (size_t e = 0; e < nEos; e++) stop = stop || eos[e] == best;
       if (stop || (int)out.size() >= maxNew) break;
-      ok = llama_decode(h->m, kc, h->m->embed_tokens + (size_t)best * c.d, 1, logits.data());
+      ok = step(c.embed_tokens + (size_t)best * c.d_in, 1);
     }
-    kv_free(kc);
+    c.ops->state_free(st);
     if (!ok) throw err(env, "out of memory");
   }
   auto arr = Napi::Int32Array::New(env, out.size());
@@ -286,6 +289,18 @@ static Napi::Value Info(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("blas", blas_name());
   o.Set("threads", num_threads());
+  o.Set("architectures", model_types());
+  return o;
+}
+
+static Napi::Value ModelInfo(const Napi::CallbackInfo &info) {
+  Handle *h = handleOf(info);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("type", h->m->type);
+  o.Set("dIn", h->m->d_in);
+  o.Set("dOut", h->m->d_out);
+  o.Set("vocab", h->m->vocab);
+  o.Set("maxPos", h->m->max_pos);
   return o;
 }
 
@@ -295,7 +310,9 @@ static Napi::Value SetThreads(const Napi::CallbackInfo &info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("createModel", Napi::Function::New(env, CreateModel));
   exports.Set("createLlama", Napi::Function::New(env, CreateLlama));
+  exports.Set("modelInfo", Napi::Function::New(env, ModelInfo));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("forwardLogits", Napi::Function::New(env, ForwardLogits));
   exports.Set("backwardEmbeds", Napi::Function::New(env, BackwardEmbeds));

@@ -1,5 +1,6 @@
 // The cram loop (cram.ts's step, per text): forward [mem; embed(ids)], loss + accuracy on the text
 // positions, backward to mem, bookkeeping, AdamW. Only the scored rows go through lm_head.
+// Architecture-neutral: the model is seen through model.h (forward to final hidden, backward to x).
 #include "cram.h"
 #include "kernels.h"
 #include <math.h>
@@ -26,29 +27,29 @@ static void adamw(float *p, float *m, float *v, const float *g, long n, int t, c
 #define GROUP_MIN_FLOPS 64e6
 
 typedef struct {
-  float *x, *dxnf, *dx, *logits, *dlogits, *ce, *w;
+  float *x, *dhid, *dx, *logits, *dlogits, *ce, *w;
   int *hit, *target;
 } Scratch;
 
 static void scratch_free(Scratch *z) {
-  free(z->x), free(z->dxnf), free(z->dx), free(z->logits), free(z->dlogits), free(z->ce), free(z->w), free(z->hit), free(z->target);
+  free(z->x), free(z->dhid), free(z->dx), free(z->logits), free(z->dlogits), free(z->ce), free(z->w), free(z->hit), free(z->target);
   memset(z, 0, sizeof *z);
 }
 
-static int scratch_new(Scratch *z, long rows, int Rmax, int d, int V) {
-  z->x = (float *)malloc(sizeof(float) * rows * d);
-  z->dxnf = (float *)malloc(sizeof(float) * rows * d);
-  z->dx = (float *)malloc(sizeof(float) * rows * d);
+static int scratch_new(Scratch *z, long rows, int Rmax, int d_in, int d_out, int V) {
+  z->x = (float *)malloc(sizeof(float) * rows * d_in);
+  z->dhid = (float *)malloc(sizeof(float) * rows * d_out);
+  z->dx = (float *)malloc(sizeof(float) * rows * d_in);
   z->logits = (float *)malloc(sizeof(float) * (long)Rmax * V);
   z->dlogits = (float *)malloc(sizeof(float) * (long)Rmax * V);
   z->ce = (float *)malloc(sizeof(float) * Rmax), z->w = (float *)malloc(sizeof(float) * Rmax);
   z->hit = (int *)malloc(sizeof(int) * Rmax), z->target = (int *)malloc(sizeof(int) * Rmax);
-  return z->x && z->dxnf && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
+  return z->x && z->dhid && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
 }
 
 // Loss, correct count and dL/dmem at the current mem for the n texts live[0..n): one padded batch.
-static int group_step(const Llama *mdl, Acts *a, Scratch *z, const CramState *s, const int *live, int n, float *loss, int *correct, float *grad) {
-  const int K = s->K, d = mdl->c.d, V = mdl->c.vocab;
+static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s, const int *live, int n, float *loss, int *correct, float *grad) {
+  const int K = s->K, d = mdl->d_in, dh = mdl->d_out, V = mdl->vocab;
   const long Kd = (long)K * d;
   int L = 0;
   for (int j = 0; j < n; j++)
@@ -64,31 +65,31 @@ static int group_step(const Llama *mdl, Acts *a, Scratch *z, const CramState *s,
       memcpy(xj + (long)(K + t) * d, mdl->embed_tokens + (long)id * d, sizeof(float) * d);
     }
   }
-  if (!llama_forward(mdl, a, z->x, n, T)) return 0;
+  const float *hidden = mdl->ops->forward(mdl, a, z->x, n, T);
+  if (!hidden) return 0;
   // text positions K .. K+N-2 predict ids 1 .. N-1; loss = Σ ce / (N-1)
-  memset(z->dxnf, 0, sizeof(float) * (long)n * T * d);
+  memset(z->dhid, 0, sizeof(float) * (long)n * T * dh);
   for (int j = 0; j < n; j++) {
     const int b = live[j], R = s->lengths[b] - 1;
     const float wt = (float)(1.0 / R);
-    const float *rows = a->xnf + ((long)j * T + K) * d;
+    const float *rows = hidden + ((long)j * T + K) * dh;
     for (int r = 0; r < R; r++) z->target[r] = s->ids[s->offsets[b] + r + 1], z->w[r] = wt;
-    matmul(z->logits, rows, mdl->lm_head, NULL, R, d, V);
+    matmul(z->logits, rows, mdl->lm_head, NULL, R, dh, V);
     cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
     float lsum = 0.f;
     int hits = 0;
     for (int r = 0; r < R; r++) lsum += z->ce[r] * wt, hits += z->hit[r];
     loss[b] = lsum;
     correct[b] = hits;
-    matmul_backward(z->dxnf + ((long)j * T + K) * d, z->dlogits, mdl->lm_head, R, d, V);
+    matmul_backward(z->dhid + ((long)j * T + K) * dh, z->dlogits, mdl->lm_head, R, dh, V);
   }
-  llama_backward(mdl, a, z->dxnf, z->dx);
+  mdl->ops->backward(mdl, a, z->dhid, z->dx);
   for (int j = 0; j < n; j++) memcpy(grad + live[j] * Kd, z->dx + (long)j * T * d, sizeof(float) * Kd);
   return 1;
 }
 
-int cram_steps(const Llama *mdl, Acts **acts, int nacts, CramState *s, int S) {
-  const LlamaConfig *c = &mdl->c;
-  const int B = s->B, K = s->K, d = c->d, V = c->vocab;
+int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
+  const int B = s->B, K = s->K, d = mdl->d_in, V = mdl->vocab;
   const long Kd = (long)K * d;
   int Lmax = 0;
   for (int b = 0; b < B; b++)
@@ -100,8 +101,7 @@ int cram_steps(const Llama *mdl, Acts **acts, int nacts, CramState *s, int S) {
   if (G > B) G = B;
   if (G < 1) G = 1;
   const int per = (B + G - 1) / G;
-  const long qd = (long)c->heads * c->head_dim, kvd = (long)c->kv_heads * c->head_dim;
-  const double per_token = (double)c->layers * (d * (2 * qd + 2 * kvd) + 3.0 * d * c->inter) + (double)d * V; // weights read per token
+  const double per_token = mdl->body_macs + (double)mdl->d_out * V; // weights read per token
   int *live = (int *)malloc(sizeof(int) * B);
   float *loss = (float *)malloc(sizeof(float) * B), *grad = (float *)malloc(sizeof(float) * B * Kd);
   int *correct = (int *)malloc(sizeof(int) * B);
@@ -109,7 +109,7 @@ int cram_steps(const Llama *mdl, Acts **acts, int nacts, CramState *s, int S) {
   memset(z, 0, sizeof z);
   int ran = 0, ok = live && loss && grad && correct;
   // group 0 also runs the whole batch alone when a step is too small to split
-  for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)(g == 0 ? B : per) * (K + Lmax), Lmax - 1, d, V);
+  for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)(g == 0 ? B : per) * (K + Lmax), Lmax - 1, d, mdl->d_out, V);
   if (!ok) {
     ran = -1;
     goto out;

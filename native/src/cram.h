@@ -4,7 +4,7 @@
 // Texts that stop leave the batch at once.
 #ifndef CRAMLAB_CRAM_H
 #define CRAMLAB_CRAM_H
-#include "llama.h"
+#include "model.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14,7 +14,7 @@ enum { ST_DECODED = 0, ST_PATIENCE = 1, ST_MAX_STEPS = 2, ST_NAN = 3 };
 typedef struct {
   int B, K;
   const int *ids, *offsets, *lengths; // text b: ids[offsets[b] .. offsets[b] + lengths[b])
-  float *mem, *m, *v, *best_mem;      // [B, K, d]
+  float *mem, *m, *v, *best_mem;      // [B, K, d_in]
   int *best_correct, *best_step, *counter, *done, *done_at, *status; // [B]; best_step -1 before any
   float *best_loss, *min_loss;        // [B]
   float lr, beta1, beta2, eps, weight_decay;
@@ -22,12 +22,12 @@ typedef struct {
   int it0;                            // 0-based iteration of this call's first step
   float *loss_out;                    // [S, B] per-step loss (NaN where the text was not live)
   int *correct_out;                   // [S, B]
-  float *grad_out;                    // optional [B, K, d]: dL/dmem of the last step (parity tests)
+  float *grad_out;                    // optional [B, K, d_in]: dL/dmem of the last step (parity tests)
 } CramState;
 
 // Runs up to S steps (fewer when every text is done); returns the steps run, -1 when out of memory.
-// acts: up to nacts activation sets (≤ 16), one per thread that takes a group of texts.
-int cram_steps(const Llama *m, Acts **acts, int nacts, CramState *s, int S);
+// acts: up to nacts activation sets (m->ops->acts_new, ≤ 16), one per thread that takes a group of texts.
+int cram_steps(const Model *m, void **acts, int nacts, CramState *s, int S);
 
 #ifdef __cplusplus
 }

@@ -173,6 +173,48 @@ void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *r
   }
 }
 
+// ---- LayerNorm (tfjs layers.ts: mean, centered, mean of squares of centered, rsqrt(var + eps))
+
+void layernorm(float *y, float *mean, float *r, const float *x, const float *w, const float *b, int M, int d, float eps) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 6)
+  for (int m = 0; m < M; m++) {
+    const float *xm = x + (long)m * d;
+    float *ym = y + (long)m * d;
+    float s = 0.f;
+    for (int i = 0; i < d; i++) s += xm[i];
+    const float mu = s / d;
+    float ss = 0.f;
+    for (int i = 0; i < d; i++) ss += (xm[i] - mu) * (xm[i] - mu);
+    const float rm = 1.f / sqrtf(ss / d + eps);
+    mean[m] = mu, r[m] = rm;
+    for (int i = 0; i < d; i++) {
+      float v = (xm[i] - mu) * rm;
+      if (w) v *= w[i];
+      if (b) v += b[i];
+      ym[i] = v;
+    }
+  }
+}
+
+void layernorm_backward(float *dx, const float *dy, const float *x, const float *mean, const float *r, const float *w, int M, int d) {
+#pragma omp parallel for schedule(static) PAR_IF((long)M * d * 10)
+  for (int m = 0; m < M; m++) {
+    const float *xm = x + (long)m * d, *dym = dy + (long)m * d;
+    const float mu = mean[m], rm = r[m];
+    float sdn = 0.f, sdnn = 0.f; // Σ dn, Σ dn·n
+    for (int i = 0; i < d; i++) {
+      const float dn = w ? dym[i] * w[i] : dym[i];
+      sdn += dn;
+      sdnn += dn * (xm[i] - mu) * rm;
+    }
+    const float a = sdn / d, c = sdnn / d;
+    for (int i = 0; i < d; i++) {
+      const float dn = w ? dym[i] * w[i] : dym[i];
+      dx[(long)m * d + i] += rm * (dn - a - (xm[i] - mu) * rm * c);
+    }
+  }
+}
+
 // ---- RoPE (rotate-half): y[j] = x[j]c - x[j+h]s, y[j+h] = x[j+h]c + x[j]s
 
 void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int half) {
@@ -204,6 +246,40 @@ void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H,
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D) {
   const int h = D / 2;
 #pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * D * 3)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *c = cos_t + (long)t * h, *s = sin_t + (long)t * h;
+      for (int hd = 0; hd < H; hd++) {
+        float *v = dx + (((long)b * T + t) * H + hd) * D;
+        for (int j = 0; j < h; j++) {
+          const float a = v[j], e = v[j + h];
+          v[j] = a * c[j] + e * s[j];
+          v[j + h] = e * c[j] - a * s[j];
+        }
+      }
+    }
+}
+
+void rope_partial(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int rot, int pos0) {
+  const int h = rot / 2;
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * rot * 3)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *c = cos_t + (long)(t + pos0) * h, *s = sin_t + (long)(t + pos0) * h;
+      for (int hd = 0; hd < H; hd++) {
+        float *v = x + (((long)b * T + t) * H + hd) * D;
+        for (int j = 0; j < h; j++) {
+          const float a = v[j], e = v[j + h];
+          v[j] = a * c[j] - e * s[j];
+          v[j + h] = e * c[j] + a * s[j];
+        }
+      }
+    }
+}
+
+void rope_partial_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int rot) {
+  const int h = rot / 2;
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * H * rot * 3)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float *c = cos_t + (long)t * h, *s = sin_t + (long)t * h;
@@ -303,6 +379,42 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     }
 }
 
+void attention_cached(float *o, const float *q, const float *K, const float *V, int n, int p0, int Hq, int Hkv, int D) {
+  const int rep = Hq / Hkv;
+  const long qd = (long)Hq * D, kvd = (long)Hkv * D;
+  const float scale = 1.f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if ((long)n * Hq * (p0 + n) * D > (1L << 16))
+  for (int t = 0; t < n; t++)
+    for (int hq = 0; hq < Hq; hq++) {
+      const int pos = p0 + t, gk = hq / rep;
+      const float *qi = q + t * qd + hq * D;
+      float *oi = o + t * qd + hq * D;
+      float mx = -INFINITY, sum = 0.f;
+      float *p = (float *)malloc(sizeof(float) * (pos + 1));
+      for (int j = 0; j <= pos; j++) {
+        float s = 0.f;
+        const float *kj = K + j * kvd + gk * D;
+        for (int e = 0; e < D; e++) s += qi[e] * kj[e];
+        p[j] = s * scale;
+        if (p[j] > mx) mx = p[j];
+      }
+      for (int j = 0; j <= pos; j++) sum += (p[j] = expf(p[j] - mx));
+      const float inv = 1.f / sum;
+      for (int e = 0; e < D; e++) oi[e] = 0.f;
+      for (int j = 0; j <= pos; j++) {
+        const float pj = p[j] * inv;
+        const float *vj = V + j * kvd + gk * D;
+        for (int e = 0; e < D; e++) oi[e] += pj * vj[e];
+      }
+      free(p);
+    }
+}
+
+void add_inplace(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > (1L << 16))
+  for (long i = 0; i < n; i++) y[i] += x[i];
+}
+
 // ---- SwiGLU
 
 void swiglu(float *act, const float *g, const float *u, long n) {
@@ -321,6 +433,57 @@ void swiglu_backward(float *dg, float *du, const float *dact, const float *g, co
     du[i] = dact[i] * silu;
     dg[i] = dact[i] * u[i] * sg * (1.f + g[i] * (1.f - sg)); // silu' = σ(1 + g(1-σ))
   }
+}
+
+// ---- GELU (erf), ReLU, clamp, learned positions
+
+void gelu(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
+  for (long i = 0; i < n; i++) y[i] = (x[i] * 0.5f) * (1.f + erff(x[i] * 0.70710678118654752f));
+}
+
+void gelu_backward(float *dx, const float *dy, const float *x, long n) {
+  const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for schedule(static) PAR_IF(n * 16)
+  for (long i = 0; i < n; i++) {
+    const float cdf = 0.5f * (1.f + erff(x[i] * 0.70710678118654752f));
+    const float pdf = expf(-0.5f * x[i] * x[i]) * inv_sqrt_2pi;
+    dx[i] = dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+void relu(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 4)
+  for (long i = 0; i < n; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+void relu_backward(float *dx, const float *dy, const float *x, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 4)
+  for (long i = 0; i < n; i++) dx[i] = x[i] > 0.f ? dy[i] : 0.f;
+}
+
+void clamp(float *x, unsigned char *pass, long n, float c) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 4)
+  for (long i = 0; i < n; i++) {
+    pass[i] = x[i] >= -c && x[i] <= c;
+    x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+  }
+}
+
+void clamp_backward(float *dx, const unsigned char *pass, long n) {
+#pragma omp parallel for schedule(static) PAR_IF(n * 4)
+  for (long i = 0; i < n; i++)
+    if (!pass[i]) dx[i] = 0.f;
+}
+
+void add_positions(float *h, const float *table, int B, int T, int d, int row0) {
+#pragma omp parallel for collapse(2) schedule(static) PAR_IF((long)B * T * d)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      float *hr = h + ((long)b * T + t) * d;
+      const float *pr = table + (long)(row0 + t) * d;
+      for (int i = 0; i < d; i++) hr[i] += pr[i];
+    }
 }
 
 // ---- softmax cross-entropy + argmax over the vocabulary

@@ -1,4 +1,4 @@
-// The math of one Llama block, each forward beside its backward. Row-major float32 throughout.
+// The math of the transformer blocks (Llama, GPT-NeoX, OPT, OLMo), each forward beside its backward. Row-major float32 throughout.
 // Shapes in comments: M rows (batch·time), K/N feature sizes, B batch, T time, H heads, D head size.
 #ifndef CRAMLAB_KERNELS_H
 #define CRAMLAB_KERNELS_H
@@ -22,6 +22,17 @@ void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, f
 // dx[M,d] += r·(dn - n·mean(dn·n)) with n = x·r, dn = dy·w
 void rmsnorm_backward(float *dx, const float *dy, const float *x, const float *r, const float *w, int M, int d);
 
+// y = (x - mean)·r·w + b with r = 1/sqrt(var(x) + eps) per row of x[M,d] (w, b may be NULL: weightless
+// LayerNorm, OLMo); keeps mean[M], r[M] for the backward
+void layernorm(float *y, float *mean, float *r, const float *x, const float *w, const float *b, int M, int d, float eps);
+// dx[M,d] += r·(dn - mean(dn) - n·mean(dn·n)) with n = (x - mean)·r, dn = dy·w
+void layernorm_backward(float *dx, const float *dy, const float *x, const float *mean, const float *r, const float *w, int M, int d);
+
+// rotate-half RoPE on the first rot dims of every head of x[B,T,H,D] (GPT-NeoX rotary_pct < 1): pair
+// (j, j+rot/2) turns by angle pos·inv_freq[j], pos = t + pos0; dims rot..D-1 pass through. Tables [·, rot/2].
+void rope_partial(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int rot, int pos0);
+void rope_partial_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int rot);
+
 // rotate-half RoPE in place on x[B,T,H,D]: pair (j, j+D/2) turns by angle pos·inv_freq[j]; pos = t + pos0
 void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int D, int pos0);
 // its transpose (the rotation back) on the gradient
@@ -35,10 +46,34 @@ void attention(float *o, float *lse, const float *q, const float *k, const float
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *o, const float *lse,
                         const float *q, const float *k, const float *v, int B, int T, int Hq, int Hkv, int D);
 
+// attention of n new positions q[n,Hq,D] (positions p0..p0+n-1) over a KV cache K, V [p0+n, Hkv,D]
+// holding every position up to the new ones (causal): o[n,Hq,D]
+void attention_cached(float *o, const float *q, const float *K, const float *V, int n, int p0, int Hq, int Hkv, int D);
+
+// y[n] += x[n]
+void add_inplace(float *y, const float *x, long n);
+
 // act[M,I] = silu(g)·u
 void swiglu(float *act, const float *g, const float *u, long n);
 // dg, du (overwritten) from dact
 void swiglu_backward(float *dg, float *du, const float *dact, const float *g, const float *u, long n);
+
+// exact GELU, y = 0.5·x·(1 + erf(x/√2)) (torch's default, GPT-NeoX hidden_act "gelu")
+void gelu(float *y, const float *x, long n);
+// dx = dy·(Φ(x) + x·φ(x)) (overwritten)
+void gelu_backward(float *dx, const float *dy, const float *x, long n);
+
+// y = max(x, 0); backward dx = dy where x > 0, else 0 (overwritten)
+void relu(float *y, const float *x, long n);
+void relu_backward(float *dx, const float *dy, const float *x, long n);
+
+// x = clamp(x, -c, c) in place (OLMo clip_qkv); pass[i] = 1 where -c ≤ x ≤ c (the gradient passes), else 0
+void clamp(float *x, unsigned char *pass, long n, float c);
+// dx[i] = 0 where the clamp bit (pass[i] = 0)
+void clamp_backward(float *dx, const unsigned char *pass, long n);
+
+// learned positions: h[b,t,:] += table[row0 + t, :] for h[B,T,d] (OPT: row0 = 2 + first position)
+void add_positions(float *h, const float *table, int B, int T, int d, int row0);
 
 // per row of logits[M,V]: ce = logsumexp - logit[target]; hit = argmax == target (first max wins);
 // when dlogits: dlogits = (softmax - onehot(target))·weight[row]

@@ -9,48 +9,10 @@
 #include <string.h>
 #include <math.h>
 
-static float *zalloc(long n) { return (float *)calloc(n > 0 ? n : 1, sizeof(float)); }
+#define zalloc model_zalloc
 
-Llama *llama_new(const LlamaConfig *c) {
-  Llama *m = (Llama *)calloc(1, sizeof(Llama));
-  if (!m) return NULL;
-  m->c = *c;
-  const long d = c->d, qd = (long)c->heads * c->head_dim, kvd = (long)c->kv_heads * c->head_dim, I = c->inter;
-  m->embed_tokens = zalloc((long)c->vocab * d);
-  m->norm = zalloc(d);
-  m->lm_head = c->tied ? m->embed_tokens : zalloc((long)c->vocab * d);
-  m->inv_freq = zalloc(c->head_dim / 2);
-  m->cos_t = zalloc((long)c->max_pos * c->head_dim / 2);
-  m->sin_t = zalloc((long)c->max_pos * c->head_dim / 2);
-  m->layer = (LlamaLayer *)calloc(c->layers, sizeof(LlamaLayer));
-  int ok = m->embed_tokens && m->norm && m->lm_head && m->inv_freq && m->cos_t && m->sin_t && m->layer;
-  for (int i = 0; ok && i < c->layers; i++) {
-    LlamaLayer *L = &m->layer[i];
-    L->input_layernorm = zalloc(d);
-    L->q_proj = zalloc(qd * d);
-    L->k_proj = zalloc(kvd * d);
-    L->v_proj = zalloc(kvd * d);
-    if (c->attention_bias) {
-      L->q_bias = zalloc(qd);
-      L->k_bias = zalloc(kvd);
-      L->v_bias = zalloc(kvd);
-      ok = ok && L->q_bias && L->k_bias && L->v_bias;
-    }
-    L->o_proj = zalloc(d * qd);
-    L->post_attention_layernorm = zalloc(d);
-    L->gate_proj = zalloc(I * d);
-    L->up_proj = zalloc(I * d);
-    L->down_proj = zalloc(d * I);
-    ok = ok && L->input_layernorm && L->q_proj && L->k_proj && L->v_proj && L->o_proj && L->post_attention_layernorm && L->gate_proj && L->up_proj && L->down_proj;
-  }
-  if (!ok) {
-    llama_free(m);
-    return NULL;
-  }
-  return m;
-}
-
-void llama_free(Llama *m) {
+static void llama_destroy(Model *base) {
+  Llama *m = (Llama *)base;
   if (!m) return;
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
@@ -68,15 +30,34 @@ void llama_free(Llama *m) {
   free(m);
 }
 
-void llama_tables(Llama *m) { rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->c.max_pos, m->c.head_dim / 2); }
+static void llama_prepare(Model *base) {
+  Llama *m = (Llama *)base;
+  rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->c.max_pos, m->c.head_dim / 2);
+}
 
 // ---- activation buffers, grown on demand
 
-Acts *acts_new(void) { return (Acts *)calloc(1, sizeof(Acts)); }
+// Activations of one forward over x[B,T,d], per layer, kept for the backward.
+typedef struct {
+  float *h_in, *r1, *xn1, *q, *k, *v, *att, *lse, *h_mid, *r2, *xn2, *g, *u, *act;
+} LayerActs;
 
-static void acts_release(Acts *a, int layers) {
+typedef struct {
+  int B, T, cap, layers; // cap: B·T the buffers hold
+  LayerActs *l;
+  float *h_out, *rf, *xnf; // [BT,d], [BT], [BT,d] final norm input / output
+  // scratch for the backward
+  float *dh, *dx, *dq, *dk, *dv, *datt, *dg, *du, *dact;
+} Acts;
+
+static void *llama_acts_new(const Model *m) {
+  (void)m;
+  return calloc(1, sizeof(Acts));
+}
+
+static void acts_release(Acts *a) {
   if (a->l)
-    for (int i = 0; i < layers; i++) {
+    for (int i = 0; i < a->layers; i++) {
       LayerActs *L = &a->l[i];
       float *ps[] = {L->h_in, L->r1, L->xn1, L->q, L->k, L->v, L->att, L->lse, L->h_mid, L->r2, L->xn2, L->g, L->u, L->act};
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
@@ -87,10 +68,10 @@ static void acts_release(Acts *a, int layers) {
   memset(a, 0, sizeof *a);
 }
 
-void acts_free(Acts *a) {
-  if (!a) return;
-  acts_release(a, a->layers);
-  free(a);
+static void llama_acts_free(void *p) {
+  if (!p) return;
+  acts_release((Acts *)p);
+  free(p);
 }
 
 static int acts_reserve(const Llama *m, Acts *a, int B, int T) {
@@ -99,7 +80,7 @@ static int acts_reserve(const Llama *m, Acts *a, int B, int T) {
   a->T = T;
   if (BT <= a->cap && a->l) return 1;
   const LlamaConfig *c = &m->c;
-  acts_release(a, a->layers);
+  acts_release(a);
   a->B = B;
   a->T = T;
   const long d = c->d, qd = (long)c->heads * c->head_dim, kvd = (long)c->kv_heads * c->head_dim, I = c->inter;
@@ -122,20 +103,17 @@ static int acts_reserve(const Llama *m, Acts *a, int B, int T) {
   a->dg = zalloc(BT * I), a->du = zalloc(BT * I), a->dact = zalloc(BT * I);
   ok = ok && a->h_out && a->rf && a->xnf && a->dh && a->dx && a->dq && a->dk && a->dv && a->datt && a->dg && a->du && a->dact;
   if (!ok) {
-    acts_release(a, c->layers);
+    acts_release(a);
     return 0;
   }
   a->cap = BT;
   return 1;
 }
 
-static void add(float *y, const float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > (1L << 16))
-  for (long i = 0; i < n; i++) y[i] += x[i];
-}
-
-int llama_forward(const Llama *m, Acts *a, const float *x, int B, int T) {
-  if (!acts_reserve(m, a, B, T)) return 0;
+static const float *llama_forward(const Model *base, void *acts, const float *x, int B, int T) {
+  const Llama *m = (const Llama *)base;
+  Acts *a = (Acts *)acts;
+  if (!acts_reserve(m, a, B, T)) return NULL;
   const LlamaConfig *c = &m->c;
   const int M = B * T, d = c->d, Hq = c->heads, Hkv = c->kv_heads, D = c->head_dim, I = c->inter;
   memcpy(a->l[0].h_in, x, sizeof(float) * M * d);
@@ -151,19 +129,21 @@ int llama_forward(const Llama *m, Acts *a, const float *x, int B, int T) {
     rope(L->k, m->cos_t, m->sin_t, B, T, Hkv, D, 0);
     attention(L->att, L->lse, L->q, L->k, L->v, B, T, Hq, Hkv, D);
     matmul(L->h_mid, L->att, W->o_proj, NULL, M, Hq * D, d);
-    add(L->h_mid, L->h_in, (long)M * d);
+    add_inplace(L->h_mid, L->h_in, (long)M * d);
     rmsnorm(L->xn2, L->r2, L->h_mid, W->post_attention_layernorm, M, d, c->eps);
     matmul(L->g, L->xn2, W->gate_proj, NULL, M, d, I);
     matmul(L->u, L->xn2, W->up_proj, NULL, M, d, I);
     swiglu(L->act, L->g, L->u, (long)M * I);
     matmul(h_next, L->act, W->down_proj, NULL, M, I, d);
-    add(h_next, L->h_mid, (long)M * d);
+    add_inplace(h_next, L->h_mid, (long)M * d);
   }
   rmsnorm(a->xnf, a->rf, a->h_out, m->norm, M, d, c->eps);
-  return 1;
+  return a->xnf;
 }
 
-void llama_backward(const Llama *m, Acts *a, float *dxnf, float *dx) {
+static void llama_backward(const Model *base, void *acts, float *dxnf, float *dx) {
+  const Llama *m = (const Llama *)base;
+  Acts *a = (Acts *)acts;
   const LlamaConfig *c = &m->c;
   const int B = a->B, T = a->T, M = B * T, d = c->d, Hq = c->heads, Hkv = c->kv_heads, D = c->head_dim, I = c->inter;
   float *dh = a->dh; // gradient of the residual stream, walked from the top down
@@ -197,8 +177,21 @@ void llama_backward(const Llama *m, Acts *a, float *dxnf, float *dx) {
 
 // ---- KV-cached decode (one sequence)
 
-KVCache *kv_new(const Llama *m, int cap) {
-  const LlamaConfig *c = &m->c;
+typedef struct {
+  int cap, len;
+  float *k, *v; // [layers, cap, Hkv·D]
+} KVCache;
+
+static void llama_state_free(void *p) {
+  KVCache *kc = (KVCache *)p;
+  if (!kc) return;
+  free(kc->k);
+  free(kc->v);
+  free(kc);
+}
+
+static void *llama_state_new(const Model *base, int cap) {
+  const LlamaConfig *c = &((const Llama *)base)->c;
   KVCache *kc = (KVCache *)calloc(1, sizeof(KVCache));
   if (!kc) return NULL;
   const long kvd = (long)c->kv_heads * c->head_dim;
@@ -206,22 +199,17 @@ KVCache *kv_new(const Llama *m, int cap) {
   kc->k = zalloc((long)c->layers * cap * kvd);
   kc->v = zalloc((long)c->layers * cap * kvd);
   if (!kc->k || !kc->v) {
-    kv_free(kc);
+    llama_state_free(kc);
     return NULL;
   }
   return kc;
 }
 
-void kv_free(KVCache *kc) {
-  if (!kc) return;
-  free(kc->k);
-  free(kc->v);
-  free(kc);
-}
-
-int llama_decode(const Llama *m, KVCache *kc, const float *x, int n, float *logits) {
+static int llama_decode(const Model *base, void *state, const float *x, int n, float *hidden_last) {
+  const Llama *m = (const Llama *)base;
+  KVCache *kc = (KVCache *)state;
   const LlamaConfig *c = &m->c;
-  const int d = c->d, Hq = c->heads, Hkv = c->kv_heads, D = c->head_dim, I = c->inter, rep = Hq / Hkv;
+  const int d = c->d, Hq = c->heads, Hkv = c->kv_heads, D = c->head_dim, I = c->inter;
   const long kvd = (long)Hkv * D, qd = (long)Hq * D;
   const int p0 = kc->len;
   if (n <= 0 || p0 + n > kc->cap) return 0;
@@ -230,7 +218,6 @@ int llama_decode(const Llama *m, KVCache *kc, const float *x, int n, float *logi
   int ok = h && xn && r && q && att && g && u && tmp;
   if (ok) {
     memcpy(h, x, sizeof(float) * n * d);
-    const float scale = 1.f / sqrtf((float)D);
     for (int i = 0; i < c->layers; i++) {
       const LlamaLayer *W = &m->layer[i];
       float *K = kc->k + (long)i * kc->cap * kvd, *V = kc->v + (long)i * kc->cap * kvd;
@@ -240,44 +227,76 @@ int llama_decode(const Llama *m, KVCache *kc, const float *x, int n, float *logi
       matmul(V + p0 * kvd, xn, W->v_proj, W->v_bias, n, d, Hkv * D);
       rope(q, m->cos_t, m->sin_t, 1, n, Hq, D, p0);
       rope(K + p0 * kvd, m->cos_t, m->sin_t, 1, n, Hkv, D, p0);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if ((long)n * Hq * (p0 + n) * D > (1L << 16))
-      for (int t = 0; t < n; t++)
-        for (int hq = 0; hq < Hq; hq++) {
-          const int pos = p0 + t, gk = hq / rep;
-          const float *qi = q + t * qd + hq * D;
-          float *oi = att + t * qd + hq * D;
-          float mx = -INFINITY, sum = 0.f;
-          float *p = (float *)malloc(sizeof(float) * (pos + 1));
-          for (int j = 0; j <= pos; j++) {
-            float s = 0.f;
-            const float *kj = K + j * kvd + gk * D;
-            for (int e = 0; e < D; e++) s += qi[e] * kj[e];
-            p[j] = s * scale;
-            if (p[j] > mx) mx = p[j];
-          }
-          for (int j = 0; j <= pos; j++) sum += (p[j] = expf(p[j] - mx));
-          const float inv = 1.f / sum;
-          for (int e = 0; e < D; e++) oi[e] = 0.f;
-          for (int j = 0; j <= pos; j++) {
-            const float pj = p[j] * inv;
-            const float *vj = V + j * kvd + gk * D;
-            for (int e = 0; e < D; e++) oi[e] += pj * vj[e];
-          }
-          free(p);
-        }
+      attention_cached(att, q, K, V, n, p0, Hq, Hkv, D);
       matmul(tmp, att, W->o_proj, NULL, n, Hq * D, d);
-      add(h, tmp, (long)n * d);
+      add_inplace(h, tmp, (long)n * d);
       rmsnorm(xn, r, h, W->post_attention_layernorm, n, d, c->eps);
       matmul(g, xn, W->gate_proj, NULL, n, d, I);
       matmul(u, xn, W->up_proj, NULL, n, d, I);
       swiglu(g, g, u, (long)n * I);
       matmul(tmp, g, W->down_proj, NULL, n, I, d);
-      add(h, tmp, (long)n * d);
+      add_inplace(h, tmp, (long)n * d);
     }
     kc->len = p0 + n;
-    rmsnorm(xn, r, h + (long)(n - 1) * d, m->norm, 1, d, c->eps);
-    matmul(logits, xn, m->lm_head, NULL, 1, d, c->vocab);
+    rmsnorm(hidden_last, r, h + (long)(n - 1) * d, m->norm, 1, d, c->eps);
   }
   free(h), free(xn), free(r), free(q), free(att), free(g), free(u), free(tmp);
   return ok;
+}
+
+static const ModelOps LLAMA_OPS = {llama_prepare, llama_acts_new, llama_acts_free, llama_forward, llama_backward, llama_state_new, llama_state_free, llama_decode, llama_destroy};
+
+Model *llama_create(const ModelConfig *cfg, char *err, int errlen) {
+  LlamaConfig c = {0};
+  int ok = config_int(cfg, "hidden_size", 1, 1 << 16, &c.d, err, errlen) && config_int(cfg, "vocab_size", 1, 1 << 22, &c.vocab, err, errlen) &&
+           config_int(cfg, "num_hidden_layers", 1, 1024, &c.layers, err, errlen) && config_int(cfg, "num_attention_heads", 1, 1024, &c.heads, err, errlen) &&
+           config_int(cfg, "num_key_value_heads", 1, c.heads, &c.kv_heads, err, errlen) && config_int(cfg, "head_dim", 2, 4096, &c.head_dim, err, errlen) &&
+           config_int(cfg, "intermediate_size", 1, 1 << 20, &c.inter, err, errlen) && config_int(cfg, "max_position_embeddings", 1, 1 << 20, &c.max_pos, err, errlen) &&
+           config_float(cfg, "rms_norm_eps", &c.eps, err, errlen);
+  if (!ok) return NULL;
+  c.tied = config_bool(cfg, "tied", 0);
+  c.attention_bias = config_bool(cfg, "attention_bias", 0);
+  if (c.heads % c.kv_heads) return snprintf(err, errlen, "num_attention_heads must be a multiple of num_key_value_heads"), NULL;
+  if (c.head_dim % 2) return snprintf(err, errlen, "head_dim must be even (RoPE pairs)"), NULL;
+
+  Llama *m = (Llama *)calloc(1, sizeof(Llama));
+  if (!m) return snprintf(err, errlen, "out of memory allocating the model"), NULL;
+  m->c = c;
+  Model *b = &m->base;
+  b->ops = &LLAMA_OPS;
+  b->type = "llama";
+  const long d = c.d, qd = (long)c.heads * c.head_dim, kvd = (long)c.kv_heads * c.head_dim, I = c.inter, V = c.vocab;
+  m->embed_tokens = zalloc(V * d);
+  m->norm = zalloc(d);
+  m->lm_head = c.tied ? m->embed_tokens : zalloc(V * d);
+  m->inv_freq = zalloc(c.head_dim / 2);
+  m->cos_t = zalloc((long)c.max_pos * c.head_dim / 2);
+  m->sin_t = zalloc((long)c.max_pos * c.head_dim / 2);
+  m->layer = (LlamaLayer *)calloc(c.layers, sizeof(LlamaLayer));
+  ok = m->embed_tokens && m->norm && m->lm_head && m->inv_freq && m->cos_t && m->sin_t && m->layer;
+  ok = ok && model_slot(b, "model.embed_tokens.weight", m->embed_tokens, V * d) && model_slot(b, "model.norm.weight", m->norm, d) &&
+       (c.tied || model_slot(b, "lm_head.weight", m->lm_head, V * d)) && model_slot(b, "rope.inv_freq", m->inv_freq, c.head_dim / 2);
+  char p[96];
+#define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "model.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
+  for (int i = 0; ok && i < c.layers; i++) {
+    LlamaLayer *L = &m->layer[i];
+    ok = SLOT(L->input_layernorm, "input_layernorm.weight", d) && SLOT(L->q_proj, "self_attn.q_proj.weight", qd * d) &&
+         SLOT(L->k_proj, "self_attn.k_proj.weight", kvd * d) && SLOT(L->v_proj, "self_attn.v_proj.weight", kvd * d) &&
+         (!c.attention_bias || (SLOT(L->q_bias, "self_attn.q_proj.bias", qd) && SLOT(L->k_bias, "self_attn.k_proj.bias", kvd) && SLOT(L->v_bias, "self_attn.v_proj.bias", kvd))) &&
+         SLOT(L->o_proj, "self_attn.o_proj.weight", d * qd) && SLOT(L->post_attention_layernorm, "post_attention_layernorm.weight", d) &&
+         SLOT(L->gate_proj, "mlp.gate_proj.weight", I * d) && SLOT(L->up_proj, "mlp.up_proj.weight", I * d) && SLOT(L->down_proj, "mlp.down_proj.weight", d * I);
+  }
+#undef SLOT
+  if (!ok) {
+    model_free(b);
+    snprintf(err, errlen, "out of memory allocating the model");
+    return NULL;
+  }
+  b->d_in = b->d_out = c.d;
+  b->vocab = c.vocab;
+  b->max_pos = c.max_pos;
+  b->embed_tokens = m->embed_tokens;
+  b->lm_head = m->lm_head;
+  b->body_macs = (double)c.layers * (d * (2 * qd + 2 * kvd) + 3.0 * d * I);
+  return b;
 }

@@ -14,7 +14,7 @@ import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub
 import { readSafetensors, type RawTensor } from './safetensors';
 import { rememberWeights } from '../native/weights';
 import { nativeWanted } from '../native/index';
-import { NativeLlama } from '../native/model';
+import { NativeModel } from '../native/model';
 
 export interface LoadedModel {
   model: CausalLM;
@@ -109,7 +109,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   }
   const weights = new Weights(raw, path.basename(dir));
   const reread = () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]));
-  const model = nativeWanted(config) ? new NativeLlama(config, weights, reread) : buildModel(config, weights, cfgFile);
+  const model = nativeWanted(config) ? new NativeModel(config, weights, reread) : buildModel(config, weights, cfgFile);
   // A tensor the architecture never read means the config and the weights disagree
   // (an extra layer, a stray name): refuse rather than silently run a different model.
   const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
@@ -130,7 +130,7 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
 /** Build a model straight from a config and tensors (tests, training). */
 export function modelFromTensors(config: Record<string, any>, tensors: Map<string, RawTensor>): CausalLM {
   const weights = new Weights(tensors, 'tensors');
-  const model = nativeWanted(config) ? new NativeLlama(config, weights, () => tensors) : buildModel(config, weights);
+  const model = nativeWanted(config) ? new NativeModel(config, weights, () => tensors) : buildModel(config, weights);
   rememberWeights(model, () => tensors); // native engine
   return model;
 }

@@ -13,6 +13,26 @@ import { infoFromConfig } from './types';
 import { ModelError } from './types';
 import type { Weights } from './weights';
 
+/** ModelInfo, after the checks every engine shares (the native one too). */
+export function gptNeoXInfo(cfg: Record<string, any>): ModelInfo {
+  const [d, H] = [cfg.hidden_size, cfg.num_attention_heads];
+  if (d % H !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${H}`);
+  const act = cfg.hidden_act ?? 'gelu';
+  if (act !== 'gelu') throw new ModelError(`gpt_neox hidden_act '${act}' is not supported (supported: gelu)`);
+  if (cfg.rope_scaling) throw new ModelError('gpt_neox rope_scaling is not supported (no Pythia uses it)');
+  return infoFromConfig(cfg);
+}
+
+/** Rotary dims per head: the first head_size·rotary_pct. */
+export function gptNeoXRotaryDim(cfg: Record<string, any>): number {
+  return Math.floor((cfg.hidden_size / cfg.num_attention_heads) * (cfg.rotary_pct ?? cfg.partial_rotary_factor ?? 1));
+}
+
+/** The rotary inverse frequencies over the rotary dims (shared with the native engine). */
+export function gptNeoXInvFreq(cfg: Record<string, any>): Float32Array {
+  return ropeInvFreq(gptNeoXRotaryDim(cfg), cfg.rotary_emb_base ?? cfg.rope_theta ?? 10000);
+}
+
 /** A checkpoint module's tensors: <name>.weight and <name>.bias. */
 interface Module {
   weight: tf.Tensor;
@@ -42,18 +62,14 @@ export class GPTNeoX implements CausalLM {
   private invFreq: Float32Array;
 
   constructor(cfg: Record<string, any>, w: Weights) {
+    this.info = gptNeoXInfo(cfg);
     const d = cfg.hidden_size;
     const V = cfg.vocab_size;
     const I = cfg.intermediate_size ?? 4 * d;
     this.nHeads = cfg.num_attention_heads;
-    if (d % this.nHeads !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${this.nHeads}`);
     this.headSize = d / this.nHeads;
     this.eps = cfg.layer_norm_eps ?? 1e-5;
     this.parallel = cfg.use_parallel_residual ?? true;
-    const act = cfg.hidden_act ?? 'gelu';
-    if (act !== 'gelu') throw new ModelError(`gpt_neox hidden_act '${act}' is not supported (supported: gelu)`);
-    if (cfg.rope_scaling) throw new ModelError('gpt_neox rope_scaling is not supported (no Pythia uses it)');
-    this.info = infoFromConfig(cfg);
 
     this.embedMatrix = w.get('gpt_neox.embed_in.weight', [V, d]) as tf.Tensor2D;
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
@@ -73,9 +89,7 @@ export class GPTNeoX implements CausalLM {
     // Old Pythia files also hold attention.bias / masked_bias / rotary_emb.inv_freq buffers: not parameters, left unread.
     this.numParams = w.count();
 
-    const rotaryPct = cfg.rotary_pct ?? cfg.partial_rotary_factor ?? 1;
-    const rotaryDim = Math.floor(this.headSize * rotaryPct);
-    this.invFreq = ropeInvFreq(rotaryDim, cfg.rotary_emb_base ?? cfg.rope_theta ?? 10000);
+    this.invFreq = gptNeoXInvFreq(cfg);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {

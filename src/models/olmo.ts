@@ -15,6 +15,22 @@ import type { Weights } from './weights';
 /** OlmoLayerNorm's eps is fixed; the config's rms_norm_eps (some versions write one) is not read. */
 const EPS = 1e-5;
 
+/** ModelInfo, after the checks every engine shares (the native one too). */
+export function olmoInfo(cfg: Record<string, any>): ModelInfo {
+  const H = cfg.num_attention_heads;
+  const Hkv = cfg.num_key_value_heads ?? H;
+  if (H % Hkv !== 0) throw new ModelError(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${Hkv}`);
+  if (cfg.attention_bias) throw new ModelError('olmo attention_bias true is not supported (no released OLMo uses it)');
+  if (cfg.rope_scaling) throw new ModelError('olmo rope_scaling is not supported');
+  if (cfg.clip_qkv != null && !(cfg.clip_qkv > 0)) throw new ModelError(`olmo clip_qkv must be a positive number or null, got ${cfg.clip_qkv}`);
+  return infoFromConfig(cfg);
+}
+
+/** RoPE inverse frequencies over the whole head (shared with the native engine). */
+export function olmoInvFreq(cfg: Record<string, any>): Float32Array {
+  return ropeInvFreq(cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads, cfg.rope_theta ?? 10000);
+}
+
 interface OlmoLayer {
   q_proj: tf.Tensor;
   k_proj: tf.Tensor;
@@ -41,14 +57,11 @@ export class Olmo implements CausalLM {
     const d = cfg.hidden_size;
     const V = cfg.vocab_size;
     const I = cfg.intermediate_size;
+    this.info = olmoInfo(cfg);
     this.nHeads = cfg.num_attention_heads;
     this.nKv = cfg.num_key_value_heads ?? this.nHeads;
     this.headDim = cfg.head_dim ?? d / this.nHeads;
-    if (this.nHeads % this.nKv !== 0) throw new ModelError(`num_attention_heads ${this.nHeads} is not a multiple of num_key_value_heads ${this.nKv}`);
-    if (cfg.attention_bias) throw new ModelError('olmo attention_bias true is not supported (no released OLMo uses it)');
-    if (cfg.rope_scaling) throw new ModelError('olmo rope_scaling is not supported');
     this.clip = cfg.clip_qkv ?? null;
-    this.info = infoFromConfig(cfg);
     const qDim = this.nHeads * this.headDim;
     const kvDim = this.nKv * this.headDim;
 
@@ -68,7 +81,7 @@ export class Olmo implements CausalLM {
     const tied = cfg.tie_word_embeddings ?? false;
     this.lmHead = tied && !w.has('lm_head.weight') ? this.embedMatrix : w.get('lm_head.weight', [V, d]);
     this.numParams = w.count();
-    this.invFreq = ropeInvFreq(this.headDim, cfg.rope_theta ?? 10000);
+    this.invFreq = olmoInvFreq(cfg);
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {

@@ -17,6 +17,20 @@ import type { Weights } from './weights';
 const EPS = 1e-5; // OPTConfig has no layer_norm_eps: nn.LayerNorm's default
 const POSITION_OFFSET = 2; // OPTLearnedPositionalEmbedding: rows 0 and 1 are never used
 
+/** ModelInfo ([mem] vectors word_embed_proj_dim wide), after the checks every engine shares (the native one too). */
+export function optInfo(cfg: Record<string, any>): ModelInfo {
+  const [d, H] = [cfg.hidden_size, cfg.num_attention_heads];
+  if (d % H !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${H}`);
+  const act = cfg.activation_function ?? 'relu';
+  if (act !== 'relu') throw new ModelError(`opt activation_function '${act}' is not supported (supported: relu)`);
+  return infoFromConfig(cfg, { memDim: cfg.word_embed_proj_dim ?? d, maxPositions: cfg.max_position_embeddings });
+}
+
+/** Hub repos name tensors with or without the 'model.' prefix; HF maps both. */
+export function optPrefix(has: (name: string) => boolean): string {
+  return has('model.decoder.embed_tokens.weight') ? 'model.decoder.' : 'decoder.';
+}
+
 /** A checkpoint module's tensors: <name>.weight and <name>.bias (norms may have neither). */
 interface Module {
   weight?: tf.Tensor;
@@ -53,15 +67,11 @@ export class Opt implements CausalLM {
     const P = cfg.word_embed_proj_dim ?? d;
     const F = cfg.ffn_dim;
     const maxPos = cfg.max_position_embeddings;
+    this.info = optInfo(cfg);
     this.nHeads = cfg.num_attention_heads;
     this.preLN = cfg.do_layer_norm_before ?? true;
-    if (d % this.nHeads !== 0) throw new ModelError(`hidden_size ${d} is not a multiple of num_attention_heads ${this.nHeads}`);
-    const act = cfg.activation_function ?? 'relu';
-    if (act !== 'relu') throw new ModelError(`opt activation_function '${act}' is not supported (supported: relu)`);
-    this.info = infoFromConfig(cfg, { memDim: P, maxPositions: maxPos });
 
-    // Hub repos name tensors with or without the 'model.' prefix; HF maps both.
-    const pre = w.has('model.decoder.embed_tokens.weight') ? 'model.decoder.' : 'decoder.';
+    const pre = optPrefix((n) => w.has(n));
     // layer_norm_elementwise_affine false (never in released OPTs) means norms without tensors.
     const norm = (name: string): Module => ({ weight: w.maybe(name + '.weight', [d]), bias: w.maybe(name + '.bias', [d]) });
     const lin = (name: string, shape: number[]): Module => ({ weight: w.get(name + '.weight', shape), bias: w.maybe(name + '.bias', [shape[0]]) });

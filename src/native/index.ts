@@ -1,22 +1,26 @@
 // The native cram engine (native/, a C N-API addon) as the rest of cramlab sees it: whether it loaded,
-// which engine a model gets, and a native copy of a Llama's weights per model.
-//   CRAMLAB_ENGINE=native|tfjs   (default: native when the addon loaded and the model is a Llama)
+// which engine a model gets, and a native copy of a model's weights per model. The architectures it runs
+// are those with a NativeSpec (specs.ts) that the built addon also knows (info().architectures).
+//   CRAMLAB_ENGINE=native|tfjs   (default: native when the addon loaded and it runs the model_type)
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
-import { Llama, llamaInvFreq } from '../models/llama';
 import { weightsOf } from './weights';
+import { NATIVE_SPECS, type NativeSpec } from './specs';
 
 /** The addon's functions (native/src/addon.cc). */
 export interface NativeAddon {
+  createModel(modelType: string, config: Record<string, number | boolean>, tensors: Record<string, Float32Array>): NativeHandle;
+  /** = createModel('llama', config, {...tensors, 'rope.inv_freq': invFreq}) */
   createLlama(config: Record<string, number | boolean>, invFreq: Float32Array, tensors: Record<string, Float32Array>): NativeHandle;
+  modelInfo(h: NativeHandle): { type: string; dIn: number; dOut: number; vocab: number; maxPos: number };
   dispose(h: NativeHandle): void;
   forwardLogits(h: NativeHandle, embeds: Float32Array, B: number, T: number): Float32Array;
   backwardEmbeds(h: NativeHandle, embeds: Float32Array, dlogits: Float32Array, B: number, T: number): Float32Array;
   cramSteps(h: NativeHandle, state: Record<string, unknown>, S: number): number;
   generate(h: NativeHandle, prefix: Float32Array, P: number, maxNew: number, eos: Int32Array): Int32Array;
-  info(): { blas: string; threads: number };
+  info(): { blas: string; threads: number; architectures: string };
   setThreads(n: number): void;
 }
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
@@ -40,10 +44,21 @@ export function nativeUnavailable(): string {
   return addon ? '' : `the addon ${path.relative(process.cwd(), ADDON)} did not load (${loadError || 'not built'}; build it with: node scripts/build-native.mjs)`;
 }
 
+/** The model types the native engine runs: a spec here and an implementation in the built addon. */
+export function nativeTypes(): string[] {
+  const built = new Set(addon ? addon.info().architectures.split(', ') : []);
+  return Object.keys(NATIVE_SPECS).filter((t) => built.has(t));
+}
+
+/** The spec of a model_type the native engine runs, else undefined. */
+export function nativeSpec(modelType: string): NativeSpec | undefined {
+  return nativeTypes().includes(modelType) ? NATIVE_SPECS[modelType] : undefined;
+}
+
 /** Why the native engine cannot run this model ('' when it can). */
 export function unsupportedReason(model: CausalLM): string {
   if (handles.has(model)) return '';
-  if (!(model instanceof Llama)) return `model_type '${model.info.modelType}' has no native engine (only llama)`;
+  if (!nativeSpec(model.info.modelType)) return `model_type '${model.info.modelType}' has no native engine (native: ${nativeTypes().join(', ') || 'none'})`;
   if (!weightsOf(model)) return 'the model was not built by loadModel/modelFromTensors (no checkpoint tensors to copy)';
   return '';
 }
@@ -81,46 +96,33 @@ export function engineInfo(): EngineInfo {
   }
   if (!addon) return { engine: 'tfjs', blas, threads, reason: nativeUnavailable() };
   if (requested === 'tfjs') return { engine: 'tfjs', blas, threads, reason: 'CRAMLAB_ENGINE=tfjs' };
-  return { engine: 'native', blas, threads, reason: 'addon loaded; used for llama models' };
+  return { engine: 'native', blas, threads, reason: `addon loaded; used for ${nativeTypes().join(', ')} models` };
 }
 
 const handles = new WeakMap<CausalLM, NativeHandle>();
 
-/** Whether loadModel/modelFromTensors build this config as a NativeLlama (no tfjs copy of the weights). */
+/** Whether loadModel/modelFromTensors build this config as a NativeModel (no tfjs copy of the weights). */
 export function nativeWanted(cfg: Record<string, any>): boolean {
-  return cfg.model_type === 'llama' && !!addon && requestedEngine() !== 'tfjs';
+  return !!addon && !!nativeSpec(cfg.model_type) && requestedEngine() !== 'tfjs';
 }
 
-/** A native Llama from a config and its checkpoint tensors by HF name (copied into native memory). */
+/** A native model from a config and its checkpoint tensors by HF name (copied into native memory). */
 export function createNative(cfg: Record<string, any>, maxPositions: number, tensors: Record<string, Float32Array>): NativeHandle {
   if (!addon) throw new ModelError(`native engine: ${nativeUnavailable()}`);
-  const d = cfg.hidden_size;
-  const heads = cfg.num_attention_heads;
-  return addon.createLlama(
-    {
-      hidden_size: d,
-      vocab_size: cfg.vocab_size,
-      num_hidden_layers: cfg.num_hidden_layers,
-      num_attention_heads: heads,
-      num_key_value_heads: cfg.num_key_value_heads ?? heads,
-      head_dim: cfg.head_dim ?? d / heads,
-      intermediate_size: cfg.intermediate_size,
-      max_position_embeddings: Number.isFinite(maxPositions) ? maxPositions : 4096,
-      rms_norm_eps: cfg.rms_norm_eps ?? 1e-6,
-      tied: (cfg.tie_word_embeddings ?? false) && !('lm_head.weight' in tensors),
-      attention_bias: 'model.layers.0.self_attn.q_proj.bias' in tensors,
-    },
-    llamaInvFreq(cfg), // one home for RoPE's frequencies (llama3 scaling applied there)
-    tensors,
-  );
+  const spec = nativeSpec(cfg.model_type);
+  if (!spec) throw new ModelError(`native engine: model_type '${cfg.model_type}' has no native engine (native: ${nativeTypes().join(', ')})`);
+  const has = (name: string) => name in tensors;
+  const named: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(tensors)) named[spec.slot ? spec.slot(k) : k] = v;
+  return addon.createModel(cfg.model_type, spec.config(cfg, maxPositions, has), { ...named, ...spec.derived(cfg) });
 }
 
-/** Tie a handle to the model it runs (a NativeLlama registers its own). */
+/** Tie a handle to the model it runs (a NativeModel registers its own). */
 export function registerNative(model: CausalLM, h: NativeHandle): void {
   handles.set(model, h);
 }
 
-/** The native copy of a Llama's weights: a NativeLlama's own, or made on first use for a tfjs Llama
+/** The native copy of a model's weights: a NativeModel's own, or made on first use for a tfjs model
  *  (freed with model.dispose()). */
 export function nativeModel(model: CausalLM): NativeHandle {
   let h = handles.get(model);
