@@ -5,6 +5,7 @@
 //   out = norm(h)          (logits = out · lm_head^T, taken by the caller on the rows it needs)
 #include "llama.h"
 #include "kernels.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
