@@ -24,7 +24,7 @@ test('the runner flags failed cells, error outputs and notebooks without a figur
 });
 
 test('the notebooks are clean (no stored outputs) and use the tslab kernel', () => {
-  assert.ok(NOTEBOOKS.length >= 6, `expected notebooks 00..05, found ${NOTEBOOKS.join(', ')}`);
+  assert.ok(NOTEBOOKS.length >= 7, `expected notebooks 00..06, found ${NOTEBOOKS.join(', ')}`);
   for (const f of NOTEBOOKS) {
     const nb = JSON.parse(fs.readFileSync(path.join(ROOT, 'notebooks', f), 'utf8'));
     assert.equal(nb.metadata.kernelspec.name, 'tslab', `${f}: kernel`);

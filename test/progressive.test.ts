@@ -93,3 +93,34 @@ test('cramlab cram --progressive prints a horizon whose greedy decode is checked
   assert.equal(out.stages[0].warm, false);
   assert.ok(out.stages.slice(1).every((s: ProgressiveStage) => s.warm), 'every later stage is warm-started');
 });
+
+test('cramlab encode --progressive writes the final mem and its horizon; decode gives back exactly that prefix', { skip: s260.skip }, async () => {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  const os = require('node:os') as typeof import('node:os');
+  const { loadMem } = await import('../src/mem-file');
+  const root = path.resolve(__dirname, '..');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-prog-enc-'));
+  const file = path.join(tmp, 'story.txt');
+  const text = 'Once upon a time, there was a big dog named Max. Max liked to run fast in the park.';
+  fs.writeFileSync(file, text);
+  const cli = (...a: string[]) => execFileSync(process.execPath, [path.join(root, 'bin', 'cramlab.js'), ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = path.join(tmp, 'story.cram');
+  const enc = cli('encode', file, '-o', out, '--model', s260.dir!, '--progressive', '--mem', '2', '--stride', '2', '--stage-steps', '300', '--stage-patience', '60', '--quiet');
+  const m = enc.match(/horizon (\d+) of (\d+) tokens.* → 2 vectors of 64/);
+  assert.ok(m, enc);
+  const [horizon, N] = [Number(m[1]), Number(m[2])];
+  assert.ok(horizon >= 2 && horizon <= N, `horizon ${horizon} of ${N}`);
+  assert.match(enc, new RegExp(`reproduces the first ${horizon} tokens exactly`));
+  const mem = loadMem(out);
+  assert.equal(mem.K, 2);
+  assert.equal(mem.tokens, horizon);
+  assert.equal(mem.extra?.progressive, 'true');
+  assert.equal(mem.extra?.horizon, String(horizon));
+  assert.equal(mem.extra?.textTokens, String(N));
+  // decode checks the stored ids hash: the vectors give back the horizon's prefix of the text, no more.
+  const { tokenizer } = await loadModel(s260.dir!);
+  const dec = cli('decode', out, '--model', s260.dir!, '--check');
+  assert.equal(dec.replace(/\n$/, ''), tokenizer.decode(tokenizer.encode(text).slice(0, horizon)));
+  // The shared flags are checked as in cram --progressive.
+  assert.throws(() => cli('encode', file, '-o', out, '--model', s260.dir!, '--progressive', '--stride', '0'), (e: { stderr: string }) => /stride must be a positive integer/.test(e.stderr));
+});

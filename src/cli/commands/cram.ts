@@ -8,10 +8,18 @@ import { readTextFile } from '../input';
 import type { Command } from '../main';
 import { encodeWithin } from '../../tokenizer';
 
+/** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
+export const PROGRESSIVE_USAGE = '--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
+
+/** --stride, --stage-steps, --stage-patience (progressiveCram checks that each is a positive integer). */
+export function progressiveFlags(args: Args): { stride: number; stageSteps: number; stagePatience: number } {
+  return { stride: num(args, 'stride', 8), stageSteps: num(args, 'stageSteps', 1000), stagePatience: num(args, 'stagePatience', 200) };
+}
+
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: 'cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]] [--utf8 strict|replace] [--json] [--quiet]',
+  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
   booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
@@ -23,9 +31,7 @@ export const command: Command = {
     if (args.progressive) {
       const [p] = await progressiveCram(model, [ids], {
         K,
-        stride: num(args, 'stride', 8),
-        stageSteps: num(args, 'stageSteps', 1000),
-        stagePatience: num(args, 'stagePatience', 200),
+        ...progressiveFlags(args),
         lr: num(args, 'lr', 1e-2),
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet || args.json),

@@ -1,14 +1,25 @@
-// The embedded default: cram one unseen passage into one [mem] vector of the default suite model,
-// decode it back greedily from that vector alone, and show that the text comes back unchanged.
+// The embedded default, at its best honest size, on one unseen (held-out Moby-Dick) passage:
+//   1. the progressive horizon with ONE [mem] vector: how many tokens one vector of the default model holds;
+//   2. a whole short passage (the opening sentence, or the opening cut at a word boundary, that fits the
+//      length budget) with the FEWEST vectors that decode it exactly: K doubled from a guess taken from
+//      step 1, then bisected; every success checked by greedy generation from the vectors alone;
+//   then the text back, a character diff, steps, seconds, bits held per vector (information gain / K:
+//   CE without mem − CE with mem, in bits) and the classic compressors' bits for the same text.
+// The default model has a context of 128 positions and the passage plus its K vectors must fit in it,
+// so a ~200-character passage cannot be crammed whole: the budget (--chars, default 56 bytes) is what the
+// context and a one-minute run on 2 CPU cores allow, and the output says so.
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend } from '../../backend';
-import { capacitySearch } from '../../cram/capacity';
-import { cram } from '../../cram/cram';
+import { cram, type CramResult } from '../../cram/cram';
+import { progressiveCram } from '../../cram/progressive';
 import { loadTexts } from '../../datasets/index';
-import { greedyGenerate } from '../../generate';
+import { decode, diffIds, formatDiff } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
-import { measure } from '../../metrics/text';
+import { classicBits } from '../../metrics/compression';
+import type { CausalLM } from '../../models/types';
+import { scoreText } from '../../score';
+import type { Tokenizer } from '../../tokenizer';
 import { DEFAULT_MODEL } from '../../train/suite';
 import { num, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
@@ -16,92 +27,218 @@ import type { Command } from '../main';
 /** The package root, so `npx cramlab demo` finds models/ from any working directory. */
 const ROOT = path.join(__dirname, '..', '..', '..');
 
-/** Longest prefix the default search tries (the unseen passages are longer). */
-export const DEMO_MAX_TOKENS = 64;
+/** Default length budget of the whole passage, in UTF-8 bytes (the default model is byte-level). */
+export const DEMO_PASSAGE_BYTES = 56;
+
+/** The opening of `text` that fits `maxBytes`: its first sentence when that fits, else cut at the last word boundary. */
+export function passageOpening(text: string, maxBytes: number): { text: string; sentence: boolean } {
+  const fits = (s: string) => Buffer.byteLength(s, 'utf8') <= maxBytes;
+  const sentence = text.match(/^.*?[.!?;](?=\s|$)/s)?.[0];
+  if (sentence && fits(sentence)) return { text: sentence, sentence: true };
+  let cut = '';
+  for (const m of text.matchAll(/\S+/g)) {
+    const next = text.slice(0, m.index! + m[0].length);
+    if (!fits(next)) break;
+    cut = next;
+  }
+  if (!cut) cut = [...text].reduce((s, ch) => (fits(s + ch) ? s + ch : s), '');
+  return { text: cut.replace(/[\s,;:—-]+$/, ''), sentence: false };
+}
+
+interface Attempt {
+  K: number;
+  decoded: boolean;
+  bestAccuracy: number;
+  steps: number;
+  seconds: number;
+}
+
+/** Smallest K whose vectors decode `ids` exactly: doubling from `guess` (known to be > `failsAt`), then bisection. */
+async function fewestVectorsFrom(model: CausalLM, ids: number[], guess: number, failsAt: number, opts: { maxSteps: number; patience: number; seed: number }) {
+  const maxK = model.info.maxPositions - ids.length;
+  if (maxK < 1) throw new Error(`a text of ${ids.length} tokens leaves no room for a mem vector in the context of ${model.info.maxPositions}`);
+  const attempts: Attempt[] = [];
+  const found = new Map<number, CramResult>();
+  const tryK = async (K: number): Promise<boolean> => {
+    const t = performance.now();
+    const [r] = await cram(model, [ids], { K, maxSteps: opts.maxSteps, patience: opts.patience, seed: opts.seed, quiet: true });
+    const ok = r.status === 'decoded' && (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every((x, i) => x === ids[i]);
+    attempts.push({ K, decoded: ok, bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: (performance.now() - t) / 1000 });
+    if (ok) found.set(K, r);
+    return ok;
+  };
+  let lo = Math.max(0, Math.min(failsAt, maxK - 1)); // largest K known to fail
+  let hi = 0; // smallest K known to work
+  for (let K = Math.min(Math.max(guess, lo + 1), maxK); ; K = Math.min(2 * K, maxK)) {
+    if (await tryK(K)) {
+      hi = K;
+      break;
+    }
+    lo = K;
+    if (K >= maxK) throw new Error(`no K ≤ ${maxK} (the context's room) decoded the passage exactly: try --chars lower or --max-steps higher`);
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await tryK(mid)) hi = mid;
+    else lo = mid;
+  }
+  return { K: hi, result: found.get(hi)!, attempts };
+}
+
+/** The text's cross-entropy under the model (bits, N-1 predicted tokens) without mem and behind `mem`. */
+async function ceBits(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<{ without: number; with: number }> {
+  const without = await scoreText(model, ids);
+  const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
+  try {
+    return { without: without.totalBits, with: (await scoreText(model, ids, prefix)).totalBits };
+  } finally {
+    prefix.dispose();
+  }
+}
+
+function charDiff(tokenizer: Tokenizer, original: number[], decoded: number[]): string {
+  return diffIds(original, decoded).equal ? 'identical' : formatDiff(tokenizer, original, decoded);
+}
 
 export const command: Command = {
   name: 'demo',
-  summary: 'cram an unseen Moby-Dick passage into one vector of the built-in model and decode it back (offline, < 1 min)',
-  usage: `demo [--model ${DEFAULT_MODEL}] [--tokens auto|N] [--passage 0] [--mem 1] [--seed 0] [--max-steps 3000] [--json]`,
+  summary: 'the built-in model at its best honest size: one vector\'s horizon on an unseen passage, then the fewest vectors that hold a whole short passage (offline, < 1 min)',
+  usage: `demo [--model ${DEFAULT_MODEL}] [--passage 0] [--chars ${DEMO_PASSAGE_BYTES}] [--mem auto|K] [--seed 0] [--max-steps 1000] [--json]`,
   booleans: ['json'],
   async run(args: Args) {
     const t0 = performance.now();
     const modelArg = str(args, 'model', path.join(ROOT, DEFAULT_MODEL));
-    // --tokens auto (default): find the longest opening of the passage one vector holds; --tokens N: cram exactly N.
-    const auto = args.tokens === undefined || args.tokens === 'auto';
-    const N = auto ? DEMO_MAX_TOKENS : num(args, 'tokens');
     const passage = num(args, 'passage', 0);
-    const K = num(args, 'mem', 1);
-    const maxSteps = num(args, 'maxSteps', auto ? 1500 : 3000);
+    const chars = num(args, 'chars', DEMO_PASSAGE_BYTES);
+    const autoK = args.mem === undefined || args.mem === 'auto';
+    const fixedK = autoK ? 0 : num(args, 'mem');
+    const maxSteps = num(args, 'maxSteps', 1000);
     const seed = num(args, 'seed', 0);
-    if (!Number.isInteger(N) || N < 2) throw new UsageError(`--tokens must be 'auto' or an integer ≥ 2, got ${args.tokens}`);
+    if (!Number.isInteger(chars) || chars < 2) throw new UsageError(`--chars must be an integer ≥ 2, got ${args.chars}`);
     if (!Number.isInteger(passage) || passage < 0) throw new UsageError(`--passage must be an integer ≥ 0, got ${passage}`);
+    if (!autoK && !(Number.isInteger(fixedK) && fixedK >= 1)) throw new UsageError(`--mem must be 'auto' or an integer ≥ 1, got ${args.mem}`);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new UsageError(`--max-steps must be a positive integer, got ${args.maxSteps}`);
     const { model, tokenizer, dir } = await loadModel(modelArg);
-    const texts = await loadTexts('unseen', { tokenizer, maxTokens: N, count: passage + 1 });
+    const ctx = model.info.maxPositions;
+    const texts = await loadTexts('unseen', { tokenizer, maxTokens: ctx - 1, count: passage + 1 });
     if (passage >= texts.length) throw new UsageError(`--passage ${passage}: the unseen set has ${texts.length} passages`);
     const { id } = texts[passage];
-    let ids = texts[passage].ids;
+    const full = tokenizer.decode(texts[passage].ids);
     const quiet = Boolean(args.json);
-    let searchSteps = 0;
-    let searchSeconds = 0;
-    let initMem: Float32Array | undefined;
-    if (auto) {
-      if (!quiet) console.log(`searching the longest opening of unseen passage ${id} that ${K} vector(s) of ${path.basename(dir)} hold (up to ${ids.length} tokens)...`);
-      const [found] = await capacitySearch(model, [ids], { K, seed, maxSteps, patience: Math.min(500, maxSteps), quiet: true });
-      if (found.capacity < 2 || !found.mem) throw new Error(`no opening of passage ${id} decodes from ${K} vector(s) of ${path.basename(dir)} (${found.totalSteps} steps tried): try --mem higher or --max-steps higher`);
-      ids = ids.slice(0, found.capacity);
-      searchSteps = found.totalSteps;
-      searchSeconds = found.seconds;
-      initMem = found.mem;
-      if (!quiet) console.log(`  ${found.attempts.map((a) => `N=${a.N}: ${a.decodedPrefix >= a.N ? 'decoded' : `${(100 * a.bestAccuracy).toFixed(0)}%`}`).join(', ')} → ${ids.length} tokens`);
-    } else if (!quiet) console.log(`cramming ${ids.length} tokens of unseen passage ${id} into ${K} vector(s) of ${path.basename(dir)}...`);
-    // With the search's mem as the start, this run only confirms it (it stops at 100% at once).
-    const [r] = await cram(model, [ids], { K, seed, maxSteps, initMem, quiet: true });
-    // Decode from the vectors alone: the model sees [mem; <s>] and continues greedily.
-    const mem = tf.tensor2d(r.bestMem, [K, model.info.memDim]);
-    const out = await greedyGenerate(model, ids.slice(0, 1), { prefix: mem, maxNewTokens: ids.length - 1, eosTokenIds: [] });
-    mem.dispose();
-    const m = await measure(model, ids, r, id);
+    const name = path.basename(dir);
+
+    // 1. One vector: the progressive horizon (the target grows 2 tokens per stage, warm-started).
+    if (!quiet) console.log(`1/2 progressive horizon of unseen passage ${id} with 1 vector of ${name}...`);
+    const hIds = texts[passage].ids.slice(0, Math.min(texts[passage].ids.length, 64));
+    const [p] = await progressiveCram(model, [hIds], { K: 1, stride: 2, stageSteps: 1500, stagePatience: 500, seed, quiet: true });
+    const hHeld = hIds.slice(0, p.horizon);
+    const hce = p.horizon >= 2 ? await ceBits(model, hHeld, p.mem, 1) : { without: 0, with: 0 };
+    const horizon = {
+      K: 1,
+      tokens: p.horizon,
+      original: tokenizer.decode(hHeld),
+      decoded: tokenizer.decode(p.check.ids),
+      identical: p.check.equal,
+      diff: charDiff(tokenizer, hHeld, p.check.ids),
+      stages: p.stages.length,
+      steps: p.totalSteps,
+      seconds: p.seconds,
+      ceWithoutMemBits: hce.without,
+      ceWithMemBits: hce.with,
+      bitsPerVector: hce.without - hce.with,
+    };
+
+    // 2. A whole passage within the budget, with the fewest vectors that decode it.
+    const opening = passageOpening(full, Math.min(chars, ctx - 2));
+    let ids = tokenizer.encode(opening.text);
+    if (ids.length > ctx - 1) ids = ids.slice(0, ctx - 1);
     const original = tokenizer.decode(ids);
-    const decoded = tokenizer.decode([ids[0], ...out]);
-    const identical = out.length === ids.length - 1 && out.every((t, i) => t === ids[i + 1]);
+    // Guess K from one vector's horizon (h tokens = h-1 predicted per vector), rounded up to a power of two.
+    const perVector = Math.max(1, p.horizon - 1);
+    const guess = 2 ** Math.ceil(Math.log2(Math.max(1, (ids.length - 1) / perVector)));
+    if (!quiet) console.log(`2/2 fewest vectors of ${name} that hold the whole ${opening.sentence ? 'opening sentence' : 'opening'} (${Buffer.byteLength(original)} bytes, ${ids.length} tokens; K from ${autoK ? guess : fixedK})...`);
+    const t2 = performance.now();
+    let K: number;
+    let r: CramResult;
+    let attempts: Attempt[];
+    if (autoK) {
+      ({ K, result: r, attempts } = await fewestVectorsFrom(model, ids, guess, p.horizon >= ids.length ? 0 : 1, { maxSteps, patience: Math.max(50, Math.round(maxSteps / 5)), seed }));
+    } else {
+      K = fixedK;
+      if (ids.length + K > ctx) throw new UsageError(`--mem ${K}: ${ids.length} tokens + ${K} vectors exceed the context of ${ctx}`);
+      [r] = await cram(model, [ids], { K, maxSteps, seed, quiet: true });
+      attempts = [{ K, decoded: r.status === 'decoded', bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: r.seconds }];
+    }
+    const wholeSeconds = (performance.now() - t2) / 1000;
+    const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] });
+    const ce = await ceBits(model, ids, r.bestMem, K);
+    const classic = await classicBits(original);
+    const identical = diffIds(ids, back.ids).equal;
+    const whole = {
+      sentence: opening.sentence,
+      chars: [...original].length,
+      bytes: Buffer.byteLength(original, 'utf8'),
+      tokens: ids.length,
+      K,
+      original,
+      decoded: tokenizer.decode(back.ids),
+      identical,
+      diff: charDiff(tokenizer, ids, back.ids),
+      attempts,
+      steps: attempts.reduce((n, a) => n + a.steps, 0),
+      seconds: wholeSeconds,
+      accuracyWithMem: r.bestAccuracy,
+      ceWithoutMemBits: ce.without,
+      ceWithMemBits: ce.with,
+      infoGainBits: ce.without - ce.with,
+      bitsPerVector: (ce.without - ce.with) / K,
+      memFp16Bits: K * model.info.memDim * 16,
+      gzipBits: classic.gzip,
+      brotliBits: classic.brotli,
+      xzBits: classic.xz,
+    };
     const seconds = (performance.now() - t0) / 1000;
     const report = {
-      model: path.basename(dir),
+      model: name,
+      modelType: model.info.modelType,
       backend: currentBackend(),
       params: model.numParams,
-      passage: id,
-      original,
-      decoded,
-      identical,
-      N: ids.length,
-      K,
       memDim: model.info.memDim,
-      steps: r.steps + searchSteps,
-      stepsToBest: r.stepsToBest,
-      cramSeconds: searchSeconds + r.seconds,
+      context: ctx,
+      passage: id,
+      budgetBytes: chars,
+      horizon,
+      whole,
       seconds,
-      accuracyWithMem: m.bestAccuracy,
-      accuracyWithoutMem: m.correctWithoutMem / (ids.length - 1),
-      ceWithoutMemBits: m.ceWithoutMem.totalBits,
-      ceWithMemBits: m.ceWithMem.totalBits,
-      infoGainBits: m.infoGainBits,
     };
     model.dispose();
     if (args.json) console.log(JSON.stringify(report));
     else {
-      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      console.log(`model             ${report.model} (${model.info.modelType}, ${report.params.toLocaleString('en-US')} parameters, d = ${report.memDim}), backend ${report.backend}`);
+      const b = (x: number) => `${x.toFixed(1)} bits`;
+      console.log(`model             ${name} (${report.modelType}, ${report.params.toLocaleString('en-US')} parameters, d = ${report.memDim}, context ${ctx}), backend ${report.backend}`);
       console.log(`passage           ${id} (held-out Moby-Dick chapter: never seen in training)`);
+      console.log('');
+      console.log(`── one vector: progressive horizon`);
+      console.log(`original          ${JSON.stringify(horizon.original)}`);
+      console.log(`decoded from mem  ${JSON.stringify(horizon.decoded)}`);
+      console.log(`diff              ${horizon.diff}`);
+      console.log(`horizon           ${horizon.tokens} tokens (${horizon.tokens - 1} predicted) in 1 vector, ${horizon.stages} stages`);
+      console.log(`steps, seconds    ${horizon.steps} steps, ${horizon.seconds.toFixed(1)} s`);
+      console.log(`bits per vector   ${b(horizon.bitsPerVector)} (CE ${horizon.ceWithoutMemBits.toFixed(1)} → ${horizon.ceWithMemBits.toFixed(1)} bits)`);
+      console.log('');
+      console.log(`── the whole ${opening.sentence ? 'opening sentence' : 'opening, cut at a word'}: fewest vectors`);
+      console.log(`why this long     context ${ctx} positions = text + K vectors, so a ~200-character passage does not fit;`);
+      console.log(`                  ${chars} bytes (--chars) is what the context and under a minute on 2 CPU cores allow`);
       console.log(`original          ${JSON.stringify(original)}`);
-      console.log(`decoded from mem  ${JSON.stringify(decoded)}`);
-      console.log(`identical         ${identical ? 'yes' : 'NO'}`);
-      console.log(`N, K              ${report.N} tokens (${report.N - 1} predicted) in ${K} vector(s) of ${report.memDim} numbers`);
-      console.log(`steps             ${report.steps}${auto ? ' (all lengths searched)' : ` (best at ${r.stepsToBest})`}, status ${r.status}`);
-      console.log(`seconds           ${report.cramSeconds.toFixed(1)} cramming, ${seconds.toFixed(1)} in all`);
-      console.log(`greedy accuracy   ${pct(report.accuracyWithMem)} with mem, ${pct(report.accuracyWithoutMem)} without`);
-      console.log(`information gain  ${report.infoGainBits.toFixed(1)} bits (CE ${report.ceWithoutMemBits.toFixed(1)} → ${report.ceWithMemBits.toFixed(1)} bits)`);
+      console.log(`decoded from mem  ${JSON.stringify(whole.decoded)}`);
+      console.log(`diff              ${whole.diff}`);
+      console.log(`K                 ${K} vectors of ${report.memDim} for ${whole.tokens} tokens (${whole.chars} chars); ${autoK ? `search ${attempts.map((a) => `K=${a.K}:${a.decoded ? 'ok' : `${(100 * a.bestAccuracy).toFixed(0)}%`}`).join(' ')}` : 'given by --mem'}`);
+      console.log(`steps, seconds    ${whole.steps} steps, ${whole.seconds.toFixed(1)} s`);
+      console.log(`bits per vector   ${b(whole.bitsPerVector)} (CE ${whole.ceWithoutMemBits.toFixed(1)} → ${whole.ceWithMemBits.toFixed(1)} bits = ${b(whole.infoGainBits)} over ${K} vectors)`);
+      console.log(`same text as      gzip ${whole.gzipBits}, brotli ${whole.brotliBits}, xz ${whole.xzBits} bits; model CE alone ${b(whole.ceWithoutMemBits)}; the ${K} vectors raw (fp16) ${whole.memFp16Bits} bits`);
+      console.log('');
+      console.log(`seconds in all    ${seconds.toFixed(1)}`);
     }
-    if (!identical) throw new Error(`the decoded text differs from the original (best accuracy ${(100 * r.bestAccuracy).toFixed(1)}% after ${r.steps} steps): try --max-steps higher or --tokens lower`);
+    if (!horizon.identical || !identical) throw new Error(`the decoded text differs from the original (${!identical ? `whole passage, K = ${K}` : 'horizon'}): try --max-steps higher or --chars lower`);
   },
 };

@@ -1,19 +1,21 @@
 import * as fs from 'node:fs';
 import { fewestVectors } from '../../cram/capacity';
 import { cram } from '../../cram/cram';
+import { progressiveCram } from '../../cram/progressive';
 import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
 import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
 import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
+import { PROGRESSIVE_USAGE, progressiveFlags } from './cram';
 import { encodeWithin } from '../../tokenizer';
 
 export const command: Command = {
   name: 'encode',
-  summary: 'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly)',
-  usage: 'encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [--utf8 strict|replace] [--quiet]',
-  booleans: ['quiet'],
+  summary: 'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
+  usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--quiet]`,
+  booleans: ['quiet', 'progressive'],
   async run(args: Args) {
     const input = args._[0];
     if (!input) throw new UsageError('give the text file to encode: encode FILE.txt -o FILE.cram --model M');
@@ -27,6 +29,26 @@ export const command: Command = {
     const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K0, input);
     const opts = { maxSteps: num(args, 'maxSteps', 5000), patience: num(args, 'patience', 2000), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) };
     const t0 = performance.now();
+    if (args.progressive) {
+      // The target grows --stride tokens per stage from K vectors (default 1); the file holds the final mem
+      // and the horizon (the longest prefix it reproduces), so `decode` gives back exactly that prefix.
+      const [p] = await progressiveCram(model, [ids], { K: K0, ...progressiveFlags(args), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) });
+      const seconds = (performance.now() - t0) / 1000;
+      const held = ids.slice(0, p.horizon);
+      const back = await decode(model, { vectors: p.mem, K: K0, tokens: p.horizon, firstId: ids[0] });
+      const diff = diffIds(held, back.ids);
+      saveMem(out, {
+        vectors: p.mem, K: K0, memDim: model.info.memDim, tokens: p.horizon, firstId: ids[0],
+        model: loaded.id, weightsHash: loaded.weightsHash, tokenizerHash: tokenizer.hash,
+        idsSha256: idsSha256(held), textSha256: sha256(text), cramlab: CRAMLAB_VERSION,
+        extra: { progressive: 'true', horizon: String(p.horizon), textTokens: String(ids.length), stages: String(p.stages.length), steps: String(p.totalSteps), seconds: seconds.toFixed(2) },
+      });
+      console.log(`${input}: horizon ${p.horizon} of ${ids.length} tokens${p.censored ? ' (the whole text)' : ''} → ${K0} vector${K0 > 1 ? 's' : ''} of ${model.info.memDim} (${(p.horizon / K0).toFixed(1)} tokens/vector), ${p.stages.length} stages`);
+      console.log(`steps ${p.totalSteps}, ${seconds.toFixed(1)} s, greedy decoding ${diff.equal ? `reproduces the first ${p.horizon} tokens exactly` : `differs from token ${diff.firstMismatch} on`}`);
+      console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
+      if (!diff.equal) process.exitCode = 1;
+      return;
+    }
     let K: number;
     let r;
     let steps: number;
