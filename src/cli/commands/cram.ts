@@ -1,4 +1,5 @@
-import { cram } from '../../cram/cram';
+import { AUTHORS_ADAMW } from '../../cram/adamw';
+import { cram, CRAM_DEFAULTS } from '../../cram/cram';
 import { progressiveCram, type ProgressiveResult } from '../../cram/progressive';
 import { loadModel } from '../../io/checkpoint';
 import { measure } from '../../metrics/text';
@@ -32,7 +33,7 @@ export const command: Command = {
       const [p] = await progressiveCram(model, [ids], {
         K,
         ...progressiveFlags(args),
-        lr: num(args, 'lr', 1e-2),
+        lr: num(args, 'lr', AUTHORS_ADAMW.lr),
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet || args.json),
       });
@@ -41,9 +42,9 @@ export const command: Command = {
     }
     const [r] = await cram(model, [ids], {
       K,
-      maxSteps: num(args, 'maxSteps', 5000),
-      patience: num(args, 'patience', 2000),
-      lr: num(args, 'lr', 1e-2),
+      maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
+      patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet || args.json),
     });

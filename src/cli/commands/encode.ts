@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { fewestVectors } from '../../cram/capacity';
-import { cram } from '../../cram/cram';
+import { cram, CRAM_DEFAULTS } from '../../cram/cram';
 import { progressiveCram } from '../../cram/progressive';
 import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
@@ -27,7 +27,7 @@ export const command: Command = {
     const { model, tokenizer } = loaded;
     const K0 = args.mem === undefined ? 1 : num(args, 'mem');
     const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K0, input);
-    const opts = { maxSteps: num(args, 'maxSteps', 5000), patience: num(args, 'patience', 2000), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) };
+    const opts = { maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps), patience: num(args, 'patience', CRAM_DEFAULTS.patience), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) };
     const t0 = performance.now();
     if (args.progressive) {
       // The target grows --stride tokens per stage from K vectors (default 1); the file holds the final mem
