@@ -48,3 +48,15 @@ export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tens
     predictions,
   };
 }
+
+/** Longest prefix of `ids` (first token included) whose every next token `mem` makes the model predict. */
+export async function heldPrefix(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<number> {
+  const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
+  try {
+    const s = await scoreText(model, ids, prefix);
+    const miss = s.predictions.findIndex((p, i) => p !== ids[i + 1]);
+    return miss < 0 ? ids.length : miss + 1;
+  } finally {
+    prefix.dispose();
+  }
+}

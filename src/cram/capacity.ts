@@ -7,10 +7,9 @@
 //     30 is a good start for 32).
 //   fewestVectors: the smallest K whose vectors decode a whole text (K doubled, then bisected).
 // Both assume success is monotone (in N, in K), as the grid's capacity rule does.
-import * as tf from '@tensorflow/tfjs-core';
 import { decode } from '../decode';
 import type { CausalLM } from '../models/types';
-import { scoreText } from '../score';
+import { heldPrefix } from '../score';
 import { cram, CramError, initialMem, type CramOptions, type CramResult } from './cram';
 
 export interface CapacityAttempt {
@@ -44,17 +43,6 @@ export interface CapacitySearchOptions extends Omit<CramOptions, 'initMem' | 'on
   maxN?: number;
 }
 
-/** Leading run of correct greedy predictions of `mem` on `ids`, as a decodable prefix length. */
-async function decodablePrefix(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<number> {
-  const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
-  try {
-    const s = await scoreText(model, ids, prefix);
-    const miss = s.predictions.findIndex((p, i) => p !== ids[i + 1]);
-    return miss < 0 ? ids.length : miss + 1;
-  } finally {
-    prefix.dispose();
-  }
-}
 
 export async function capacitySearch(model: CausalLM, texts: number[][], opts: CapacitySearchOptions = {}): Promise<TextCapacity[]> {
   const K = opts.K ?? 1;
@@ -95,7 +83,7 @@ export async function capacitySearch(model: CausalLM, texts: number[][], opts: C
     for (const [j, { i, N }] of todo.entries()) {
       const s = st[i];
       const r = results[j];
-      const prefix = await decodablePrefix(model, s.ids, r.bestMem, K);
+      const prefix = await heldPrefix(model, s.ids, r.bestMem, K);
       s.attempts.push({ N, bestAccuracy: r.bestAccuracy, decodedPrefix: prefix, steps: r.steps, status: r.status, warm: s.mem !== null });
       s.steps += r.steps;
       if (prefix > s.lo) {

@@ -8,10 +8,9 @@
 // Texts advance independently but share each round: one batched cram() over every text still
 // growing, each at its own target length (makeBatch pads and weights texts of different lengths).
 // Each stage starts a fresh AdamW state (cram's); only the mem carries over.
-import * as tf from '@tensorflow/tfjs-core';
 import { decode } from '../decode';
 import type { CausalLM } from '../models/types';
-import { scoreText } from '../score';
+import { heldPrefix } from '../score';
 import { cram, CramError, initialMem, type CramOptions, type CramResult } from './cram';
 
 export interface ProgressiveOptions extends Omit<CramOptions, 'initMem' | 'onText' | 'maxSteps' | 'patience'> {
@@ -60,17 +59,6 @@ export interface ProgressiveResult {
   seconds: number;
 }
 
-/** Longest prefix of `ids` (first token included) whose every next token `mem` makes the model predict. */
-export async function heldPrefix(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<number> {
-  const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
-  try {
-    const s = await scoreText(model, ids, prefix);
-    const miss = s.predictions.findIndex((p, i) => p !== ids[i + 1]);
-    return miss < 0 ? ids.length : miss + 1;
-  } finally {
-    prefix.dispose();
-  }
-}
 
 function positiveInt(name: string, v: number | undefined): void {
   if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new CramError(`${name} must be a positive integer, got ${v}`);
