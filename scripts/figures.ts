@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   accuracyVsN,
+  figureColours,
+  layout,
+  shortName,
   capacityVsK,
   ceScatter,
   compareSets,
@@ -18,6 +21,7 @@ import {
   tableMarkdown,
   theoryVsMeasured,
   type Figure,
+  type Trace,
 } from '../src/plots';
 import { accuracyTable, pointRows, setComparison, table1 } from '../src/workbook/experiments';
 import { currentRecords, readRecords, type CramRecord } from '../src/workbook/records';
@@ -142,6 +146,50 @@ function build(): void {
   }
 }
 
+/** Methods of figures/compression.json's summary (scripts/compression-table.ts), in the figure's order. */
+const COMPRESSION_METHODS: { key: (K: number) => string; label: (K: number) => string }[] = [
+  { key: () => 'raw bpc', label: () => 'raw UTF-8' },
+  { key: () => 'gzip bpc', label: () => 'gzip -9' },
+  { key: () => 'brotli bpc', label: () => 'brotli q11' },
+  { key: () => 'xz bpc', label: () => 'xz -9' },
+  { key: () => 'CE bpc', label: () => 'model CE' },
+  { key: () => 'arith bpc', label: () => 'arith. code' },
+  { key: (K) => `${K} mem fp16 bpc`, label: (K) => `${K} mem fp16` },
+  { key: (K) => `${K} mem fp32 bpc`, label: (K) => `${K} mem fp32` },
+];
+
+/**
+ * Bits per character by method per model (and text set), from compression.json: the table
+ * scripts/compression-table.ts writes (in the output folder, else figures/). No runs needed; skipped without it.
+ */
+function compressionFigure(): void {
+  const file = [path.join(OUT, 'compression.json'), path.join(ROOT, 'figures', 'compression.json')].find((f) => fs.existsSync(f));
+  if (!file) return;
+  const { summary, K, count, maxTokens } = JSON.parse(fs.readFileSync(file, 'utf8')) as { summary: Row[]; K: number; count: number; maxTokens: number };
+  if (!Array.isArray(summary) || !summary.length) return;
+  const series = summary.map((r) => `${shortName(String(r.model))} · ${r.set}`);
+  const colours = figureColours(series);
+  const x = COMPRESSION_METHODS.map((m) => m.label(K));
+  const data: Trace[] = summary.map((r, i) => {
+    const y = COMPRESSION_METHODS.map((m) => (typeof r[m.key(K)] === 'number' ? (r[m.key(K)] as number) : null));
+    return {
+      type: 'bar',
+      name: series[i],
+      x,
+      y,
+      marker: { color: colours.get(series[i]) },
+      text: y.map((v, j) => `${series[i]}<br>${x[j]}: ${v === null ? '—' : v.toFixed(2)} bits/char<br>${r.passages} passages, ${Number(r.tokens).toFixed(0)} tokens, ${Number(r.chars).toFixed(0)} chars (means)`),
+      textposition: 'none',
+      hovertemplate: '%{text}<extra></extra>',
+    };
+  });
+  figures.push({
+    name: 'compression',
+    fig: { data, layout: layout('Bits per character by method: classic compressors, the model, [mem] vectors', 'method', 'bits per character (mean over passages)', { barmode: 'group', width: 900, xaxis: { tickangle: 0 } }) },
+    caption: `Means over ${count} passages of at most ${maxTokens} tokens per model and set (figures/compression.md, scripts/compression-table.ts). gzip/brotli/xz on the UTF-8 text, headers included; model CE = the cross-entropy without mem, which the arithmetic code under the model (decoded back) attains; the ${K} mem fp16/fp32 bars are the raw size of ${K} vector${K > 1 ? 's' : ''} of width d, not a claim that ${K > 1 ? 'they hold' : 'it holds'} the passage (one vector holds about 5 tokens of cram-llama-d64 and 14–16 of stories260K, see the demo and progressive.md).`,
+  });
+}
+
 function paperTable(): Row[] {
   return REGISTRY.filter((e) => e.paper && (e.paper.capacityTokens !== null || e.paper.informationGainBits !== null)).map((e) => ({
     model: e.id,
@@ -201,6 +249,7 @@ ${figures.map((f) => `### ${f.name}\n\n![${f.name}](${f.name}.png)\n\n${f.captio
 
 async function main(): Promise<void> {
   build();
+  compressionFigure();
   fs.mkdirSync(OUT, { recursive: true });
   // The pages load plotly.js from this checkout's node_modules, else from the CDN: no 5 MB copy per figure.
   const plotlySrc = path.relative(OUT, path.join(ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js')).split(path.sep).join('/');

@@ -6,17 +6,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { mobyDickSplit } from '../src/datasets/corpus';
+import { classicBits } from '../src/metrics/compression';
+import { nativeAddon } from '../src/native/index';
 import { DEFAULT_MODEL } from '../src/train/suite';
 
 const ROOT = path.join(__dirname, '..');
 const present = fs.existsSync(path.join(ROOT, DEFAULT_MODEL, 'model.safetensors'));
 
-test('cramlab demo: one vector\'s horizon, then the fewest vectors that hold a whole passage, decoded back unchanged', { skip: !present && `${DEFAULT_MODEL} is not trained yet` }, () => {
+test('cramlab demo: one vector\'s horizon, then the fewest vectors that hold a whole passage, decoded back unchanged', { skip: !present && `${DEFAULT_MODEL} is not trained yet` }, async () => {
   // From another working directory: the demo finds the model next to the package.
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), 'demo', '--json'], { cwd: '/', encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(out.model, path.basename(DEFAULT_MODEL));
+  // The default is a Llama, so it crams on the native engine whenever the addon is built.
+  assert.equal(out.modelType, 'llama');
+  assert.equal(out.engine, nativeAddon() ? 'native' : 'tfjs');
   // 1. One vector: the progressive horizon decodes back, and holds more than the first token.
   const h = out.horizon;
   assert.equal(h.K, 1);
@@ -44,6 +49,11 @@ test('cramlab demo: one vector\'s horizon, then the fewest vectors that hold a w
   assert.ok(Math.abs(w.bitsPerVector - w.infoGainBits / w.K) < 1e-6 && w.bitsPerVector > 0);
   assert.equal(w.memFp16Bits, w.K * out.memDim * 16);
   for (const c of ['gzipBits', 'brotliBits', 'xzBits']) assert.ok(Number.isInteger(w[c]) && w[c] > 0 && w[c] % 8 === 0, `${c} = ${w[c]}`);
+  // ... and they are the compressors' sizes of exactly the passage shown.
+  const classic = await classicBits(w.original);
+  assert.deepEqual([w.gzipBits, w.brotliBits, w.xzBits], [classic.gzip, classic.brotli, classic.xz]);
+  assert.equal(w.chars, [...w.original].length);
+  assert.equal(w.bytes, Buffer.byteLength(w.original, 'utf8'));
   assert.ok(out.seconds >= w.seconds + h.seconds - 1e-6);
   // The passage is held-out Moby-Dick text, which the model never trained on.
   const held = mobyDickSplit().heldOut.map((c) => c.text).join('\n');
