@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { loadModel, weightsHashOf } from '../src/io/checkpoint';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
+import { Weights } from '../src/models/weights';
 import { greedyGenerate } from '../src/generate';
 import { nativeAddon } from '../src/native/index';
 import { NativeModel } from '../src/native/model';
@@ -124,11 +127,43 @@ test('a > 2 GiB safetensors file loads by byte range and generates natively', { 
       const out = await greedyGenerate(model, [1, 100, 37], { maxNewTokens: 3, eosTokenIds: [] });
       assert.deepEqual(out, [37, 37, 37]);
       assert.equal(weightsHashOf(dir), weightsHash, 'weightsHashOf (chunked) agrees with loadModel');
-      console.log(`# ${(size / 1e9).toFixed(2)} GB file: loadModel ${(tLoad / 1000).toFixed(1)} s, total ${((performance.now() - t0) / 1000).toFixed(1)} s, maxRSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+      console.log(`${(size / 1e9).toFixed(2)} GB file: loadModel ${(tLoad / 1000).toFixed(1)} s, total ${((performance.now() - t0) / 1000).toFixed(1)} s, maxRSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
     } finally {
       model.dispose();
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a file tensor is read by its byte range on use, afresh each time, and refused once the file changed', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-lazy-'));
+  try {
+    const file = path.join(dir, 'm.safetensors');
+    const a = Float32Array.from([1, -2, 3.5, 0.25]);
+    writeSafetensors(file, { a: { shape: [2, 2], data: a }, b: { shape: [3], data: Float32Array.from([7, 8, 9]) } });
+    const { tensors } = readSafetensors(file);
+    const t = tensors.get('a')!;
+    const [r1, r2] = [t.read!(), t.read!()];
+    assert.notEqual(r1, r2, 'read() hands out a fresh array (kept by no one)');
+    assert.deepEqual(Array.from(r1), Array.from(a));
+    assert.deepEqual(Array.from(tensors.get('b')!.data), [7, 8, 9]);
+    // Weights.lazyArrays: one getter per tensor, each access reads and checks again; given arrays as they are.
+    const w = new Weights(tensors, 'm');
+    const lazy = w.lazyArrays({ a: [2, 2], b: [3] }, { b: Float32Array.from([1, 1, 1]) });
+    assert.deepEqual(Object.keys(lazy), ['a', 'b']);
+    assert.notEqual(lazy.a, lazy.a);
+    assert.deepEqual(Array.from(lazy.b), [1, 1, 1]);
+    assert.throws(() => new Weights(tensors, 'm').lazyArrays({ a: [4] }).a, /tensor 'a' has shape \[2,2\] but the config implies \[4\]/);
+    fs.appendFileSync(file, Buffer.alloc(4));
+    assert.throws(() => t.read!(), /changed since/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('weightsHashOf is still sha256 over config.json and the whole weight file (streamed in chunks)', { skip: stories.skip }, () => {
+  const dir = stories.dir!;
+  const old = createHash('sha256').update(fs.readFileSync(path.join(dir, 'config.json'))).update(fs.readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
+  assert.equal(weightsHashOf(dir), old);
 });

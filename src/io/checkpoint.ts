@@ -6,7 +6,7 @@ import { initBackend } from '../backend';
 import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
-import { Weights } from '../models/weights';
+import { collectGarbage, Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
 import { validateConfig } from './config';
 import { checkedFile, readJson } from './files';
@@ -133,5 +133,6 @@ export function modelFromTensors(config: Record<string, any>, tensors: Map<strin
   const weights = new Weights(tensors, 'tensors');
   const model = nativeWanted(config) ? new NativeModel(config, weights, () => tensors) : buildModel(config, weights);
   rememberWeights(model, () => tensors); // native engine
+  collectGarbage(); // what reading a file's tensors (readSafetensors is lazy) left behind
   return model;
 }
