@@ -106,6 +106,8 @@ static Napi::Value Create(Napi::Env env, const std::string &type, Napi::Object c
   }
   try {
     for (int i = 0; i < h->m->n_slots; i++) {
+      // One scope per tensor: a lazy getter's fresh array is garbage once copied (one tensor in flight).
+      Napi::HandleScope scope(env);
       const WeightSlot &s = h->m->slots[i];
       const std::string name = s.name;
       Napi::Value v = name == extraName ? extra : t.Has(name) ? t.Get(name) : env.Undefined();

@@ -52,11 +52,22 @@ const stdCache = new WeakMap<CausalLM, number>();
 export function embeddingStd(model: CausalLM): number {
   let s = stdCache.get(model);
   if (s === undefined) {
+    // By row blocks of ~1 MB (float32 sums stay short), added in float64: tf.moments on the whole matrix made E-sized
+    // temporaries (W3: +318 MiB peak RSS on wasm, whose heap never shrinks).
     const E = model.embedMatrix;
-    s = tf.tidy(() => {
-      const { variance } = tf.moments(E);
-      return tf.sqrt(tf.mul(variance, E.size / (E.size - 1)));
-    }).dataSync()[0] as number;
+    const [rows, cols] = E.shape;
+    const step = Math.max(1, Math.floor(2 ** 18 / cols));
+    const blocks = (f: (x: tf.Tensor2D) => tf.Tensor): number => {
+      let total = 0;
+      for (let r = 0; r < rows; r += step) {
+        const t = tf.tidy(() => f(tf.slice(E, [r, 0], [Math.min(step, rows - r), cols])));
+        total += t.dataSync()[0];
+        t.dispose();
+      }
+      return total;
+    };
+    const mean = blocks((x) => tf.sum(x)) / E.size;
+    s = Math.sqrt(blocks((x) => tf.sum(tf.square(tf.sub(x, mean)))) / (E.size - 1));
     stdCache.set(model, s);
   }
   return s;

@@ -6,12 +6,12 @@ import { initBackend } from '../backend';
 import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
-import { Weights } from '../models/weights';
+import { collectGarbage, Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
 import { validateConfig } from './config';
 import { checkedFile, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
-import { readSafetensors, type RawTensor } from './safetensors';
+import { readSafetensors, streamFile, type RawTensor } from './safetensors';
 import { rememberWeights } from '../native/weights';
 import { nativeWanted } from '../native/index';
 import { NativeModel } from '../native/model';
@@ -32,7 +32,8 @@ export interface LoadedModel {
 /** The weightsHash loadModel gives a local folder, without building the model (figures, record checks). */
 export function weightsHashOf(dir: string): string {
   const hash = createHash('sha256').update(fs.readFileSync(path.join(dir, 'config.json')));
-  for (const file of weightFiles(dir)) hash.update(fs.readFileSync(file));
+  // In chunks (readSafetensors' onBytes): a weight file may be past 2 GiB; same bytes, same hash.
+  for (const file of weightFiles(dir)) streamFile(file, (bytes) => hash.update(bytes));
   return hash.digest('hex');
 }
 
@@ -132,5 +133,6 @@ export function modelFromTensors(config: Record<string, any>, tensors: Map<strin
   const weights = new Weights(tensors, 'tensors');
   const model = nativeWanted(config) ? new NativeModel(config, weights, () => tensors) : buildModel(config, weights);
   rememberWeights(model, () => tensors); // native engine
+  collectGarbage(); // what reading a file's tensors (readSafetensors is lazy) left behind
   return model;
 }

@@ -7,7 +7,10 @@ import * as fs from 'node:fs';
 export interface RawTensor {
   dtype: string;
   shape: number[];
+  /** The values (a file's tensor reads them on first access and keeps them). */
   data: Float32Array | Int32Array;
+  /** A file's tensor: read the values afresh, kept by no one (one tensor in memory at a time). */
+  read?(): Float32Array | Int32Array;
 }
 
 const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit
@@ -34,13 +37,17 @@ function decode(file: string, name: string, dtype: string, bytes: Buffer): Float
   // F32 already 4-aligned in the file: a view, no second copy of the weights (matters at 100M+ params).
   if (dtype === 'F32' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   // Otherwise copy into an aligned buffer: the data region need not start at a multiple of 4.
-  const buf = new Uint8Array(bytes.length);
-  buf.set(bytes);
-  const dv = new DataView(buf.buffer);
+  // (A fresh read's buffer is aligned already: a view, no copy.)
+  let buf: Uint8Array = bytes;
+  if (bytes.byteOffset % 8 !== 0) {
+    buf = new Uint8Array(bytes.length);
+    buf.set(bytes);
+  }
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
   const n = bytes.length / DTYPE_BYTES[dtype];
   switch (dtype) {
     case 'F32':
-      return new Float32Array(buf.buffer, 0, n);
+      return new Float32Array(buf.buffer, buf.byteOffset, n);
     case 'F16': {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
@@ -63,14 +70,14 @@ function decode(file: string, name: string, dtype: string, bytes: Buffer): Float
       return out;
     }
     case 'I32':
-      return new Int32Array(buf.buffer, 0, n);
+      return new Int32Array(buf.buffer, buf.byteOffset, n);
     case 'I16': {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true);
       return out;
     }
     case 'I8':
-      return Int32Array.from(new Int8Array(buf.buffer, 0, n));
+      return Int32Array.from(new Int8Array(buf.buffer, buf.byteOffset, n));
     case 'U8':
     case 'BOOL':
       return Int32Array.from(buf);
@@ -110,12 +117,16 @@ function topLevelKeys(text: string): string[] {
   return keys;
 }
 
-/** Parse and validate the header against the file size; no tensor data is read. */
-export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
-  if (bytes.length < 8) throw new SafetensorsError(file, `file is ${bytes.length} bytes, too short to be safetensors (truncated?)`);
+/**
+ * Parse and validate the header against the file size; no tensor data is read. `bytes` is the file's
+ * start (at least the length and the header); `size` the whole file's length (default: bytes.length).
+ */
+export function readHeader(file: string, bytes: Buffer, size = bytes.length): SafetensorsHeader {
+  if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short to be safetensors (truncated?)`);
   const n = Number(bytes.readBigUInt64LE(0));
   if (n < 2 || n > MAX_HEADER) throw new SafetensorsError(file, `header length ${n} is out of bounds (not a safetensors file?)`);
-  if (8 + n > bytes.length) throw new SafetensorsError(file, `header says ${n} bytes but the file has only ${bytes.length - 8} after the length (truncated?)`);
+  if (8 + n > size) throw new SafetensorsError(file, `header says ${n} bytes but the file has only ${size - 8} after the length (truncated?)`);
+  if (8 + n > bytes.length) throw new SafetensorsError(file, `readHeader: given ${bytes.length} bytes, the header needs ${8 + n}`);
   let json: Record<string, any>;
   try {
     json = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
@@ -127,7 +138,7 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup !== undefined) throw new SafetensorsError(file, `header names '${dup}' twice`);
   const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = size - dataStart;
   const tensors: SafetensorsHeader['tensors'] = {};
   let metadata: Record<string, string> = {};
   for (const [name, info] of Object.entries(json)) {
@@ -164,23 +175,129 @@ export function readHeader(file: string, bytes: Buffer): SafetensorsHeader {
   return { tensors, metadata, dataStart };
 }
 
+const CHUNK = 64 * 1024 * 1024; // one read: readSync refuses lengths past 2 GiB, and a chunk bounds the hash's buffer
+
+/** Fill `into` from `fd` at `pos`, in chunks (a short read means the file shrank under us). */
+function readFully(file: string, fd: number, into: Uint8Array, pos: number): void {
+  for (let done = 0; done < into.length; ) {
+    const n = fs.readSync(fd, into, done, Math.min(CHUNK, into.length - done), pos + done);
+    if (n <= 0) throw new SafetensorsError(file, `file ended at byte ${pos + done} while reading (changed since its header was read?)`);
+    done += n;
+  }
+}
+
 /**
- * Read every tensor of a file (or only those `want` accepts). `onBytes` sees the whole file once
- * (loadModel hashes it, so a retrained model never passes for the one it replaced).
+ * One tensor of a file, read on demand: `read()` reads its byte range (F16/BF16 stay 2-byte until
+ * widened) and returns fresh float32/int32 values, held by no one; `data` does the same once and keeps
+ * the result (for callers that look at it again). Nothing of the file is held between reads.
+ */
+class LazyTensor implements RawTensor {
+  private cached?: Float32Array | Int32Array;
+  constructor(
+    private file: string,
+    readonly dtype: string,
+    readonly shape: number[],
+    private name: string,
+    private start: number,
+    private end: number,
+    private size: number,
+  ) {}
+
+  get data(): Float32Array | Int32Array {
+    return (this.cached ??= this.read());
+  }
+
+  set data(v: Float32Array | Int32Array) {
+    this.cached = v;
+  }
+
+  read(): Float32Array | Int32Array {
+    if (this.cached) return this.cached;
+    const fd = openRegular(this.file);
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.size !== this.size) throw new SafetensorsError(this.file, `file is ${st.size} bytes, ${this.size} when its header was read (changed since?)`);
+      const nbytes = this.end - this.start;
+      if (this.dtype === 'F32') {
+        // Straight into the float32 array: no second copy of the bytes.
+        const out = new Float32Array(nbytes / 4);
+        readFully(this.file, fd, new Uint8Array(out.buffer), this.start);
+        return out;
+      }
+      const bytes = Buffer.allocUnsafeSlow(nbytes);
+      readFully(this.file, fd, bytes, this.start);
+      return decode(this.file, this.name, this.dtype, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+function streamFd(file: string, fd: number, size: number, onBytes: (bytes: Uint8Array) => void): void {
+  const chunk = Buffer.allocUnsafeSlow(Math.min(CHUNK, Math.max(1, size)));
+  for (let pos = 0; pos < size; ) {
+    const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - pos), pos);
+    if (n <= 0) throw new SafetensorsError(file, `file ended at byte ${pos} while reading (changed since its header was read?)`);
+    onBytes(chunk.subarray(0, n));
+    pos += n;
+  }
+}
+
+/** A regular file's bytes, in order, in chunks of at most 64 MiB (hash a file of any size). */
+export function streamFile(file: string, onBytes: (bytes: Uint8Array) => void): void {
+  const fd = openRegular(file);
+  try {
+    streamFd(file, fd, fs.fstatSync(fd).size, onBytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Open a file for reading, refusing anything but a regular file (stat first: opening a FIFO blocks forever). */
+function openRegular(file: string): number {
+  if (!fs.existsSync(file)) throw new SafetensorsError(file, 'file not found');
+  if (!fs.statSync(file).isFile()) throw new SafetensorsError(file, 'not a regular file (a folder, FIFO or device)');
+  const fd = fs.openSync(file, 'r');
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new SafetensorsError(file, 'not a regular file (a folder, FIFO or device)');
+  }
+  return fd;
+}
+
+/**
+ * Every tensor of a file (or only those `want` accepts), each read on first use, one at a time, by
+ * its byte range (files past 2 GiB work; the file is never in memory whole). The header is read and
+ * checked now. `onBytes` sees the whole file once, in order, in chunks (loadModel hashes it, so a
+ * retrained model never passes for the one it replaced).
  */
 export function readSafetensors(file: string, want?: (name: string) => boolean, onBytes?: (bytes: Uint8Array) => void): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
-  if (!fs.existsSync(file)) throw new SafetensorsError(file, 'file not found');
-  // stat before open: opening a FIFO would block forever.
-  if (!fs.statSync(file).isFile()) throw new SafetensorsError(file, 'not a regular file (a folder, FIFO or device)');
-  const bytes = fs.readFileSync(file);
-  onBytes?.(bytes);
-  const header = readHeader(file, bytes);
+  const fd = openRegular(file);
+  let header: SafetensorsHeader;
+  let size: number;
+  try {
+    size = fs.fstatSync(fd).size;
+    const len = Buffer.alloc(Math.min(8, size));
+    readFully(file, fd, len, 0);
+    let head = len;
+    if (size >= 8) {
+      const n = Number(len.readBigUInt64LE(0));
+      // Read the header only when its length is plausible; readHeader names what is wrong otherwise.
+      if (n >= 2 && n <= MAX_HEADER && 8 + n <= size) {
+        head = Buffer.alloc(8 + n);
+        readFully(file, fd, head, 0);
+      }
+    }
+    header = readHeader(file, head, size);
+    if (onBytes) streamFd(file, fd, size, onBytes);
+  } finally {
+    fs.closeSync(fd);
+  }
   const tensors = new Map<string, RawTensor>();
   for (const [name, info] of Object.entries(header.tensors)) {
     if (want && !want(name)) continue;
     const [b, e] = info.data_offsets;
-    const data = decode(file, name, info.dtype, bytes.subarray(header.dataStart + b, header.dataStart + e));
-    tensors.set(name, { dtype: info.dtype, shape: info.shape, data });
+    tensors.set(name, new LazyTensor(file, info.dtype, info.shape, name, header.dataStart + b, header.dataStart + e, size));
   }
   return { tensors, metadata: header.metadata, header };
 }

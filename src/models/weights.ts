@@ -1,7 +1,46 @@
 // A checkpoint's tensors by HF name, with shape checks that name the culprit.
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RawTensor } from '../io/safetensors';
 import { ModelError } from './types';
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/** Index of the first NaN/±Inf, or -1 (a plain loop: findIndex's callback is ~10x slower on 100M values). */
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection now, where V8 allows one (the way jest's leak detector gets it). Reading a
+ * checkpoint leaves its per-tensor arrays as garbage (hundreds of MB); V8 frees array buffers only
+ * when it collects, and a native cram() call that holds the main thread can start before that
+ * happens, so the garbage could sit beside the activations at the peak (W3 through bench/rss.ts, without this:
+ * 1064 MiB in one run, 1175 in another; with it 1071).
+ */
+export function collectGarbage(): void {
+  if (gcFn === undefined) {
+    gcFn = typeof (globalThis as any).gc === 'function' ? (globalThis as any).gc : null;
+    if (!gcFn) {
+      try {
+        v8.setFlagsFromString('--expose-gc');
+        gcFn = vm.runInNewContext('gc') as () => void;
+      } catch {
+        gcFn = null;
+      } finally {
+        v8.setFlagsFromString('--no-expose-gc');
+      }
+    }
+  }
+  gcFn?.();
+}
 
 export class Weights {
   private used = new Set<string>();
@@ -39,11 +78,30 @@ export class Weights {
       throw new ModelError(`${this.source}: tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`);
     }
     // Every weight is a float: an integer or boolean tensor here is a mislabelled checkpoint.
-    if (!(t.data instanceof Float32Array)) throw new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
-    const bad = t.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new ModelError(`${this.source}: tensor '${name}' holds ${t.data[bad]} at flat index ${bad} (weights must be finite)`);
+    const notFloat = () => new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
+    if (t.read && !FLOAT_DTYPES.has(t.dtype)) throw notFloat();
+    // A file's tensor is read afresh (not kept by the map): the caller copies it and drops it.
+    const data = t.read ? t.read() : t.data;
+    if (!(data instanceof Float32Array)) throw notFloat();
+    const bad = firstNonFinite(data);
+    if (bad >= 0) throw new ModelError(`${this.source}: tensor '${name}' holds ${data[bad]} at flat index ${bad} (weights must be finite)`);
     this.used.add(name);
-    return t.data;
+    return data;
+  }
+
+  /**
+   * An object with one enumerable getter per name of `shapes`: each access runs array() (reads,
+   * widens and checks that tensor) and returns a fresh Float32Array, so a consumer that copies the
+   * tensors one at a time (the native engine) keeps one of them alive in JS, not the checkpoint.
+   * `read` holds arrays the caller has already read with array() (handed out as they are, not read again).
+   */
+  lazyArrays(shapes: Record<string, number[]>, read: Record<string, Float32Array> = {}): Record<string, Float32Array> {
+    const out: Record<string, Float32Array> = {};
+    for (const [name, shape] of Object.entries(shapes)) {
+      if (name in read) Object.defineProperty(out, name, { enumerable: true, configurable: true, value: read[name] });
+      else Object.defineProperty(out, name, { enumerable: true, configurable: true, get: () => this.array(name, shape) });
+    }
+    return out;
   }
 
   /** Like get, or undefined when absent (biases, optional projections). */
@@ -56,9 +114,10 @@ export class Weights {
     return this.names().filter((n) => !this.used.has(n));
   }
 
-  /** Drop the raw buffers once every tensor is on the backend. */
+  /** Drop the raw buffers once every tensor is on the backend, and free what reading them left. */
   release(): void {
     this.raw.clear();
+    collectGarbage();
   }
 
   /** Every tensor handed out so far (the trainable variables, when trainable). */

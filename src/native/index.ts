@@ -112,9 +112,12 @@ export function createNative(cfg: Record<string, any>, maxPositions: number, ten
   const spec = nativeSpec(cfg.model_type);
   if (!spec) throw new ModelError(`native engine: model_type '${cfg.model_type}' has no native engine (native: ${nativeTypes().join(', ')})`);
   const has = (name: string) => name in tensors;
+  // Property descriptors, not values: `tensors` may hold lazy getters (Weights.lazyArrays), each read
+  // only when the addon copies that tensor, so one tensor at a time is alive in JS.
   const named: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(tensors)) named[spec.slot ? spec.slot(k) : k] = v;
-  return addon.createModel(cfg.model_type, spec.config(cfg, maxPositions, has), { ...named, ...spec.derived(cfg) });
+  for (const k of Object.keys(tensors)) Object.defineProperty(named, spec.slot ? spec.slot(k) : k, { ...Object.getOwnPropertyDescriptor(tensors, k)!, configurable: true });
+  for (const [k, v] of Object.entries(spec.derived(cfg))) Object.defineProperty(named, k, { value: v, enumerable: true, configurable: true });
+  return addon.createModel(cfg.model_type, spec.config(cfg, maxPositions, has), named);
 }
 
 /** Tie a handle to the model it runs (a NativeModel registers its own). */

@@ -27,11 +27,13 @@ export class NativeModel implements CausalLM {
     if (!spec) throw new ModelError(`native engine: model_type '${cfg.model_type}' has no native engine`);
     this.info = spec.info(cfg);
     const shapes = spec.tensors(cfg, (name) => w.has(name));
-    const flat: Record<string, Float32Array> = {};
-    for (const [name, shape] of Object.entries(shapes)) flat[name] = w.array(name, shape);
-    this.numParams = Object.values(flat).reduce((n, a) => n + a.length, 0);
-    this.embedMatrix = tf.tensor2d(flat[spec.embedName((name) => w.has(name))], [this.info.vocabSize, this.info.memDim]);
-    this.handle = createNative(cfg, this.info.maxPositions, flat);
+    // Lazy: each tensor is read, widened and checked when the addon copies it, then dropped; the
+    // embedding is read once, for the tfjs copy and the native one.
+    const embedName = spec.embedName((name) => w.has(name));
+    const E = w.array(embedName, shapes[embedName]);
+    this.numParams = Object.values(shapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+    this.embedMatrix = tf.tensor2d(E, [this.info.vocabSize, this.info.memDim]);
+    this.handle = createNative(cfg, this.info.maxPositions, w.lazyArrays(shapes, { [embedName]: E }));
     registerNative(this, this.handle);
   }
 
