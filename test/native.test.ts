@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { loadModel, modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
+import { buildModel } from '../src/models/index';
+import { Weights } from '../src/models/weights';
 import { cram } from '../src/cram/cram';
 import { greedyGenerate } from '../src/generate';
 import type { CausalLM } from '../src/models/types';
@@ -258,10 +260,39 @@ test('native engine: bad input to the addon throws an Error with a message (no c
 
 test('CRAMLAB_ENGINE=native for a model the native engine cannot run is a one-line ModelError', { skip }, async () => {
   await initBackend();
+  // every architecture runs natively now: a model_type without a native spec, and a tfjs model built
+  // without loadModel/modelFromTensors (no checkpoint tensors to copy)
+  const gpt2 = { info: { modelType: 'gpt2' } } as unknown as CausalLM;
+  assert.equal(engineFor(gpt2), 'tfjs');
+  assert.throws(() => engineFor(gpt2, 'native'), { name: 'ModelError', message: /native engine was requested \(CRAMLAB_ENGINE=native\) but model_type 'gpt2' has no native engine \(native: .*mamba/ });
   const config = JSON.parse(fs.readFileSync(path.join(REF, 'mamba', 'config.json'), 'utf8'));
-  const model = modelFromTensors(config, readSafetensors(path.join(REF, 'mamba', 'model.safetensors')).tensors);
-  assert.equal(engineFor(model), 'tfjs');
-  assert.throws(() => engineFor(model, 'native'), { name: 'ModelError', message: /native engine was requested \(CRAMLAB_ENGINE=native\) but model_type 'mamba' has no native engine/ });
+  const w = new Weights(readSafetensors(path.join(REF, 'mamba', 'model.safetensors')).tensors, 'checkpoint');
+  const bare = buildModel(config, w);
+  assert.equal(engineFor(bare), 'tfjs');
+  assert.throws(() => engineFor(bare, 'native'), (e: Error) => e.name === 'ModelError' && /but the model was not built by loadModel\/modelFromTensors/.test(e.message) && !e.message.includes('\n'));
+  bare.dispose();
+});
+
+const MAMBA32 = path.join(__dirname, '..', 'models', 'cram-mamba-d32');
+
+test('cram-mamba-d32, 4 texts: native and tfjs cram() give the same statuses and best accuracies', { skip }, async (t) => {
+  await initBackend();
+  const { model, tokenizer } = await loadModel(MAMBA32);
+  assert.ok(model instanceof NativeLlama, 'a Mamba checkpoint loads as a NativeModel');
+  const texts = [
+    'Once upon a time there was a little girl named Lily.',
+    'The cat sat on the mat and looked at the bird in the tree.',
+    'Tom liked to play with his red ball in the park every day after school.',
+    'She said hello.',
+  ].map((s) => tokenizer.encode(s));
+  const opts = { maxSteps: 150, patience: 60, quiet: true };
+  const nat = await cram(model, texts, { ...opts, engine: 'native' });
+  const tfr = await cram(model, texts, { ...opts, engine: 'tfjs' });
+  t.diagnostic(`native: ${nat.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+  t.diagnostic(`tfjs:   ${tfr.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+  assert.deepEqual(nat.map((r) => r.status), tfr.map((r) => r.status));
+  assert.deepEqual(nat.map((r) => r.bestCorrect), tfr.map((r) => r.bestCorrect));
+  for (const [i, r] of nat.entries()) assert.ok(Math.abs(r.curve.loss[0] - tfr[i].curve.loss[0]) <= 1e-4, `text ${i}: first loss ${r.curve.loss[0]} vs ${tfr[i].curve.loss[0]}`);
   model.dispose();
 });
 
