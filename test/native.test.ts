@@ -12,6 +12,7 @@ import { buildModel } from '../src/models/index';
 import { Weights } from '../src/models/weights';
 import { cram } from '../src/cram/cram';
 import { greedyGenerate } from '../src/generate';
+import { selectiveScanSequential } from '../src/models/mamba_scan';
 import type { CausalLM } from '../src/models/types';
 import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
 import { NativeLlama, tfjsModel } from '../src/native/model';
@@ -183,6 +184,29 @@ for (const dir of NATIVE_REFS.filter((d) => !d.startsWith('llama'))) {
     model.dispose();
   });
 }
+
+test('native Mamba selective scan kernel: y and dL/d(Δ, x, B, C) equal tfjs autodiff through the sequential scan', { skip }, async (t) => {
+  await initBackend();
+  const [B, T, I, N] = [2, 9, 5, 4];
+  const r = (shape: number[], seed: number, lo: number, hi: number) => tf.randomUniform(shape, lo, hi, 'float32', seed);
+  const delta = r([B, T, I], 1, 0.01, 0.5), x = r([B, T, I], 2, -1, 1), Bm = r([B, T, N], 3, -1, 1), Cm = r([B, T, N], 4, -1, 1);
+  const A = tf.neg(tf.exp(r([I, N], 5, -1, 1))), D = r([I], 6, 0.5, 1.5), dy = r([B, T, I], 7, -1, 1);
+  const scan = (dl: tf.Tensor, xx: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) => {
+    const d4 = tf.reshape(dl, [B, T, I, 1]);
+    const dA = tf.exp(tf.mul(d4, A)) as tf.Tensor4D;
+    const dBu = tf.mul(tf.mul(d4, tf.reshape(bb, [B, T, 1, N])), tf.reshape(xx, [B, T, I, 1])) as tf.Tensor4D;
+    return tf.add(selectiveScanSequential(dA, dBu, cc as tf.Tensor3D), tf.mul(xx, D));
+  };
+  const yRef = tf.tidy(() => scan(delta, x, Bm, Cm));
+  const gRef = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(scan(a, b, c, d), dy)))([delta, x, Bm, Cm]);
+  const f = (v: tf.Tensor) => v.dataSync() as Float32Array;
+  const got = addon!.selectiveScan(B, T, I, N, f(delta), f(A), f(Bm), f(Cm), f(x), f(D), f(dy));
+  const rel = (a: ArrayLike<number>, b: tf.Tensor) => maxAbsDiff(a, f(b)) / Math.max(...Array.from(f(b), Math.abs));
+  const diffs = { y: rel(got.y, yRef), ddelta: rel(got.ddelta!, gRef[0]), dx: rel(got.dx!, gRef[1]), dB: rel(got.dB!, gRef[2]), dC: rel(got.dC!, gRef[3]) };
+  t.diagnostic(`max rel diff ${Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+  for (const [k, v] of Object.entries(diffs)) assert.ok(v <= 1e-5, `${k}: ${v}`);
+  tf.dispose([delta, x, Bm, Cm, A, D, dy, yRef, ...gRef]);
+});
 
 test('native opt: a Hub file naming tensors decoder.* (no model. prefix) gives the same logits', { skip }, async () => {
   await initBackend();
