@@ -187,7 +187,7 @@ for (const dir of NATIVE_REFS.filter((d) => !d.startsWith('llama'))) {
 
 test('native Mamba selective scan kernel: y and dL/d(Δ, x, B, C) equal tfjs autodiff through the sequential scan', { skip }, async (t) => {
   await initBackend();
-  const [B, T, I, N] = [2, 9, 5, 4];
+  const [B, T, I, N] = [2, 37, 5, 4]; // T over 2 chunks of SCAN_CHUNK = 16 (the backward recomputes inside each)
   const r = (shape: number[], seed: number, lo: number, hi: number) => tf.randomUniform(shape, lo, hi, 'float32', seed);
   const delta = r([B, T, I], 1, 0.01, 0.5), x = r([B, T, I], 2, -1, 1), Bm = r([B, T, N], 3, -1, 1), Cm = r([B, T, N], 4, -1, 1);
   const A = tf.neg(tf.exp(r([I, N], 5, -1, 1))), D = r([I], 6, 0.5, 1.5), dy = r([B, T, I], 7, -1, 1);

@@ -322,7 +322,7 @@ static Napi::Value SelectiveScan(const Napi::CallbackInfo &info) {
   const float *delta = F32(env, info[4], "delta", MI), *A = F32(env, info[5], "A", (size_t)nI * N);
   const float *Bm = F32(env, info[6], "Bm", M * N), *Cm = F32(env, info[7], "Cm", M * N);
   const float *x = F32(env, info[8], "x", MI), *D = F32(env, info[9], "D", nI);
-  std::vector<float> hs(MI * N);
+  std::vector<float> hs(selective_scan_states(B, T, nI, N));
   auto y = Napi::Float32Array::New(env, MI);
   selective_scan(y.Data(), hs.data(), delta, A, Bm, N, Cm, N, x, D, B, T, nI, N);
   Napi::Object o = Napi::Object::New(env);

@@ -94,14 +94,18 @@ void conv1d_causal(float *y, const float *x, const float *w, const float *b, int
 // dx [B,T,C] (overwritten) from dy
 void conv1d_causal_backward(float *dx, const float *dy, const float *w, int B, int T, int C, int K);
 
-// the selective scan, one step at a time (HF MambaMixer.slow_forward), per batch row b and channel i:
+// the selective scan, one step at a time (HF MambaMixer.slow_forward), per batch row b and channel i
+// (nI: the channel count I; I itself is complex.h's macro):
 //   h_t[n] = exp(Δ_t·A[i,n])·h_{t-1}[n] + Δ_t·B_t[n]·x_t      (h_{-1} = 0)
 //   y_t    = Σ_n C_t[n]·h_t[n] + D[i]·x_t
-// delta, x, y [B,T,nI]; A [nI,N]; B_t, C_t rows of width N at strides ldb, ldc per (b,t) (views into x_proj's
-// output); every h_t kept in hs [B,T,nI,N] for the backward
+// delta, x, y [B,T,I]; A [I,N]; B_t, C_t rows of width N at strides ldb, ldc per (b,t) (views into x_proj's
+// output). For the backward hs keeps the state at the end of every chunk of SCAN_CHUNK steps:
+// [B, ceil(T/SCAN_CHUNK), I, N], selective_scan_states(B, T, I, N) values (the backward recomputes the rest).
+enum { SCAN_CHUNK = 16 };
+long selective_scan_states(int B, int T, int nI, int N);
 void selective_scan(float *y, float *hs, const float *delta, const float *A, const float *Bm, int ldb, const float *Cm, int ldc,
                     const float *x, const float *D, int B, int T, int nI, int N);
-// from dy [B,T,nI]: ddelta [B,T,nI] (overwritten), dx [B,T,nI] (added to), dB, dC (overwritten, strides ldb, ldc)
+// from dy [B,T,I]: ddelta [B,T,I] (overwritten), dx [B,T,I] (added to), dB, dC (overwritten, strides ldb, ldc)
 void selective_scan_backward(float *ddelta, float *dx, float *dB, int ldb, float *dC, int ldc, const float *dy, const float *hs,
                              const float *delta, const float *A, const float *Bm, const float *Cm, const float *x, const float *D,
                              int B, int T, int nI, int N);

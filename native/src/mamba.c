@@ -8,7 +8,8 @@
 //               y = scan(Δ, A = -exp(A_log), Bm, Cm, xs) + D·xs   (kernels.h selective_scan)
 //               h += out_proj(y · silu(z))
 //   out = rms_f(h)          (logits = out · lm_head^T, taken by the caller)
-// The backward walks the same steps in reverse; the scan keeps every state h_t ([B, T, I, N] per layer).
+// The backward walks the same steps in reverse; the scan keeps its state every SCAN_CHUNK steps and the
+// backward recomputes the states in between (kernels.h selective_scan).
 // Decode keeps, per layer, the last K-1 conv inputs and the scan state [I, N]: constant size per sequence.
 #include "mamba.h"
 #include "kernels.h"
@@ -48,12 +49,13 @@ typedef struct {
   float *xc, *xs;    // conv output, silu of it [M,I]
   float *dbc;        // x_proj output [M, R+2N]: dt_low | B | C
   float *dtp, *dt;   // dt_proj output, Δ = softplus of it [M,I]
-  float *hs;         // scan states [M,I,N]
+  float *hs;         // scan states at chunk ends [B, ceil(T/SCAN_CHUNK), I, N] (kernels.h)
   float *y;          // scan output + D·xs [M,I]
 } LayerActs;
 
 typedef struct {
   int B, T, cap, layers;
+  long hs_cap; // values each layer's hs holds
   LayerActs *l;
   float *h_out, *rf, *xnf;                    // [M,d], [M], [M,d]
   float *u, *xz, *xin, *dtl, *g;              // forward scratch
@@ -97,8 +99,8 @@ static int acts_reserve(const Mamba *m, Acts *a, int B, int T) {
     for (int i = 0; i < c->layers; i++) {
       LayerActs *L = &a->l[i];
       L->h_in = zalloc(M * d), L->r1 = zalloc(M), L->z = zalloc(M * I), L->xc = zalloc(M * I), L->xs = zalloc(M * I);
-      L->dbc = zalloc(M * W), L->dtp = zalloc(M * I), L->dt = zalloc(M * I), L->hs = zalloc(M * I * N), L->y = zalloc(M * I);
-      ok = ok && L->h_in && L->r1 && L->z && L->xc && L->xs && L->dbc && L->dtp && L->dt && L->hs && L->y;
+      L->dbc = zalloc(M * W), L->dtp = zalloc(M * I), L->dt = zalloc(M * I), L->y = zalloc(M * I);
+      ok = ok && L->h_in && L->r1 && L->z && L->xc && L->xs && L->dbc && L->dtp && L->dt && L->y;
     }
     a->h_out = zalloc(M * d), a->rf = zalloc(M), a->xnf = zalloc(M * d);
     a->u = zalloc(M * d), a->xz = zalloc(M * 2 * I), a->xin = zalloc(M * I), a->dtl = zalloc(M * R), a->g = zalloc(M * I);
@@ -111,6 +113,17 @@ static int acts_reserve(const Mamba *m, Acts *a, int B, int T) {
       return 0;
     }
     a->cap = M;
+  }
+  const long need = selective_scan_states(B, T, m->c.I, m->c.N); // depends on B and T, not only on B·T
+  if (need > a->hs_cap) {
+    for (int i = 0; i < a->layers; i++) {
+      free(a->l[i].hs);
+      if (!(a->l[i].hs = zalloc(need))) {
+        acts_release(a);
+        return 0;
+      }
+    }
+    a->hs_cap = need;
   }
   a->B = B;
   a->T = T;
