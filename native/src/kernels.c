@@ -510,3 +510,132 @@ void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, con
     }
   }
 }
+
+// ---- Mamba kernels (mamba.c): softplus, silu, the depthwise causal conv and the sequential selective scan
+
+static inline float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
+
+void softplus(float *y, const float *x, long n) {
+  for (long i = 0; i < n; i++) y[i] = x[i] > 20.f ? x[i] : log1pf(expf(x[i])); // torch's threshold 20
+}
+
+void softplus_backward(float *dx, const float *dy, const float *x, long n) {
+  for (long i = 0; i < n; i++) dx[i] = x[i] > 20.f ? dy[i] : dy[i] * sigmoidf_(x[i]);
+}
+
+void silu(float *y, const float *x, long n) {
+  for (long i = 0; i < n; i++) y[i] = x[i] * sigmoidf_(x[i]);
+}
+
+void silu_backward(float *dx, const float *dy, const float *x, long n) {
+  for (long i = 0; i < n; i++) {
+    const float s = sigmoidf_(x[i]);
+    dx[i] = dy[i] * s * (1.f + x[i] * (1.f - s));
+  }
+}
+
+void conv1d_causal(float *y, const float *x, const float *w, const float *b, int B, int T, int C, int K) {
+  for (int bb = 0; bb < B; bb++)
+    for (int t = 0; t < T; t++) {
+      float *yr = y + ((long)bb * T + t) * C;
+      for (int c = 0; c < C; c++) yr[c] = b ? b[c] : 0.f;
+      for (int j = 0; j < K; j++) {
+        const int s = t - (K - 1) + j; // the input step tap j reads
+        if (s < 0) continue;
+        const float *xr = x + ((long)bb * T + s) * C;
+        for (int c = 0; c < C; c++) yr[c] += w[(long)c * K + j] * xr[c];
+      }
+    }
+}
+
+void conv1d_causal_backward(float *dx, const float *dy, const float *w, int B, int T, int C, int K) {
+  memset(dx, 0, sizeof(float) * B * T * C);
+  for (int bb = 0; bb < B; bb++)
+    for (int t = 0; t < T; t++) {
+      const float *dyr = dy + ((long)bb * T + t) * C;
+      for (int j = 0; j < K; j++) {
+        const int s = t - (K - 1) + j;
+        if (s < 0) continue;
+        float *dxr = dx + ((long)bb * T + s) * C;
+        for (int c = 0; c < C; c++) dxr[c] += w[(long)c * K + j] * dyr[c];
+      }
+    }
+}
+
+// One (batch row, channel) per iteration; the state h[N] stays in L1. The state at the end of every chunk of
+// SCAN_CHUNK steps goes to hs [B, chunks, nI, N]: the backward recomputes the states inside a chunk from it.
+long selective_scan_states(int B, int T, int nI, int N) { return (long)B * ((T + SCAN_CHUNK - 1) / SCAN_CHUNK) * nI * N; }
+
+void selective_scan(float *y, float *hs, const float *delta, const float *A, const float *Bm, int ldb, const float *Cm, int ldc,
+                    const float *x, const float *D, int B, int T, int nI, int N) {
+  const int nC = (T + SCAN_CHUNK - 1) / SCAN_CHUNK;
+#pragma omp parallel for schedule(static) PAR_IF((long)B * T * nI * N * 8)
+  for (long bi = 0; bi < (long)B * nI; bi++) {
+    const int b = (int)(bi / nI), i = (int)(bi % nI);
+    const float *Ai = A + (long)i * N;
+    float h[N];
+    for (int n = 0; n < N; n++) h[n] = 0.f;
+    for (int t = 0; t < T; t++) {
+      const long row = (long)b * T + t;
+      const float dt = delta[row * nI + i], xv = x[row * nI + i];
+      const float *Bt = Bm + row * ldb, *Ct = Cm + row * ldc;
+      float acc = 0.f;
+      for (int n = 0; n < N; n++) {
+        h[n] = expf(dt * Ai[n]) * h[n] + dt * Bt[n] * xv;
+        acc += h[n] * Ct[n];
+      }
+      y[row * nI + i] = acc + D[i] * xv;
+      if (t % SCAN_CHUNK == SCAN_CHUNK - 1 || t == T - 1) memcpy(hs + (((long)b * nC + t / SCAN_CHUNK) * nI + i) * N, h, sizeof(float) * N);
+    }
+  }
+}
+
+// Walks time backwards with g = dL/dh_t: g = dy_t·C_t + exp(Δ_{t+1}A)·g_{t+1}, a chunk at a time (its states
+// recomputed from the end state of the chunk before). dB, dC are sums over channels: each batch row's channels
+// run in one thread (rows in parallel), so no two threads write one dB/dC entry.
+void selective_scan_backward(float *ddelta, float *dx, float *dB, int ldb, float *dC, int ldc, const float *dy, const float *hs,
+                             const float *delta, const float *A, const float *Bm, const float *Cm, const float *x, const float *D,
+                             int B, int T, int nI, int N) {
+  const int nC = (T + SCAN_CHUNK - 1) / SCAN_CHUNK;
+#pragma omp parallel for schedule(static) PAR_IF((long)B * T * nI * N * 12)
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      const long row = (long)b * T + t;
+      for (int n = 0; n < N; n++) dB[row * ldb + n] = 0.f, dC[row * ldc + n] = 0.f;
+    }
+    float g[N], hc[SCAN_CHUNK + 1][N]; // hc[k] = h at step t0 + k - 1 (hc[0]: the state entering the chunk)
+    for (int i = 0; i < nI; i++) {
+      const float *Ai = A + (long)i * N;
+      for (int n = 0; n < N; n++) g[n] = 0.f;
+      for (int c = nC - 1; c >= 0; c--) {
+        const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < T ? t0 + SCAN_CHUNK : T;
+        for (int n = 0; n < N; n++) hc[0][n] = c > 0 ? hs[(((long)b * nC + c - 1) * nI + i) * N + n] : 0.f;
+        for (int t = t0; t < t1; t++) { // the chunk's states again, as the forward made them
+          const long row = (long)b * T + t;
+          const float dt = delta[row * nI + i], xv = x[row * nI + i];
+          const float *Bt = Bm + row * ldb, *hp = hc[t - t0];
+          float *ht = hc[t - t0 + 1];
+          for (int n = 0; n < N; n++) ht[n] = expf(dt * Ai[n]) * hp[n] + dt * Bt[n] * xv;
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+          const long row = (long)b * T + t;
+          const float dt = delta[row * nI + i], xv = x[row * nI + i], dyv = dy[row * nI + i];
+          const float *Bt = Bm + row * ldb, *Ct = Cm + row * ldc, *ht = hc[t - t0 + 1], *hp = hc[t - t0];
+          float *dBt = dB + row * ldb, *dCt = dC + row * ldc;
+          float ddt = 0.f, dxv = dyv * D[i];
+          for (int n = 0; n < N; n++) {
+            dCt[n] += dyv * ht[n];
+            g[n] += dyv * Ct[n];                          // dL/dh_t
+            const float a = expf(dt * Ai[n]);
+            ddt += g[n] * (hp[n] * a * Ai[n] + Bt[n] * xv); // h_t = a·h_{t-1} + Δ·B·x
+            dBt[n] += g[n] * dt * xv;
+            dxv += g[n] * dt * Bt[n];
+            g[n] *= a;                                    // → dL/dh_{t-1} (its own dy term added next step)
+          }
+          ddelta[row * nI + i] = ddt;
+          dx[row * nI + i] += dxv;
+        }
+      }
+    }
+  }
+}
