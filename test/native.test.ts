@@ -185,9 +185,10 @@ for (const dir of NATIVE_REFS.filter((d) => !d.startsWith('llama'))) {
   });
 }
 
-test('native Mamba selective scan kernel: y and dL/d(Δ, x, B, C) equal tfjs autodiff through the sequential scan', { skip }, async (t) => {
+// [2, 37, 5, 4]: T over 3 chunks of SCAN_CHUNK = 16 (the backward recomputes inside each), one channel group;
+// [2, 21, 150, 3]: 3 channel groups of 50 (kernels.c scan_groups), their dB/dC partial sums added up
+for (const [B, T, I, N] of [[2, 37, 5, 4], [2, 21, 150, 3]]) test(`native Mamba selective scan kernel (B ${B}, T ${T}, I ${I}, N ${N}): y and dL/d(Δ, x, B, C) equal tfjs autodiff through the sequential scan`, { skip }, async (t) => {
   await initBackend();
-  const [B, T, I, N] = [2, 37, 5, 4]; // T over 2 chunks of SCAN_CHUNK = 16 (the backward recomputes inside each)
   const r = (shape: number[], seed: number, lo: number, hi: number) => tf.randomUniform(shape, lo, hi, 'float32', seed);
   const delta = r([B, T, I], 1, 0.01, 0.5), x = r([B, T, I], 2, -1, 1), Bm = r([B, T, N], 3, -1, 1), Cm = r([B, T, N], 4, -1, 1);
   const A = tf.neg(tf.exp(r([I, N], 5, -1, 1))), D = r([I], 6, 0.5, 1.5), dy = r([B, T, I], 7, -1, 1);

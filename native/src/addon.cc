@@ -332,7 +332,8 @@ static Napi::Value SelectiveScan(const Napi::CallbackInfo &info) {
     auto ddelta = Napi::Float32Array::New(env, MI), dx = Napi::Float32Array::New(env, MI);
     auto dB = Napi::Float32Array::New(env, M * N), dC = Napi::Float32Array::New(env, M * N);
     std::fill(dx.Data(), dx.Data() + MI, 0.f);
-    selective_scan_backward(ddelta.Data(), dx.Data(), dB.Data(), N, dC.Data(), N, dy, hs.data(), delta, A, Bm, Cm, x, D, B, T, nI, N);
+    std::vector<float> scratch(std::max(1L, selective_scan_backward_scratch(B, T, nI, N)));
+    selective_scan_backward(ddelta.Data(), dx.Data(), dB.Data(), N, dC.Data(), N, dy, hs.data(), delta, A, Bm, Cm, x, D, scratch.data(), B, T, nI, N);
     o.Set("ddelta", ddelta), o.Set("dx", dx), o.Set("dB", dB), o.Set("dC", dC);
   }
   return o;

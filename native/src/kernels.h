@@ -105,10 +105,16 @@ enum { SCAN_CHUNK = 16 };
 long selective_scan_states(int B, int T, int nI, int N);
 void selective_scan(float *y, float *hs, const float *delta, const float *A, const float *Bm, int ldb, const float *Cm, int ldc,
                     const float *x, const float *D, int B, int T, int nI, int N);
-// from dy [B,T,I]: ddelta [B,T,I] (overwritten), dx [B,T,I] (added to), dB, dC (overwritten, strides ldb, ldc)
+// one step of every channel from the state h [I,N] (updated in place; zeros before the first step): the
+// recurrent decode. delta, x, y [I]; B, C [N]. Same arithmetic as one step of selective_scan.
+void selective_scan_step(float *y, float *h, const float *delta, const float *A, const float *Bm, const float *Cm, const float *x,
+                         const float *D, int nI, int N);
+// from dy [B,T,I]: ddelta [B,T,I] (overwritten), dx [B,T,I] (added to), dB, dC (overwritten, strides ldb, ldc).
+// scratch: selective_scan_backward_scratch(B, T, I, N) floats (0: may be NULL), per-group dB/dC partial sums.
+long selective_scan_backward_scratch(int B, int T, int nI, int N);
 void selective_scan_backward(float *ddelta, float *dx, float *dB, int ldb, float *dC, int ldc, const float *dy, const float *hs,
                              const float *delta, const float *A, const float *Bm, const float *Cm, const float *x, const float *D,
-                             int B, int T, int nI, int N);
+                             float *scratch, int B, int T, int nI, int N);
 
 #ifdef __cplusplus
 }

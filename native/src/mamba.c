@@ -55,7 +55,9 @@ typedef struct {
 
 typedef struct {
   int B, T, cap, layers;
-  long hs_cap; // values each layer's hs holds
+  long hs_cap;   // values each layer's hs holds
+  long scan_cap; // values scan_scratch holds
+  float *scan_scratch; // selective_scan_backward's per-group partial sums (shared by the layers)
   LayerActs *l;
   float *h_out, *rf, *xnf;                    // [M,d], [M], [M,d]
   float *u, *xz, *xin, *dtl, *g;              // forward scratch
@@ -75,6 +77,7 @@ static void acts_release(Acts *a) {
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
     }
   free(a->l);
+  free(a->scan_scratch);
   float *ps[] = {a->h_out, a->rf, a->xnf, a->u, a->xz, a->xin, a->dtl, a->g, a->dh, a->du, a->dg, a->dy, a->dz, a->dxs, a->ddt, a->ddbc, a->ddtl, a->dxin, a->dxz};
   for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
   memset(a, 0, sizeof *a);
@@ -124,6 +127,15 @@ static int acts_reserve(const Mamba *m, Acts *a, int B, int T) {
       }
     }
     a->hs_cap = need;
+  }
+  const long scratch = selective_scan_backward_scratch(B, T, m->c.I, m->c.N);
+  if (scratch > a->scan_cap) {
+    free(a->scan_scratch);
+    if (!(a->scan_scratch = zalloc(scratch))) {
+      acts_release(a);
+      return 0;
+    }
+    a->scan_cap = scratch;
   }
   a->B = B;
   a->T = T;
@@ -192,7 +204,7 @@ static void mamba_backward(const Model *base, void *acts, float *dxnf, float *dx
     }
     // y = scan(Δ, A, B, C, xs) + D·xs; B, C and dt_low are columns of x_proj's output
     memset(a->dxs, 0, sizeof(float) * MI);
-    selective_scan_backward(a->ddt, a->dxs, a->ddbc + R, W, a->ddbc + R + N, W, a->dy, L->hs, L->dt, P->A, L->dbc + R, L->dbc + R + N, L->xs, P->D, B, T, I, N);
+    selective_scan_backward(a->ddt, a->dxs, a->ddbc + R, W, a->ddbc + R + N, W, a->dy, L->hs, L->dt, P->A, L->dbc + R, L->dbc + R + N, L->xs, P->D, a->scan_scratch, B, T, I, N);
     softplus_backward(a->ddt, a->ddt, L->dtp, MI);                      // → dL/d(dt_proj output)
     memset(a->ddtl, 0, sizeof(float) * M * R);
     matmul_backward(a->ddtl, a->ddt, P->dt_proj, M, R, I);
@@ -266,16 +278,10 @@ static int mamba_decode(const Model *base, void *state, const float *x, int n, f
       matmul(s->dbc, s->xc, P->x_proj, NULL, 1, I, W);
       matmul(s->dtp, s->dbc, P->dt_proj, P->dt_proj_b, 1, R, I); // dt_low = the first R columns
       softplus(s->dtp, s->dtp, I);                                 // Δ
-      const float *Bt = s->dbc + R, *Ct = s->dbc + R + N;
+      selective_scan_step(s->g, hs, s->dtp, P->A, s->dbc + R, s->dbc + R + N, s->xc, P->D, I, N); // y
       for (int ch = 0; ch < I; ch++) {
-        const float dt = s->dtp[ch], xv = s->xc[ch], *A = P->A + (long)ch * N;
-        float *h = hs + (long)ch * N, acc = 0.f;
-        for (int k = 0; k < N; k++) {
-          h[k] = expf(dt * A[k]) * h[k] + dt * Bt[k] * xv;
-          acc += h[k] * Ct[k];
-        }
         const float zz = z[ch];
-        s->g[ch] = (acc + P->D[ch] * xv) * zz / (1.f + expf(-zz));
+        s->g[ch] *= zz * (1.f / (1.f + expf(-zz))); // y · silu(z), rounded as the forward's silu then product
       }
       matmul(s->out, s->g, P->out_proj, P->out_proj_b, 1, I, d);
       add_inplace(s->h, s->out, d);
