@@ -2,7 +2,7 @@
   "variables": { "cramlab_blas%": "<!(node -p \"process.env.CRAMLAB_BLAS_RESOLVED || 'builtin'\")" },
   "targets": [{
     "target_name": "cramlab_native",
-    "sources": ["src/addon.cc", "src/kernels.c", "src/model.c", "src/llama.c", "src/gpt_neox.c", "src/olmo.c", "src/opt.c", "src/cram.c"],
+    "sources": ["src/addon.cc", "src/kernels.c", "src/model.c", "src/llama.c", "src/gpt_neox.c", "src/olmo.c", "src/opt.c", "src/mamba.c", "src/cram.c"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
     "cflags": ["-O3", "-march=native", "-fno-math-errno", "-fopenmp"],

@@ -137,11 +137,18 @@ test('a mamba forward on 1M positions ends in one clean error line under wasm, n
       }
     })();
   `);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm' } });
-  assert.equal(r.status, 1, `exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
-  const lines = r.stderr.split('\n').filter((l) => l.trim());
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0], /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/);
+  // the tfjs engine (its memory guard), then the default: the native engine where the addon is built
+  const runs: [string, RegExp][] = [
+    ['tfjs', /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/],
+    ['', /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB|^Error: native engine: T must be an integer in \[1, \d+\], got 1000000$/],
+  ];
+  for (const [engine, re] of runs) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: engine } });
+    assert.equal(r.status, 1, `engine '${engine}': exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
+    const lines = r.stderr.split('\n').filter((l) => l.trim());
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], re);
+  }
 });
 
 test('cramming a batch whose activations exceed the wasm heap ends in one clean error line, not an abort', { skip: s260.skip }, () => {

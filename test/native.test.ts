@@ -8,8 +8,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { loadModel, modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
+import { buildModel } from '../src/models/index';
+import { Weights } from '../src/models/weights';
 import { cram } from '../src/cram/cram';
 import { greedyGenerate } from '../src/generate';
+import { selectiveScanSequential } from '../src/models/mamba_scan';
 import type { CausalLM } from '../src/models/types';
 import { engineFor, nativeAddon, nativeModel, nativeUnavailable } from '../src/native/index';
 import { NativeLlama, tfjsModel } from '../src/native/model';
@@ -182,6 +185,30 @@ for (const dir of NATIVE_REFS.filter((d) => !d.startsWith('llama'))) {
   });
 }
 
+// [2, 37, 5, 4]: T over 3 chunks of SCAN_CHUNK = 16 (the backward recomputes inside each), one channel group;
+// [2, 21, 150, 3]: 3 channel groups of 50 (kernels.c scan_groups), their dB/dC partial sums added up
+for (const [B, T, I, N] of [[2, 37, 5, 4], [2, 21, 150, 3]]) test(`native Mamba selective scan kernel (B ${B}, T ${T}, I ${I}, N ${N}): y and dL/d(Δ, x, B, C) equal tfjs autodiff through the sequential scan`, { skip }, async (t) => {
+  await initBackend();
+  const r = (shape: number[], seed: number, lo: number, hi: number) => tf.randomUniform(shape, lo, hi, 'float32', seed);
+  const delta = r([B, T, I], 1, 0.01, 0.5), x = r([B, T, I], 2, -1, 1), Bm = r([B, T, N], 3, -1, 1), Cm = r([B, T, N], 4, -1, 1);
+  const A = tf.neg(tf.exp(r([I, N], 5, -1, 1))), D = r([I], 6, 0.5, 1.5), dy = r([B, T, I], 7, -1, 1);
+  const scan = (dl: tf.Tensor, xx: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) => {
+    const d4 = tf.reshape(dl, [B, T, I, 1]);
+    const dA = tf.exp(tf.mul(d4, A)) as tf.Tensor4D;
+    const dBu = tf.mul(tf.mul(d4, tf.reshape(bb, [B, T, 1, N])), tf.reshape(xx, [B, T, I, 1])) as tf.Tensor4D;
+    return tf.add(selectiveScanSequential(dA, dBu, cc as tf.Tensor3D), tf.mul(xx, D));
+  };
+  const yRef = tf.tidy(() => scan(delta, x, Bm, Cm));
+  const gRef = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(scan(a, b, c, d), dy)))([delta, x, Bm, Cm]);
+  const f = (v: tf.Tensor) => v.dataSync() as Float32Array;
+  const got = addon!.selectiveScan(B, T, I, N, f(delta), f(A), f(Bm), f(Cm), f(x), f(D), f(dy));
+  const rel = (a: ArrayLike<number>, b: tf.Tensor) => maxAbsDiff(a, f(b)) / Math.max(...Array.from(f(b), Math.abs));
+  const diffs = { y: rel(got.y, yRef), ddelta: rel(got.ddelta!, gRef[0]), dx: rel(got.dx!, gRef[1]), dB: rel(got.dB!, gRef[2]), dC: rel(got.dC!, gRef[3]) };
+  t.diagnostic(`max rel diff ${Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+  for (const [k, v] of Object.entries(diffs)) assert.ok(v <= 1e-5, `${k}: ${v}`);
+  tf.dispose([delta, x, Bm, Cm, A, D, dy, yRef, ...gRef]);
+});
+
 test('native opt: a Hub file naming tensors decoder.* (no model. prefix) gives the same logits', { skip }, async () => {
   await initBackend();
   const config = JSON.parse(fs.readFileSync(path.join(REF, 'opt_350m_style', 'config.json'), 'utf8'));
@@ -258,10 +285,88 @@ test('native engine: bad input to the addon throws an Error with a message (no c
 
 test('CRAMLAB_ENGINE=native for a model the native engine cannot run is a one-line ModelError', { skip }, async () => {
   await initBackend();
+  // every architecture runs natively now: a model_type without a native spec, and a tfjs model built
+  // without loadModel/modelFromTensors (no checkpoint tensors to copy)
+  const gpt2 = { info: { modelType: 'gpt2' } } as unknown as CausalLM;
+  assert.equal(engineFor(gpt2), 'tfjs');
+  assert.throws(() => engineFor(gpt2, 'native'), { name: 'ModelError', message: /native engine was requested \(CRAMLAB_ENGINE=native\) but model_type 'gpt2' has no native engine \(native: .*mamba/ });
   const config = JSON.parse(fs.readFileSync(path.join(REF, 'mamba', 'config.json'), 'utf8'));
-  const model = modelFromTensors(config, readSafetensors(path.join(REF, 'mamba', 'model.safetensors')).tensors);
-  assert.equal(engineFor(model), 'tfjs');
-  assert.throws(() => engineFor(model, 'native'), { name: 'ModelError', message: /native engine was requested \(CRAMLAB_ENGINE=native\) but model_type 'mamba' has no native engine/ });
+  const w = new Weights(readSafetensors(path.join(REF, 'mamba', 'model.safetensors')).tensors, 'checkpoint');
+  const bare = buildModel(config, w);
+  assert.equal(engineFor(bare), 'tfjs');
+  assert.throws(() => engineFor(bare, 'native'), (e: Error) => e.name === 'ModelError' && /but the model was not built by loadModel\/modelFromTensors/.test(e.message) && !e.message.includes('\n'));
+  bare.dispose();
+});
+
+// Shapes the reference model does not have: kernel 1 and 3, in/out_proj biases without a conv bias, an
+// untied head, time_step_rank 'auto', I = 70 (two channel groups in the scan's backward), N = 5.
+for (const K of [1, 3]) test(`native mamba, conv_kernel ${K}, biases, untied head, I 70: logits, dL/dx and the recurrent decode equal the tfjs Mamba`, { skip }, async (t) => {
+  await initBackend();
+  const [d, I, N, V, layers] = [12, 70, 5, 40, 2];
+  const R = Math.ceil(d / 16);
+  let seed = 11;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.8;
+  const shapes: Record<string, number[]> = { 'backbone.embeddings.weight': [V, d], 'backbone.norm_f.weight': [d], 'lm_head.weight': [V, d] };
+  for (let i = 0; i < layers; i++) {
+    const p = `backbone.layers.${i}.`;
+    Object.assign(shapes, {
+      [p + 'norm.weight']: [d], [p + 'mixer.in_proj.weight']: [2 * I, d], [p + 'mixer.in_proj.bias']: [2 * I], [p + 'mixer.conv1d.weight']: [I, 1, K],
+      [p + 'mixer.x_proj.weight']: [R + 2 * N, I], [p + 'mixer.dt_proj.weight']: [I, R], [p + 'mixer.dt_proj.bias']: [I],
+      [p + 'mixer.A_log']: [I, N], [p + 'mixer.D']: [I], [p + 'mixer.out_proj.weight']: [d, I], [p + 'mixer.out_proj.bias']: [d],
+    });
+  }
+  const tensors = new Map(Object.entries(shapes).map(([name, shape]) => {
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, j) =>
+      name.endsWith('A_log') ? Math.log(1 + (j % N)) + rnd() : name.endsWith('norm.weight') || name.endsWith('norm_f.weight') ? 1 + rnd() : 2 * rnd());
+    return [name, { dtype: 'F32' as const, shape, data }];
+  }));
+  const config = { model_type: 'mamba', hidden_size: d, intermediate_size: I, state_size: N, time_step_rank: 'auto', conv_kernel: K, vocab_size: V, num_hidden_layers: layers, layer_norm_epsilon: 1e-5, tie_word_embeddings: false };
+  const model = modelFromTensors(config, tensors as any);
+  assert.ok(model instanceof NativeLlama);
+  const twin = tfjsModel(model);
+  const [B, T] = [2, 23];
+  const x = tf.randomNormal([B, T, d], 0, 1, 'float32', 3) as tf.Tensor3D;
+  const w = tf.randomNormal([B, T, V], 0, 1, 'float32', 4);
+  const logits = (m: CausalLM) => tf.tidy(() => m.forward(x).dataSync());
+  const [la, lb] = [logits(model), logits(twin)];
+  const gradOf = (m: CausalLM) => tf.tidy(() => tf.grad((e: tf.Tensor) => tf.sum(tf.mul(m.forward(e as tf.Tensor3D), w)))(x).dataSync());
+  const [ga, gb] = [gradOf(model), gradOf(twin)];
+  const logitDiff = maxAbsDiff(la, lb), rel = maxAbsDiff(ga, gb) / Math.max(...Array.from(gb, Math.abs));
+  t.diagnostic(`max |logit diff| ${logitDiff.toExponential(2)} (max |logit| ${Math.max(...Array.from(lb, Math.abs)).toFixed(1)}), max rel |dL/dx| diff ${rel.toExponential(2)}`);
+  assert.ok(logitDiff <= 1e-4, `logits ${logitDiff}`);
+  assert.ok(rel <= 1e-4, `dL/dx ${rel}`);
+  const prefix = tf.tensor2d(Float32Array.from({ length: 2 * d }, (_, i) => Math.cos(i) * 0.5), [2, d]);
+  for (const p of [undefined, prefix]) {
+    const opts = { maxNewTokens: 30, eosTokenIds: [], prefix: p };
+    assert.deepEqual(await greedyGenerate(model, [1, 2, 3], { ...opts, engine: 'native' }), await greedyGenerate(model, [1, 2, 3], { ...opts, engine: 'tfjs' }));
+  }
+  tf.dispose([x, w, prefix]);
+  model.dispose();
+});
+
+const MAMBA32 = path.join(__dirname, '..', 'models', 'cram-mamba-d32');
+
+test('cram-mamba-d32, 6 texts: native and tfjs cram() give the same statuses and best accuracies', { skip }, async (t) => {
+  await initBackend();
+  const { model, tokenizer } = await loadModel(MAMBA32);
+  assert.ok(model instanceof NativeLlama, 'a Mamba checkpoint loads as a NativeModel');
+  // two short ones the model holds (status 'decoded'), the others run out of patience or steps
+  const texts = [
+    'Th',
+    'The',
+    'Once upon a time there was a little girl named Lily.',
+    'The cat sat on the mat and looked at the bird in the tree.',
+    'Tom liked to play with his red ball in the park every day after school.',
+    'She said hello.',
+  ].map((s) => tokenizer.encode(s));
+  const opts = { maxSteps: 150, patience: 60, quiet: true };
+  const nat = await cram(model, texts, { ...opts, engine: 'native' });
+  const tfr = await cram(model, texts, { ...opts, engine: 'tfjs' });
+  t.diagnostic(`native: ${nat.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+  t.diagnostic(`tfjs:   ${tfr.map((r) => `${r.status[0]}${r.bestCorrect}@${r.stepsToBest}/${r.steps}`).join(' ')}`);
+  assert.deepEqual(nat.map((r) => r.status), tfr.map((r) => r.status));
+  assert.deepEqual(nat.map((r) => r.bestCorrect), tfr.map((r) => r.bestCorrect));
+  for (const [i, r] of nat.entries()) assert.ok(Math.abs(r.curve.loss[0] - tfr[i].curve.loss[0]) <= 1e-4, `text ${i}: first loss ${r.curve.loss[0]} vs ${tfr[i].curve.loss[0]}`);
   model.dispose();
 });
 

@@ -10,6 +10,8 @@
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
 //   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos};  info() → {blas, threads, architectures};  setThreads(n)
+//   selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) → {y} (+ {ddelta, dx, dB, dC} with dy): Mamba's scan
+//                                             kernel alone (kernels.h selective_scan), for tests and the bench
 #include <napi.h>
 #include <algorithm>
 #include <cmath>
@@ -311,6 +313,34 @@ static Napi::Value SetThreads(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Mamba's selective scan kernel on its own: delta, x, dy [B,T,I]; A [I,N]; Bm, Cm [B,T,N]; D [I].
+static Napi::Value SelectiveScan(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) throw err(env, "selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) needs at least 10 arguments");
+  const int B = intArg(env, info[0], "B", 1, 1 << 16), T = intArg(env, info[1], "T", 1, 1 << 20);
+  const int nI = intArg(env, info[2], "I", 1, 1 << 20), N = intArg(env, info[3], "N", 1, 1024);
+  const size_t M = (size_t)B * T, MI = M * nI;
+  if ((double)MI * N > 1e9) throw err(env, "selectiveScan: B·T·I·N must be at most 1e9");
+  const float *delta = F32(env, info[4], "delta", MI), *A = F32(env, info[5], "A", (size_t)nI * N);
+  const float *Bm = F32(env, info[6], "Bm", M * N), *Cm = F32(env, info[7], "Cm", M * N);
+  const float *x = F32(env, info[8], "x", MI), *D = F32(env, info[9], "D", nI);
+  std::vector<float> hs(selective_scan_states(B, T, nI, N));
+  auto y = Napi::Float32Array::New(env, MI);
+  selective_scan(y.Data(), hs.data(), delta, A, Bm, N, Cm, N, x, D, B, T, nI, N);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("y", y);
+  if (info.Length() > 10 && !info[10].IsUndefined()) {
+    const float *dy = F32(env, info[10], "dy", MI);
+    auto ddelta = Napi::Float32Array::New(env, MI), dx = Napi::Float32Array::New(env, MI);
+    auto dB = Napi::Float32Array::New(env, M * N), dC = Napi::Float32Array::New(env, M * N);
+    std::fill(dx.Data(), dx.Data() + MI, 0.f);
+    std::vector<float> scratch(std::max(1L, selective_scan_backward_scratch(B, T, nI, N)));
+    selective_scan_backward(ddelta.Data(), dx.Data(), dB.Data(), N, dC.Data(), N, dy, hs.data(), delta, A, Bm, Cm, x, D, scratch.data(), B, T, nI, N);
+    o.Set("ddelta", ddelta), o.Set("dx", dx), o.Set("dB", dB), o.Set("dC", dC);
+  }
+  return o;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createModel", Napi::Function::New(env, CreateModel));
   exports.Set("createLlama", Napi::Function::New(env, CreateLlama));
@@ -322,6 +352,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("generate", Napi::Function::New(env, Generate));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("selectiveScan", Napi::Function::New(env, SelectiveScan));
   return exports;
 }
 

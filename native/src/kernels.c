@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <stdio.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -507,6 +508,201 @@ void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, con
       const float w = weight[m];
       for (int i = 0; i < V; i++) dz[i] = (float)exp((double)z[i] - lse) * w;
       dz[target[m]] -= w;
+    }
+  }
+}
+
+// ---- Mamba kernels (mamba.c): softplus, silu, the depthwise causal conv and the sequential selective scan
+
+static inline float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
+
+void softplus(float *y, const float *x, long n) {
+  for (long i = 0; i < n; i++) y[i] = x[i] > 20.f ? x[i] : log1pf(expf(x[i])); // torch's threshold 20
+}
+
+void softplus_backward(float *dx, const float *dy, const float *x, long n) {
+  for (long i = 0; i < n; i++) dx[i] = x[i] > 20.f ? dy[i] : dy[i] * sigmoidf_(x[i]);
+}
+
+void silu(float *y, const float *x, long n) {
+  for (long i = 0; i < n; i++) y[i] = x[i] * sigmoidf_(x[i]);
+}
+
+void silu_backward(float *dx, const float *dy, const float *x, long n) {
+  for (long i = 0; i < n; i++) {
+    const float s = sigmoidf_(x[i]);
+    dx[i] = dy[i] * s * (1.f + x[i] * (1.f - s));
+  }
+}
+
+void conv1d_causal(float *y, const float *x, const float *w, const float *b, int B, int T, int C, int K) {
+  for (int bb = 0; bb < B; bb++)
+    for (int t = 0; t < T; t++) {
+      float *yr = y + ((long)bb * T + t) * C;
+      for (int c = 0; c < C; c++) yr[c] = b ? b[c] : 0.f;
+      for (int j = 0; j < K; j++) {
+        const int s = t - (K - 1) + j; // the input step tap j reads
+        if (s < 0) continue;
+        const float *xr = x + ((long)bb * T + s) * C;
+        for (int c = 0; c < C; c++) yr[c] += w[(long)c * K + j] * xr[c];
+      }
+    }
+}
+
+void conv1d_causal_backward(float *dx, const float *dy, const float *w, int B, int T, int C, int K) {
+  memset(dx, 0, sizeof(float) * B * T * C);
+  for (int bb = 0; bb < B; bb++)
+    for (int t = 0; t < T; t++) {
+      const float *dyr = dy + ((long)bb * T + t) * C;
+      for (int j = 0; j < K; j++) {
+        const int s = t - (K - 1) + j;
+        if (s < 0) continue;
+        float *dxr = dx + ((long)bb * T + s) * C;
+        for (int c = 0; c < C; c++) dxr[c] += w[(long)c * K + j] * dyr[c];
+      }
+    }
+}
+
+// exp(x) in plain float arithmetic the compiler vectorises (glibc's expf is scalar without -ffast-math): the
+// scan's decays exp(Δ·A) are most of its work. Cody-Waite reduction x = k·ln2 + r, Cephes' degree-6
+// polynomial for exp(r), 2^k from the exponent bits: ≤ 1.2e-7 relative to expf on [-87.3, 88.4] (1 ulp);
+// 0 below (expf gives denormals there, < 1.2e-38), inf above, NaN in → NaN out.
+static inline float exp_vec(float x) {
+  const float hi = 88.3762626647949f, lo = -87.33654475f;
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const float k = __builtin_rintf(xc * 1.44269504088896341f);
+  float r = xc - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = ((int32_t)k + 127) << 23;
+  float s;
+  memcpy(&s, &bits, sizeof s);
+  const float y = p * s;
+  return x < lo ? 0.f : x > hi ? __builtin_inff() : x != x ? x : y;
+}
+
+// One step of one channel: a[n] = exp(Δ·A[n]) (kept when a is not NULL: the backward's decays),
+// h[n] = a[n]·h[n] + Δ·B[n]·x; returns Σ_n C[n]·h[n] (summed in order n = 0..N-1). The forward, the
+// backward's recomputation and the decode all step through here: one set of roundings.
+static inline float scan_step(float *h, float *a, const float *Ai, const float *Bt, const float *Ct, float dt, float xv, int N) {
+  float av[N];
+  float *ap = a ? a : av;
+#pragma omp simd
+  for (int n = 0; n < N; n++) {
+    ap[n] = exp_vec(dt * Ai[n]);
+    h[n] = ap[n] * h[n] + dt * Bt[n] * xv;
+  }
+  float acc = 0.f;
+  for (int n = 0; n < N; n++) acc += h[n] * Ct[n];
+  return acc;
+}
+
+// One (batch row, channel) per iteration; the state h[N] stays in L1. The state at the end of every chunk of
+// SCAN_CHUNK steps goes to hs [B, chunks, nI, N]: the backward recomputes the states inside a chunk from it.
+long selective_scan_states(int B, int T, int nI, int N) { return (long)B * ((T + SCAN_CHUNK - 1) / SCAN_CHUNK) * nI * N; }
+
+void selective_scan(float *y, float *hs, const float *delta, const float *A, const float *Bm, int ldb, const float *Cm, int ldc,
+                    const float *x, const float *D, int B, int T, int nI, int N) {
+  const int nC = (T + SCAN_CHUNK - 1) / SCAN_CHUNK;
+#pragma omp parallel for schedule(static) PAR_IF((long)B * T * nI * N * 8)
+  for (long bi = 0; bi < (long)B * nI; bi++) {
+    const int b = (int)(bi / nI), i = (int)(bi % nI);
+    const float *Ai = A + (long)i * N;
+    float h[N];
+    for (int n = 0; n < N; n++) h[n] = 0.f;
+    for (int t = 0; t < T; t++) {
+      const long row = (long)b * T + t;
+      const float xv = x[row * nI + i];
+      y[row * nI + i] = scan_step(h, NULL, Ai, Bm + row * ldb, Cm + row * ldc, delta[row * nI + i], xv, N) + D[i] * xv;
+      if (t % SCAN_CHUNK == SCAN_CHUNK - 1 || t == T - 1) memcpy(hs + (((long)b * nC + t / SCAN_CHUNK) * nI + i) * N, h, sizeof(float) * N);
+    }
+  }
+}
+
+void selective_scan_step(float *y, float *h, const float *delta, const float *A, const float *Bm, const float *Cm, const float *x,
+                         const float *D, int nI, int N) {
+  for (int i = 0; i < nI; i++) y[i] = scan_step(h + (long)i * N, NULL, A + (long)i * N, Bm, Cm, delta[i], x[i], N) + D[i] * x[i];
+}
+
+// The channels of a batch row split into a fixed number of groups (a function of nI alone, not of the thread
+// count: the same sums whatever the threads); each group adds its channels' dB, dC terms into its own slice
+// of the scratch, then the slices are summed in group order.
+static int scan_groups(int nI) {
+  const int g = (nI + 63) / 64;
+  return g < 16 ? g : 16;
+}
+
+long selective_scan_backward_scratch(int B, int T, int nI, int N) {
+  const int G = scan_groups(nI);
+  return G > 1 ? (long)B * G * T * 2 * N : 0;
+}
+
+// Walks time backwards with g = dL/dh_t: g = dy_t·C_t + exp(Δ_{t+1}A)·g_{t+1}, a chunk at a time (its states
+// and decays recomputed from the end state of the chunk before). Work items are (batch row, channel group).
+void selective_scan_backward(float *ddelta, float *dx, float *dB, int ldb, float *dC, int ldc, const float *dy, const float *hs,
+                             const float *delta, const float *A, const float *Bm, const float *Cm, const float *x, const float *D,
+                             float *scratch, int B, int T, int nI, int N) {
+  const int nC = (T + SCAN_CHUNK - 1) / SCAN_CHUNK, G = scan_groups(nI), per = (nI + G - 1) / G;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const long row = (long)b * T + t;
+      for (int n = 0; n < N; n++) dB[row * ldb + n] = 0.f, dC[row * ldc + n] = 0.f;
+    }
+  if (G > 1) memset(scratch, 0, sizeof(float) * selective_scan_backward_scratch(B, T, nI, N));
+#pragma omp parallel for schedule(dynamic, 1) PAR_IF((long)B * T * nI * N * 12)
+  for (long bg = 0; bg < (long)B * G; bg++) {
+    const int b = (int)(bg / G), grp = (int)(bg % G), i0 = grp * per, i1 = i0 + per < nI ? i0 + per : nI;
+    // this item's dB, dC rows: the outputs themselves (one group) or its scratch slice [T, 2N]
+    float *gB = G > 1 ? scratch + (long)bg * T * 2 * N : dB + (long)b * T * ldb;
+    float *gC = G > 1 ? gB + N : dC + (long)b * T * ldc;
+    const long sB = G > 1 ? 2 * N : ldb, sC = G > 1 ? 2 * N : ldc;
+    float g[N], hc[SCAN_CHUNK + 1][N], ac[SCAN_CHUNK][N]; // hc[k] = h at step t0 + k - 1 (hc[0]: entering the chunk); ac: decays
+    for (int i = i0; i < i1; i++) {
+      const float *Ai = A + (long)i * N;
+      for (int n = 0; n < N; n++) g[n] = 0.f;
+      for (int c = nC - 1; c >= 0; c--) {
+        const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < T ? t0 + SCAN_CHUNK : T;
+        for (int n = 0; n < N; n++) hc[0][n] = c > 0 ? hs[(((long)b * nC + c - 1) * nI + i) * N + n] : 0.f;
+        for (int t = t0; t < t1; t++) { // the chunk's states again, as the forward made them
+          const long row = (long)b * T + t;
+          memcpy(hc[t - t0 + 1], hc[t - t0], sizeof(float) * N);
+          scan_step(hc[t - t0 + 1], ac[t - t0], Ai, Bm + row * ldb, Cm + row * ldc, delta[row * nI + i], x[row * nI + i], N);
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+          const long row = (long)b * T + t, lt = t;
+          const float dt = delta[row * nI + i], xv = x[row * nI + i], dyv = dy[row * nI + i];
+          const float *Bt = Bm + row * ldb, *Ct = Cm + row * ldc, *ht = hc[t - t0 + 1], *hp = hc[t - t0], *at = ac[t - t0];
+          float *dBt = gB + lt * sB, *dCt = gC + lt * sC;
+          float ddt = 0.f, dxv = dyv * D[i];
+          for (int n = 0; n < N; n++) {
+            dCt[n] += dyv * ht[n];
+            g[n] += dyv * Ct[n];                              // dL/dh_t
+            ddt += g[n] * (hp[n] * at[n] * Ai[n] + Bt[n] * xv); // h_t = a·h_{t-1} + Δ·B·x, da/dΔ = a·A
+            dBt[n] += g[n] * dt * xv;
+            dxv += g[n] * dt * Bt[n];
+            g[n] *= at[n];                                    // → dL/dh_{t-1} (its own dy term added next step)
+          }
+          ddelta[row * nI + i] = ddt;
+          dx[row * nI + i] += dxv;
+        }
+      }
+    }
+  }
+  if (G > 1) {
+#pragma omp parallel for schedule(static) PAR_IF((long)B * T * G * N * 2)
+    for (long row = 0; row < (long)B * T; row++) {
+      const int b = (int)(row / T), t = (int)(row % T);
+      for (int grp = 0; grp < G; grp++) {
+        const float *sl = scratch + ((long)(b * G + grp) * T + t) * 2 * N;
+        for (int n = 0; n < N; n++) dB[row * ldb + n] += sl[n], dC[row * ldc + n] += sl[N + n];
+      }
     }
   }
 }

@@ -1,4 +1,4 @@
-// The math of the transformer blocks (Llama, GPT-NeoX, OPT, OLMo), each forward beside its backward. Row-major float32 throughout.
+// The math of the transformer blocks (Llama, GPT-NeoX, OPT, OLMo) and of Mamba, each forward beside its backward. Row-major float32 throughout.
 // Shapes in comments: M rows (batch·time), K/N feature sizes, B batch, T time, H heads, D head size.
 #ifndef CRAMLAB_KERNELS_H
 #define CRAMLAB_KERNELS_H
@@ -78,6 +78,43 @@ void add_positions(float *h, const float *table, int B, int T, int d, int row0);
 // per row of logits[M,V]: ce = logsumexp - logit[target]; hit = argmax == target (first max wins);
 // when dlogits: dlogits = (softmax - onehot(target))·weight[row]
 void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, const int *target, const float *weight, int M, int V);
+
+// ---- Mamba kernels (mamba.c)
+
+// y = softplus(x) = log(1 + e^x) (x itself above 20, torch's threshold); backward dx = dy·sigmoid(x) (overwritten)
+void softplus(float *y, const float *x, long n);
+void softplus_backward(float *dx, const float *dy, const float *x, long n);
+// y = x·sigmoid(x); backward dx = dy·s·(1 + x·(1 - s)), s = sigmoid(x) (overwritten)
+void silu(float *y, const float *x, long n);
+void silu_backward(float *dx, const float *dy, const float *x, long n);
+
+// depthwise causal conv over time, x, y [B,T,C], w [C,K] (HF conv1d.weight [C,1,K]), b [C] or NULL:
+//   y[b,t,c] = b[c] + Σ_j w[c,j]·x[b, t-(K-1)+j, c]   (zeros before t = 0)
+void conv1d_causal(float *y, const float *x, const float *w, const float *b, int B, int T, int C, int K);
+// dx [B,T,C] (overwritten) from dy
+void conv1d_causal_backward(float *dx, const float *dy, const float *w, int B, int T, int C, int K);
+
+// the selective scan, one step at a time (HF MambaMixer.slow_forward), per batch row b and channel i
+// (nI: the channel count I; I itself is complex.h's macro):
+//   h_t[n] = exp(Δ_t·A[i,n])·h_{t-1}[n] + Δ_t·B_t[n]·x_t      (h_{-1} = 0)
+//   y_t    = Σ_n C_t[n]·h_t[n] + D[i]·x_t
+// delta, x, y [B,T,I]; A [I,N]; B_t, C_t rows of width N at strides ldb, ldc per (b,t) (views into x_proj's
+// output). For the backward hs keeps the state at the end of every chunk of SCAN_CHUNK steps:
+// [B, ceil(T/SCAN_CHUNK), I, N], selective_scan_states(B, T, I, N) values (the backward recomputes the rest).
+enum { SCAN_CHUNK = 16 };
+long selective_scan_states(int B, int T, int nI, int N);
+void selective_scan(float *y, float *hs, const float *delta, const float *A, const float *Bm, int ldb, const float *Cm, int ldc,
+                    const float *x, const float *D, int B, int T, int nI, int N);
+// one step of every channel from the state h [I,N] (updated in place; zeros before the first step): the
+// recurrent decode. delta, x, y [I]; B, C [N]. Same arithmetic as one step of selective_scan.
+void selective_scan_step(float *y, float *h, const float *delta, const float *A, const float *Bm, const float *Cm, const float *x,
+                         const float *D, int nI, int N);
+// from dy [B,T,I]: ddelta [B,T,I] (overwritten), dx [B,T,I] (added to), dB, dC (overwritten, strides ldb, ldc).
+// scratch: selective_scan_backward_scratch(B, T, I, N) floats (0: may be NULL), per-group dB/dC partial sums.
+long selective_scan_backward_scratch(int B, int T, int nI, int N);
+void selective_scan_backward(float *ddelta, float *dx, float *dB, int ldb, float *dC, int ldc, const float *dy, const float *hs,
+                             const float *delta, const float *A, const float *Bm, const float *Cm, const float *x, const float *D,
+                             float *scratch, int B, int T, int nI, int N);
 
 #ifdef __cplusplus
 }

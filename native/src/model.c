@@ -2,6 +2,7 @@
 #include "model.h"
 #include "gpt_neox.h"
 #include "llama.h"
+#include "mamba.h"
 #include "olmo.h"
 #include "opt.h"
 #include <math.h>
@@ -19,6 +20,7 @@ static const struct {
     {"gpt_neox", gpt_neox_create},
     {"olmo", olmo_create},
     {"opt", opt_create},
+    {"mamba", mamba_create},
 };
 enum { N_ARCHS = sizeof ARCHS / sizeof *ARCHS };
 

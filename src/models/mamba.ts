@@ -33,6 +33,23 @@ interface MambaLayer {
   out_proj_b?: tf.Tensor;
 }
 
+/** The mixer's sizes as the config gives them (shared with the native engine's spec). */
+export function mambaDims(cfg: Record<string, any>): { I: number; N: number; K: number; rank: number; eps: number } {
+  const d = cfg.hidden_size;
+  const rank = cfg.time_step_rank ?? 'auto';
+  const r = rank === 'auto' ? Math.ceil(d / 16) : rank;
+  if (!Number.isInteger(r) || r <= 0) throw new ModelError(`mamba time_step_rank '${rank}' is neither 'auto' nor a positive integer`);
+  return { I: cfg.intermediate_size ?? (cfg.expand ?? 2) * d, N: cfg.state_size ?? 16, K: cfg.conv_kernel ?? 4, rank: r, eps: cfg.layer_norm_epsilon ?? 1e-5 };
+}
+
+/** ModelInfo with the tfjs model's checks (time_step_rank, hidden_act): shared with the native engine. */
+export function mambaInfo(cfg: Record<string, any>): ModelInfo {
+  mambaDims(cfg);
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu') throw new ModelError(`mamba hidden_act '${act}' is not supported (supported: silu)`);
+  return infoFromConfig(cfg, { maxPositions: Infinity }); // recurrent: no position table
+}
+
 export class Mamba implements CausalLM {
   readonly info: ModelInfo;
   readonly embedMatrix: tf.Tensor2D;
@@ -51,16 +68,8 @@ export class Mamba implements CausalLM {
   constructor(cfg: Record<string, any>, w: Weights) {
     const d = cfg.hidden_size;
     const V = cfg.vocab_size;
-    this.I = cfg.intermediate_size ?? (cfg.expand ?? 2) * d;
-    this.N = cfg.state_size ?? 16;
-    this.K = cfg.conv_kernel ?? 4;
-    const rank = cfg.time_step_rank ?? 'auto';
-    this.rank = rank === 'auto' ? Math.ceil(d / 16) : rank;
-    if (!Number.isInteger(this.rank) || this.rank <= 0) throw new ModelError(`mamba time_step_rank '${rank}' is neither 'auto' nor a positive integer`);
-    this.eps = cfg.layer_norm_epsilon ?? 1e-5;
-    const act = cfg.hidden_act ?? 'silu';
-    if (act !== 'silu') throw new ModelError(`mamba hidden_act '${act}' is not supported (supported: silu)`);
-    this.info = infoFromConfig(cfg, { maxPositions: Infinity }); // recurrent: no position table
+    this.info = mambaInfo(cfg);
+    ({ I: this.I, N: this.N, K: this.K, rank: this.rank, eps: this.eps } = mambaDims(cfg));
     const { I, N, K } = this;
 
     this.embedMatrix = w.get('backbone.embeddings.weight', [V, d]) as tf.Tensor2D;

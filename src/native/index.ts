@@ -22,6 +22,11 @@ export interface NativeAddon {
   generate(h: NativeHandle, prefix: Float32Array, P: number, maxNew: number, eos: Int32Array): Int32Array;
   info(): { blas: string; threads: number; architectures: string };
   setThreads(n: number): void;
+  /** Mamba's selective scan kernel alone (kernels.h): delta, x, dy [B,T,I], A [I,N], Bm, Cm [B,T,N], D [I]. */
+  selectiveScan(
+    B: number, T: number, I: number, N: number,
+    delta: Float32Array, A: Float32Array, Bm: Float32Array, Cm: Float32Array, x: Float32Array, D: Float32Array, dy?: Float32Array,
+  ): { y: Float32Array; ddelta?: Float32Array; dx?: Float32Array; dB?: Float32Array; dC?: Float32Array };
 }
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
 export type Engine = 'native' | 'tfjs';

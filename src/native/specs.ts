@@ -8,6 +8,7 @@
 // Adding an architecture: a spec here, its C file (native/src/model.h says how), one row in model.c.
 import { gptNeoXInfo, gptNeoXInvFreq, gptNeoXRotaryDim } from '../models/gpt_neox';
 import { llamaInfo, llamaInvFreq } from '../models/llama';
+import { mambaDims, mambaInfo } from '../models/mamba';
 import { olmoInfo, olmoInvFreq } from '../models/olmo';
 import { optInfo, optPrefix } from '../models/opt';
 import type { ModelInfo } from '../models/types';
@@ -222,4 +223,53 @@ const opt: NativeSpec = {
   slot: (name) => (name.startsWith('decoder.') ? 'model.' + name : name),
 };
 
-export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox, olmo, opt };
+// Mamba: recurrent, no position tables; the C side reads one flag per bias kind (as layer 0 has them).
+const mambaTied = (cfg: Record<string, any>, has: Has) => (cfg.tie_word_embeddings ?? true) && !has('lm_head.weight');
+const mamba: NativeSpec = {
+  info: mambaInfo,
+  tensors(cfg, has) {
+    const [d, V] = [cfg.hidden_size, cfg.vocab_size];
+    const { I, N, K, rank } = mambaDims(cfg);
+    const shapes: Record<string, number[]> = { 'backbone.embeddings.weight': [V, d] };
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const p = `backbone.layers.${i}.`;
+      Object.assign(shapes, {
+        [p + 'norm.weight']: [d],
+        [p + 'mixer.in_proj.weight']: [2 * I, d],
+        [p + 'mixer.conv1d.weight']: [I, 1, K],
+        [p + 'mixer.x_proj.weight']: [rank + 2 * N, I],
+        [p + 'mixer.dt_proj.weight']: [I, rank],
+        [p + 'mixer.dt_proj.bias']: [I],
+        [p + 'mixer.A_log']: [I, N],
+        [p + 'mixer.D']: [I],
+        [p + 'mixer.out_proj.weight']: [d, I],
+      });
+      if (has('backbone.layers.0.mixer.in_proj.bias')) Object.assign(shapes, { [p + 'mixer.in_proj.bias']: [2 * I], [p + 'mixer.out_proj.bias']: [d] });
+      if (has('backbone.layers.0.mixer.conv1d.bias')) shapes[p + 'mixer.conv1d.bias'] = [I];
+    }
+    shapes['backbone.norm_f.weight'] = [d];
+    if (!mambaTied(cfg, has)) shapes['lm_head.weight'] = [V, d];
+    return shapes;
+  },
+  embedName: () => 'backbone.embeddings.weight',
+  config(cfg, maxPositions, has) {
+    const { I, N, K, rank, eps } = mambaDims(cfg);
+    return {
+      hidden_size: cfg.hidden_size,
+      vocab_size: cfg.vocab_size,
+      num_hidden_layers: cfg.num_hidden_layers,
+      intermediate_size: I,
+      state_size: N,
+      conv_kernel: K,
+      time_step_rank: rank,
+      layer_norm_epsilon: eps,
+      max_position_embeddings: contextOf(maxPositions),
+      tied: mambaTied(cfg, has),
+      use_bias: has('backbone.layers.0.mixer.in_proj.bias'),
+      use_conv_bias: has('backbone.layers.0.mixer.conv1d.bias'),
+    };
+  },
+  derived: () => ({}),
+};
+
+export const NATIVE_SPECS: Record<string, NativeSpec> = { llama, gpt_neox, olmo, opt, mamba };
