@@ -23,8 +23,11 @@ import {
   type Figure,
   type Trace,
 } from '../src/plots';
-import { accuracyTable, pointRows, setComparison, table1 } from '../src/workbook/experiments';
-import { currentRecords, readRecords, type CramRecord } from '../src/workbook/records';
+import { accuracyTable, pointRows, setComparison, textCapacities } from '../src/workbook/experiments';
+import { table1 } from '../src/metrics/summary';
+import { mean } from '../src/math';
+import { currentRecords, readRunRecords } from '../src/runs/folder';
+import type { CramRecord } from '../src/runs/record';
 import { weightsHashOf } from '../src/io/checkpoint';
 import { modelPath, repoRoot, sharedModel } from '../src/workbook/paths';
 import { REGISTRY, theoreticalCapacity } from '../src/models/registry';
@@ -47,19 +50,6 @@ function modelShape(name: string): { d: number; V: number } {
   return { d: cfg.word_embed_proj_dim ?? cfg.hidden_size ?? cfg.d_model ?? NaN, V: cfg.vocab_size ?? NaN };
 }
 
-/** Per (model, set, K, text): the longest N a capacity walk decoded exactly. */
-function walkCapacities(walk: CramRecord[]) {
-  const by = new Map<string, { model: string; set: string; K: number; textId: string; text: string; capacity: number }>();
-  for (const r of walk) {
-    const k = `${r.model}|${r.set}|${r.K}|${r.textId}`;
-    const cur = by.get(k) ?? { model: r.model, set: r.set, K: r.K, textId: r.textId, text: r.text, capacity: 0 };
-    if (r.bestAccuracy >= 1 && r.N > cur.capacity) Object.assign(cur, { capacity: r.N, text: r.text });
-    by.set(k, cur);
-  }
-  return [...by.values()];
-}
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const byModelOrder = (a: string, b: string) => {
   const w = (n: string) => (n.includes('mamba') ? 1e6 : 0) + Number(/d(\d+)/.exec(n)?.[1] ?? (n === 'stories260K' ? 1e5 : 0));
   return w(a) - w(b);
@@ -73,8 +63,8 @@ function build(): void {
     if (dir && fs.existsSync(path.join(dir, 'config.json'))) return weightsHashOf(dir);
     return name.startsWith('models/') ? 'model-folder-removed' : undefined;
   };
-  const grid = currentRecords(readRecords(path.join(RUNS, 'grid')), fingerprint);
-  const walk = currentRecords(readRecords(path.join(RUNS, 'walk')), fingerprint);
+  const grid = currentRecords(readRunRecords(path.join(RUNS, 'grid')), fingerprint);
+  const walk = currentRecords(readRunRecords(path.join(RUNS, 'walk')), fingerprint);
   shownModels.push(...new Set([...grid, ...walk].map((r) => r.model)));
   if (!grid.length && !walk.length) throw new Error(`no run records under ${RUNS}: run the notebooks first (CRAMLAB_BUDGET=${BUDGET} node --import tsx scripts/run-notebooks.ts)`);
   const llamaLike = (r: CramRecord) => !r.model.includes('mamba');
@@ -86,8 +76,12 @@ function build(): void {
     figures.push({ name: 'ce-scatter', fig: ceScatter(rows, 'CE with the vector vs without, per text (paper Fig. 3)'), caption: 'Cross-entropy of each (text, N) with the vector against without it, bits. Circles: decoded exactly; crosses: not. Dashed: least-squares line over the texts not fully decoded.' });
     tables.push({ name: 'accuracy-by-n', rows: accuracyTable(natural), digits: 3 });
   }
-  const t1 = table1(grid.filter((r) => r.K === 1)).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
-  if (t1.length) tables.push({ name: 'table1', rows: t1.map((r) => ({ model: r.model, set: r.set, decoding_capacity: r.decodingCapacity, token_gain: r.tokenGain, info_gain_bits: r.infoGainBits, full_texts: r.fullTexts })), digits: 1 });
+  const shapeOf = (m: string) => {
+    const { d, V } = modelShape(m);
+    return Number.isFinite(d) && Number.isFinite(V) ? { memDim: d, vocabSize: V } : undefined;
+  };
+  const t1 = table1(grid.filter((r) => r.K === 1), shapeOf).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
+  if (t1.length) tables.push({ name: 'table1', rows: t1.map((r) => ({ model: r.model, set: r.set, decoding_capacity: r.decodingCapacity, token_gain: r.tokenGain ?? NaN, info_gain_bits: r.infoGainBits ?? NaN, full_texts: r.saturatedTexts })), digits: 1 });
 
   const withRandom = new Set(grid.filter((r) => r.set === 'random').map((r) => r.model));
   if (withRandom.size) {
@@ -115,7 +109,7 @@ function build(): void {
     figures.push({ name: 'mamba-vs-llama', fig: accuracyVsN(rows, 'Mamba vs a Transformer of similar size'), caption: `${[...pair].join(' vs ')}: same tokenizer, data and tokens seen, same texts.` });
   }
 
-  const caps = walkCapacities(walk);
+  const caps = textCapacities(walk);
   const perK = new Map<string, number[]>();
   for (const c of caps) perK.set(`${c.model}|${c.K}`, [...(perK.get(`${c.model}|${c.K}`) ?? []), c.capacity]);
   const kModels = [...new Set(caps.map((c) => c.model))].filter((m) => new Set(caps.filter((c) => c.model === m).map((c) => c.K)).size >= 2).sort(byModelOrder);

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { greedyGenerate } from './generate';
 import type { CausalLM } from './models/types';
-import type { Tokenizer } from './tokenizer';
+import type { Tokenizer } from './io/tokenizer';
 
 export interface DecodeInput {
   /** K·memDim values, row-major [K, memDim]. */

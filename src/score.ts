@@ -1,9 +1,23 @@
 // How well a model predicts a text on its own: cross-entropy per token and greedy accuracy.
 import * as tf from '@tensorflow/tfjs-core';
-import { shiftedCE } from './cram/loss';
 import { prefixedEmbeds } from './generate';
 import type { CausalLM } from './models/types';
 import { ModelError } from './models/types';
+
+/**
+ * The shifted next-token objective, the one home of it (cram's loss, score's CE): text position
+ * K + t predicts labels[b, t] = ids_b[t + 1]; the logit at the last mem position is not scored.
+ * ce [B, P] in nats, pred [B, P] the greedy (argmax) predictions, P = labels' width.
+ */
+export function shiftedCE(logits: tf.Tensor3D, K: number, labels: tf.Tensor2D): { ce: tf.Tensor2D; pred: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const [B, P] = labels.shape;
+    const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
+    const logp = tf.logSoftmax(text);
+    const target = tf.oneHot(labels, logp.shape[2]);
+    return { ce: tf.neg(tf.sum(tf.mul(logp, target), -1)) as tf.Tensor2D, pred: tf.argMax(text, -1) as tf.Tensor2D };
+  });
+}
 
 export interface TextScore {
   /** Tokens in the text (N); N-1 of them are predicted. */

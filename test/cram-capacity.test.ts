@@ -8,7 +8,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { capacitySearch } from '../src/cram/capacity';
-import { capacitySweep, gridKey, readRecords, type GridRecord } from '../src/cram/sweep';
+import { readLines } from '../src/runs/folder';
+import { recordKey, type CramRecord } from '../src/runs/record';
+import { capacitySweep } from '../src/runs/sweep';
 import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { scoreText } from '../src/score';
@@ -59,17 +61,17 @@ test('capacitySweep: one line per record, a cut line and lost lines are recovere
   const file = path.join(runDir, 'results.jsonl');
   const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
   assert.equal(lines.length, 6);
-  assert.deepEqual(new Set(first.grid.map((r) => gridKey(r.id, r.N, r.K))).size, 6);
+  assert.deepEqual(new Set(first.grid.map((r) => recordKey(r))).size, 6);
 
   // A kill mid-write leaves a cut line; a lost record must be redone, identically (seeded per text).
-  const dropped = JSON.parse(lines[4]) as GridRecord;
+  const dropped = JSON.parse(lines[4]) as CramRecord;
   fs.writeFileSync(file, [...lines.slice(0, 4), lines[5]].join('\n') + '\n' + lines[4].slice(0, 30));
   const batches = new Set<number>();
   const second = await capacitySweep(model, texts, { ...opts, onProgress: (p) => void batches.add(p.total) });
-  const after = readRecords<GridRecord>(file);
+  const after = readLines<CramRecord>(file);
   assert.equal(after.length, 6, 'the cut line is skipped and the lost record written again');
   assert.ok(fs.readFileSync(file, 'utf8').endsWith('\n'));
-  const redone = after.find((r) => gridKey(r.id, r.N, r.K) === gridKey(dropped.id, dropped.N, dropped.K))!;
+  const redone = after.find((r) => recordKey(r) === recordKey(dropped))!;
   assert.deepEqual([redone.bestAccuracy, redone.steps, redone.stepsToBest, redone.seed], [dropped.bestAccuracy, dropped.steps, dropped.stepsToBest, dropped.seed]);
   assert.ok(Math.abs(redone.infoGainBits - dropped.infoGainBits) < 1e-4);
   assert.deepEqual([...batches], [1], 'only the lost record was crammed again');
@@ -79,7 +81,7 @@ test('capacitySweep: one line per record, a cut line and lost lines are recovere
   let any = false;
   await capacitySweep(model, texts, { ...opts, onProgress: () => void (any = true) });
   assert.equal(any, false);
-  assert.equal(readRecords(file).length, 6);
+  assert.equal(readLines(file).length, 6);
   await assert.rejects(() => capacitySweep(model, texts, { ...opts, model: { id: 'other', weightsHash: 'h2' } }), /holds a run of model 'tiny'/);
   await assert.rejects(() => capacitySweep(model, texts, { ...opts, lengths: [1] }), /lengths must be integers ≥ 2/);
   model.dispose();

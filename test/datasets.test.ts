@@ -13,7 +13,7 @@ import { parseCsv, readTextColumn } from '../src/datasets/hub';
 import { chunkRanges, encodeTruncated, normalizeWhitespace, secondHalf, splitSentences } from '../src/datasets/preprocess';
 import { randomWordText } from '../src/datasets/random';
 import { mulberry32 } from '../src/random';
-import { loadTokenizer, type Tokenizer } from '../src/tokenizer';
+import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer';
 import { sharedModel } from './helpers/shared';
 
 const stories = sharedModel('stories260K');

@@ -14,7 +14,7 @@ import { loadModel, modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { loadMem } from '../src/mem-file';
 import { scoreText } from '../src/score';
-import type { Tokenizer } from '../src/tokenizer';
+import type { Tokenizer } from '../src/io/tokenizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { sharedModel } from './helpers/shared';
 

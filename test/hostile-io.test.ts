@@ -266,7 +266,7 @@ test('an unreachable Hub says so in one line', async () => {
 });
 
 test('a tokenizer.json that is a FIFO, a folder or a symlink out of the model folder is refused before it is opened', async () => {
-  const { loadTokenizer } = await import('../src/tokenizer');
+  const { loadTokenizer } = await import('../src/io/tokenizer');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-tok-'));
   const dir = path.join(root, 'model');
   fs.mkdirSync(dir);

@@ -9,7 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { initBackend } from '../src/backend';
-import { capacitySweep, readRecords, type GridRecord } from '../src/cram/sweep';
+import { readLines } from '../src/runs/folder';
+import type { CramRecord } from '../src/runs/record';
+import { capacitySweep } from '../src/runs/sweep';
 import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { capacitySummary, groupByLength } from '../src/metrics/summary';
@@ -51,12 +53,12 @@ test('a re-run with other options, another text, or records without a fingerprin
   assert.equal(third.grid.find((r) => r.id === 'b')!.fingerprint, second.grid.find((r) => r.id === 'b')!.fingerprint, 'the unchanged text is reused');
 
   // Records of an older version (no fingerprint) are stale.
-  const old = readRecords<GridRecord>(file).map(({ fingerprint: _f, ...r }) => r);
+  const old = readLines<CramRecord>(file).map(({ fingerprint: _f, ...r }) => r);
   fs.writeFileSync(file, old.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const again: string[] = [];
   const fourth = await capacitySweep(model, changed, { ...base, maxSteps: 6, runDir, log: (s) => again.push(s) });
   assert.ok(fourth.grid.every((r) => r.fingerprint), 'records without a fingerprint were reused');
-  assert.ok(again.some((l) => /no fingerprint\): recomputing/.test(l)));
+  assert.ok(again.some((l) => /older version\): recomputing/.test(l)));
 });
 
 test('a torn last line is cut off, so the next record starts a clean line', async () => {

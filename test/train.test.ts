@@ -11,7 +11,7 @@ import { mobyDickSplit } from '../src/datasets/corpus';
 import { loadModel } from '../src/io/checkpoint';
 import { buildModel } from '../src/models/index';
 import { Weights } from '../src/models/weights';
-import { loadTokenizer } from '../src/tokenizer';
+import { loadTokenizer } from '../src/io/tokenizer';
 import { AdamW, cosineLr } from '../src/train/adamw';
 import { trainBpe, writeTokenizer } from '../src/train/bpe';
 import { batchAt, bookStreams, evalWindows, unigramEntropyBits } from '../src/train/data';

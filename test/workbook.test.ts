@@ -12,8 +12,10 @@ import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 import { scoreText } from '../src/score';
 import { budget, walkLengths } from '../src/workbook/budget';
-import { capacityWalk, cramAt, table1, type WorkbookModel } from '../src/workbook/experiments';
-import { currentRecords, decodeMem, encodeMem, RecordFile, type CramRecord } from '../src/workbook/records';
+import { table1 } from '../src/metrics/summary';
+import { currentRecords, RecordFile } from '../src/runs/folder';
+import { decodeMem, encodeMem, fromStored, type CramRecord } from '../src/runs/record';
+import { accuracyTable, capacityWalk, cramAt, type WorkbookModel } from '../src/workbook/experiments';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
 
@@ -54,16 +56,16 @@ test('cramAt: records match scoreText, a re-run reads them back, a torn last lin
   const file = tmpFile();
   const b = { ...budget('ci'), maxSteps: 30, patience: 30 };
   const first = await cramAt(m, texts, { N: 8, K: 1, set: 'test', budget: b, file: new RecordFile(file), quiet: true });
-  assert.deepEqual(first.map((r) => r.textId), ['a', 'b'], "texts shorter than N are left out");
+  assert.deepEqual(first.map((r) => r.id), ['a', 'b'], "texts shorter than N are left out");
   // Independent check of the stored metrics with the stored mem.
   for (const r of first) {
-    const ids = texts.find((t) => t.id === r.textId)!.ids.slice(0, 8);
-    const prefix = tf.tensor2d(decodeMem(r.mem), [1, m.model.info.memDim]);
+    const ids = texts.find((t) => t.id === r.id)!.ids.slice(0, 8);
+    const prefix = tf.tensor2d(decodeMem(r.mem!), [1, m.model.info.memDim]);
     const withMem = await scoreText(m.model, ids, prefix);
     const without = await scoreText(m.model, ids);
     prefix.dispose();
-    assert.ok(Math.abs(withMem.totalBits - r.ceWithBits) < 1e-9);
-    assert.ok(Math.abs(without.totalBits - r.ceWithoutBits) < 1e-9);
+    assert.ok(Math.abs(withMem.totalBits - r.ceWithMem.totalBits) < 1e-9);
+    assert.ok(Math.abs(without.totalBits - r.ceWithoutMem.totalBits) < 1e-9);
     assert.ok(Math.abs(r.infoGainBits - (without.totalBits - withMem.totalBits)) < 1e-9);
     assert.equal(r.tokenGain, withMem.correct - without.correct);
     assert.ok(Math.abs(r.bestAccuracy - withMem.accuracy) < 1e-12, 'best accuracy is what the stored mem scores');
@@ -129,24 +131,59 @@ test('capacityWalk: capacity is the longest decoded length, and walks stop at th
   m.model.dispose();
 });
 
-test('table1: decoding capacity = largest N with mean accuracy ≥ 0.99; gains over texts ≤ 0.99', () => {
-  const rec = (textId: string, N: number, bestAccuracy: number, tokenGain = 0, infoGainBits = 0) =>
-    ({ model: 'm', set: 's', K: 1, textId, N, bestAccuracy, tokenGain, infoGainBits }) as CramRecord;
+test('table1: decoding capacity = largest N with mean accuracy ≥ 0.99; gains over texts ≤ 0.99; one row per (model, set, K)', () => {
+  const rec = (id: string, N: number, bestAccuracy: number, tokenGain = 0, infoGainBits = 0, set = 's') =>
+    ({ model: 'm', set, K: 1, id, N, bestAccuracy, tokenGain, infoGainBits, paperInfoGainNats: infoGainBits * Math.LN2, status: 'patience', decoded: bestAccuracy === 1, stepsToBest: 1 }) as unknown as CramRecord;
   const rows = table1([
     rec('a', 8, 1), rec('b', 8, 1),
     rec('a', 16, 1), rec('b', 16, 0.985, 10, 40), // mean 0.9925 ≥ 0.99: still counts as decoded
     rec('a', 32, 1), rec('b', 32, 0.5, 12, 50), // mean 0.75
     rec('a', 64, 0.995), rec('b', 64, 0.4, 14, 60), // 0.995 > 0.99: not a full vector
-  ]);
-  assert.equal(rows.length, 1);
-  assert.equal(rows[0].decodingCapacity, 16);
-  assert.equal(rows[0].fullTexts, 3);
-  assert.equal(rows[0].tokenGain, 12);
-  assert.equal(rows[0].infoGainBits, 50);
+    rec('a', 8, 0.5, 3, 7, 'other'),
+  ], (m) => (m === 'm' ? { memDim: 64, vocabSize: 256 } : undefined));
+  assert.equal(rows.length, 2);
+  const [r] = rows.filter((x) => x.set === 's');
+  assert.equal(r.decodingCapacity, 16);
+  assert.equal(r.saturatedTexts, 3);
+  assert.equal(r.tokenGain, 12);
+  assert.equal(r.infoGainBits, 50);
+  assert.equal(r.theoreticalCapacity, (64 * 16) / 8);
+  const o = rows.find((x) => x.set === 'other')!;
+  assert.deepEqual([o.decodingCapacity, o.saturatedTexts, o.tokenGain], [0, 1, 3]);
+  assert.ok(Number.isNaN(table1([rec('a', 8, 1)])[0].theoreticalCapacity), 'no shape: no theoretical column');
+});
+
+test('old run folders still read: a 0.1 workbook line and a 0.1 CLI grid line become the same CramRecord fields', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-old-'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model: { id: 'models/x', weightsHash: 'abcdef0123456789ffff' } }));
+  const ce = (bits: number, n: number) => ({ totalNats: bits * Math.LN2, perTokenNats: (bits * Math.LN2) / n, totalBits: bits, perTokenBits: bits / n });
+  const grid = {
+    kind: 'grid', id: 't1', N: 8, K: 1, status: 'decoded', stepsToBest: 9, steps: 9, seconds: 0.1, bestAccuracy: 1, decoded: true, correctWithMem: 7, correctWithoutMem: 2,
+    tokenGain: 5, ceWithoutMem: ce(30, 7), ceWithMem: ce(2, 7), infoGainNats: 28 * Math.LN2, infoGainBits: 28, compression: 8, paperCeWithoutMemNats: 1, paperCeWithMemNats: 0.5,
+    paperInfoGainNats: 0.5, seed: 3, fingerprint: '0123456789abcdef', bestMem: [0.5, -1],
+  };
+  const workbook = {
+    model: 'models/x', weights: 'abcdef0123456789', set: 'natural', textId: 't2', N: 8, K: 1, text: 'hi', bestAccuracy: 5 / 7, correct: 5, correctWithout: 2, tokenGain: 3,
+    ceWithoutBits: 30, ceWithBits: 9, infoGainBits: 21, steps: 40, stepsToBest: 12, status: 'patience', seconds: 0.2, maxSteps: 100, patience: 50, warmStart: false, mem: encodeMem(Float32Array.from([1, 2])),
+  };
+  fs.writeFileSync(path.join(dir, 'results.jsonl'), JSON.stringify(grid) + '\n' + JSON.stringify(workbook) + '\n' + '{"not": "a record"}\n');
+  const rs = new RecordFile(dir).all();
+  assert.equal(rs.length, 2, 'the line that is no record is left out');
+  const [g, w] = rs;
+  assert.deepEqual([g.kind, g.model, g.weights, g.set, g.id], ['cram', 'models/x', 'abcdef0123456789', '', 't1'], 'model and weights from config.json');
+  assert.deepEqual(decodeMem(g.mem!), Float32Array.from([0.5, -1]));
+  assert.deepEqual([w.kind, w.id, w.correctWithMem, w.correctWithoutMem, w.decoded], ['cram', 't2', 5, 2, false]);
+  assert.ok(Math.abs(w.ceWithMem.totalNats - 9 * Math.LN2) < 1e-12 && Math.abs(w.ceWithoutMem.perTokenBits - 30 / 7) < 1e-12);
+  assert.ok(Number.isNaN(w.paperInfoGainNats), 'the old workbook kept no paper totals');
+  assert.equal(fromStored({ kind: 'bisect', id: 'x' }), undefined);
+  // Both feed the one Table 1 and the accuracy table.
+  const [t] = table1([w]);
+  assert.deepEqual([t.decodingCapacity, t.saturatedTexts, t.tokenGain, t.infoGainBits], [0, 1, 3, 21]);
+  assert.deepEqual(accuracyTable([g]).map((a) => [a.N, a.texts, a.meanAccuracy, a.decoded]), [[8, 1, 1, 1]]);
 });
 
 test('currentRecords keeps only records of the current weights; unknown models and unfingerprinted records stay', () => {
-  const rec = (model: string, weights: string | undefined, N: number) => ({ model, weights, N } as unknown as CramRecord);
+  const rec = (model: string, weights: string | undefined, N: number) => ({ model, weights, N }) as unknown as CramRecord;
   const rs = [rec('a', '1111111111111111', 4), rec('a', '2222222222222222', 8), rec('a', undefined, 12), rec('b', '3333333333333333', 4)];
   const kept = currentRecords(rs, (m) => (m === 'a' ? '2222222222222222ffff' : undefined));
   assert.deepEqual(kept.map((r) => `${r.model}${r.N}`), ['a8', 'a12', 'b4']);

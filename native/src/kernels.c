@@ -25,7 +25,9 @@ const char *blas_name(void) {
     // openblas_get_config(): "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." → "openblas 0.3.21"
     const char *c = openblas_get_config();
     char ver[32] = "";
-    if (c && sscanf(c, "OpenBLAS %31s", ver) == 1) snprintf(name, sizeof name, "openblas %s", ver);
+    // + the kernels it picked for this CPU (openblas_get_corename: "Haswell", "SkylakeX", …)
+    const char *core = openblas_get_corename();
+    if (c && sscanf(c, "OpenBLAS %31s", ver) == 1) snprintf(name, sizeof name, "openblas %s %s", ver, core ? core : "");
     else snprintf(name, sizeof name, "openblas");
   }
   return name;

@@ -19,7 +19,7 @@ import { randn } from '../random';
 import { CramError, progressInfo, sampleCurve, STATUS_CODE, textResult, type Bookkeeping, type CramResult, type CramRun, type Curve } from './result';
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
-import { cramNative } from '../native/cram';
+import { cramNative } from './native';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 

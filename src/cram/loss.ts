@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFitsMemory } from '../backend';
 import type { CausalLM } from '../models/types';
+import { shiftedCE } from '../score';
 
 /** Constant tensors describing the texts of one batch (rebuilt only when the batch changes). */
 export interface TextBatch {
@@ -60,21 +61,6 @@ export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
 
 export function disposeBatch(b: TextBatch): void {
   tf.dispose([b.embeds, b.labels, b.mask, b.weights]);
-}
-
-/**
- * The shifted next-token objective, the one home of it (cram's loss, score's CE): text position
- * K + t predicts labels[b, t] = ids_b[t + 1]; the logit at the last mem position is not scored.
- * ce [B, P] in nats, pred [B, P] the greedy (argmax) predictions, P = labels' width.
- */
-export function shiftedCE(logits: tf.Tensor3D, K: number, labels: tf.Tensor2D): { ce: tf.Tensor2D; pred: tf.Tensor2D } {
-  return tf.tidy(() => {
-    const [B, P] = labels.shape;
-    const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
-    const logp = tf.logSoftmax(text);
-    const target = tf.oneHot(labels, logp.shape[2]);
-    return { ce: tf.neg(tf.sum(tf.mul(logp, target), -1)) as tf.Tensor2D, pred: tf.argMax(text, -1) as tf.Tensor2D };
-  });
 }
 
 /** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */

@@ -7,7 +7,7 @@
 //   .json                    {samples: [{id, ids, text}]}: the ids as given (e.g. shared/datasets/stories260k-samples.json)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Tokenizer } from '../tokenizer';
+import type { Tokenizer } from '../io/tokenizer';
 import { DatasetError, HUB_SETS, loadHubChunks, readTextColumn } from './hub';
 import { encodeTruncated, secondHalf } from './preprocess';
 import { randomWordText, textRng } from './random';

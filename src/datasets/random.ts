@@ -1,7 +1,7 @@
 // Random text, as in the authors' --shuffled runs: words drawn uniformly from a 100k-word
 // vocabulary, 5·N of them joined by spaces, tokenized and truncated to N tokens (BOS counted).
 // Their N is itself drawn uniformly from [2, N] per text (np.random.randint(2, N + 1)).
-import type { Tokenizer } from '../tokenizer';
+import type { Tokenizer } from '../io/tokenizer';
 
 import { mulberry32 } from '../random';
 

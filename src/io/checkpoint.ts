@@ -7,7 +7,7 @@ import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { collectGarbage, Weights } from '../models/weights';
-import { loadTokenizer, type Tokenizer } from '../tokenizer';
+import { loadTokenizer, type Tokenizer } from './tokenizer';
 import { validateConfig } from './config';
 import { checkedFile, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';

@@ -4,14 +4,9 @@
 // Every weight is widened to float32: the math in cramlab is fp32 throughout.
 import * as fs from 'node:fs';
 
-export interface RawTensor {
-  dtype: string;
-  shape: number[];
-  /** The values (a file's tensor reads them on first access and keeps them). */
-  data: Float32Array | Int32Array;
-  /** A file's tensor: read the values afresh, kept by no one (one tensor in memory at a time). */
-  read?(): Float32Array | Int32Array;
-}
+import type { RawTensor } from '../models/types';
+
+export type { RawTensor };
 
 const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };

@@ -83,15 +83,20 @@ export function decodingCapacity(groups: { N: number; meanBestAccuracy: number }
   return Math.max(0, ...groups.filter((g) => g.meanBestAccuracy >= DECODED_THRESHOLD).map((g) => g.N));
 }
 
-/** One row per K: the paper's Table 1 columns for these records. */
-export function capacitySummary(records: TextMetrics[], model: { memDim: number; vocabSize: number }): CapacitySummary[] {
+export interface ModelShape {
+  memDim: number;
+  vocabSize: number;
+}
+
+/** One row per K: the paper's Table 1 columns for these records (theoretical columns NaN without the model's shape). */
+export function capacitySummary(records: TextMetrics[], model?: ModelShape): CapacitySummary[] {
   const Ks = [...new Set(records.map((r) => r.K))].sort((a, b) => a - b);
   return Ks.map((K) => {
     const all = records.filter((r) => r.K === K);
     const rs = all.filter((r) => !isNaNRun(r));
     const groups = groupByLength(rs);
     const cap = decodingCapacity(groups);
-    const theory = K * theoreticalCapacity(model.memDim, model.vocabSize);
+    const theory = model ? K * theoreticalCapacity(model.memDim, model.vocabSize) : NaN;
     const full = rs.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
     const some = full.length > 0;
     const paperNats = mean(full.map((r) => r.paperInfoGainNats));
@@ -108,7 +113,27 @@ export function capacitySummary(records: TextMetrics[], model: { memDim: number;
       paperInfoGainNats: some ? paperNats : null,
       paperInfoGainBits: some ? paperNats / Math.LN2 : null,
       infoGainBits: some ? bits : null,
-      bitUtilisation: some ? bits / (K * model.memDim * 16) : null,
+      bitUtilisation: some && model ? bits / (K * model.memDim * 16) : null,
     };
   });
+}
+
+export interface Table1Row extends CapacitySummary {
+  model: string;
+  set: string;
+}
+
+/**
+ * The paper's Table 1, one row per (model, text set, K): capacitySummary of each group. The CLI's
+ * `capacity`, the notebooks and `npm run figures` all print this. `shapeOf(model)` gives d and V
+ * for the theoretical columns (NaN where it returns undefined).
+ */
+export function table1(records: (TextMetrics & { model: string; set: string })[], shapeOf: (model: string) => ModelShape | undefined = () => undefined): Table1Row[] {
+  const groups = new Map<string, typeof records>();
+  for (const r of records) {
+    const k = `${r.model}\u0000${r.set}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  return [...groups.values()].flatMap((g) => capacitySummary(g, shapeOf(g[0].model)).map((s) => ({ model: g[0].model, set: g[0].set, ...s })));
 }

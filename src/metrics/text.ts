@@ -80,10 +80,10 @@ export function textMetrics(r: CramResult, withoutMem: TextScore, withMem: TextS
   };
 }
 
-/** Score a cram result: the text alone and behind its best mem. */
-export async function measure(model: CausalLM, ids: number[], r: CramResult, id?: string): Promise<TextMetrics> {
+/** Score a cram result: the text alone (or `without`, that score computed before) and behind its best mem. */
+export async function measure(model: CausalLM, ids: number[], r: CramResult, id?: string, without?: TextScore): Promise<TextMetrics> {
   if (ids.length !== r.tokens) throw new Error(`measure: the result is for ${r.tokens} tokens but ${ids.length} ids were given`);
-  const without = await scoreText(model, ids);
+  without ??= await scoreText(model, ids);
   const mem = tf.tensor2d(r.bestMem, [r.K, model.info.memDim]);
   try {
     return textMetrics(r, without, await scoreText(model, ids, mem), id);

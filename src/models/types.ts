@@ -57,3 +57,13 @@ export function infoFromConfig(cfg: Record<string, any>, overrides: Partial<Mode
     ...overrides,
   };
 }
+
+/** One checkpoint tensor as a file reader gives it (io/safetensors.ts), widened to 32 bits. */
+export interface RawTensor {
+  dtype: string;
+  shape: number[];
+  /** The values (a file's tensor reads them on first access and keeps them). */
+  data: Float32Array | Int32Array;
+  /** A file's tensor: read the values afresh, kept by no one (one tensor in memory at a time). */
+  read?(): Float32Array | Int32Array;
+}

@@ -2,7 +2,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
-import type { RawTensor } from '../io/safetensors';
+import type { RawTensor } from '../models/types';
 import { ModelError } from './types';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);

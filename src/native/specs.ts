@@ -28,49 +28,62 @@ export interface NativeSpec {
 /** Positions a model without a learned table may see (the RoPE tables are this long). */
 const contextOf = (maxPositions: number) => (Number.isFinite(maxPositions) ? maxPositions : 4096);
 
+/** The Llama-style decoder's shapes (Llama, OLMo): q/kv widths with grouped kv heads. */
+function llamaWidths(cfg: Record<string, any>): { d: number; V: number; I: number; q: number; kv: number } {
+  const d = cfg.hidden_size;
+  const D = cfg.head_dim ?? d / cfg.num_attention_heads;
+  return { d, V: cfg.vocab_size, I: cfg.intermediate_size, q: cfg.num_attention_heads * D, kv: (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D };
+}
+
+/** A Llama-style layer's attention and SwiGLU MLP weights, under prefix p. */
+function decoderLayer(p: string, w: { d: number; I: number; q: number; kv: number }): Record<string, number[]> {
+  return {
+    [p + 'self_attn.q_proj.weight']: [w.q, w.d],
+    [p + 'self_attn.k_proj.weight']: [w.kv, w.d],
+    [p + 'self_attn.v_proj.weight']: [w.kv, w.d],
+    [p + 'self_attn.o_proj.weight']: [w.d, w.q],
+    [p + 'mlp.gate_proj.weight']: [w.I, w.d],
+    [p + 'mlp.up_proj.weight']: [w.I, w.d],
+    [p + 'mlp.down_proj.weight']: [w.d, w.I],
+  };
+}
+
+/** The config keys the C side of both Llama-style decoders reads. */
+function llamaStyleConfig(cfg: Record<string, any>, maxPositions: number, has: Has): Record<string, number | boolean> {
+  const d = cfg.hidden_size;
+  const heads = cfg.num_attention_heads;
+  return {
+    hidden_size: d,
+    vocab_size: cfg.vocab_size,
+    num_hidden_layers: cfg.num_hidden_layers,
+    num_attention_heads: heads,
+    num_key_value_heads: cfg.num_key_value_heads ?? heads,
+    head_dim: cfg.head_dim ?? d / heads,
+    intermediate_size: cfg.intermediate_size,
+    max_position_embeddings: contextOf(maxPositions),
+    tied: (cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'),
+  };
+}
+
 const llama: NativeSpec = {
   info: llamaInfo,
   tensors(cfg, has) {
-    const [d, V, I] = [cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size];
-    const D = cfg.head_dim ?? d / cfg.num_attention_heads;
-    const [q, kv] = [cfg.num_attention_heads * D, (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D];
-    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [V, d], 'model.norm.weight': [d] };
-    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [V, d];
+    const w = llamaWidths(cfg);
+    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [w.V, w.d], 'model.norm.weight': [w.d] };
+    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [w.V, w.d];
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const p = `model.layers.${i}.`;
-      Object.assign(shapes, {
-        [p + 'input_layernorm.weight']: [d],
-        [p + 'self_attn.q_proj.weight']: [q, d],
-        [p + 'self_attn.k_proj.weight']: [kv, d],
-        [p + 'self_attn.v_proj.weight']: [kv, d],
-        [p + 'self_attn.o_proj.weight']: [d, q],
-        [p + 'post_attention_layernorm.weight']: [d],
-        [p + 'mlp.gate_proj.weight']: [I, d],
-        [p + 'mlp.up_proj.weight']: [I, d],
-        [p + 'mlp.down_proj.weight']: [d, I],
-      });
-      if (has('model.layers.0.self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [q], [p + 'self_attn.k_proj.bias']: [kv], [p + 'self_attn.v_proj.bias']: [kv] });
+      Object.assign(shapes, { [p + 'input_layernorm.weight']: [w.d], [p + 'post_attention_layernorm.weight']: [w.d] }, decoderLayer(p, w));
+      if (has('model.layers.0.self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [w.q], [p + 'self_attn.k_proj.bias']: [w.kv], [p + 'self_attn.v_proj.bias']: [w.kv] });
     }
     return shapes;
   },
   embedName: () => 'model.embed_tokens.weight',
-  config(cfg, maxPositions, has) {
-    const d = cfg.hidden_size;
-    const heads = cfg.num_attention_heads;
-    return {
-      hidden_size: d,
-      vocab_size: cfg.vocab_size,
-      num_hidden_layers: cfg.num_hidden_layers,
-      num_attention_heads: heads,
-      num_key_value_heads: cfg.num_key_value_heads ?? heads,
-      head_dim: cfg.head_dim ?? d / heads,
-      intermediate_size: cfg.intermediate_size,
-      max_position_embeddings: contextOf(maxPositions),
-      rms_norm_eps: cfg.rms_norm_eps ?? 1e-6,
-      tied: (cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'),
-      attention_bias: has('model.layers.0.self_attn.q_proj.bias'),
-    };
-  },
+  config: (cfg, maxPositions, has) => ({
+    ...llamaStyleConfig(cfg, maxPositions, has),
+    rms_norm_eps: cfg.rms_norm_eps ?? 1e-6,
+    attention_bias: has('model.layers.0.self_attn.q_proj.bias'),
+  }),
   derived: (cfg) => ({ 'rope.inv_freq': llamaInvFreq(cfg) }), // llama3 scaling applied there
 };
 
@@ -124,42 +137,14 @@ const gpt_neox: NativeSpec = {
 const olmo: NativeSpec = {
   info: olmoInfo,
   tensors(cfg, has) {
-    const [d, V, I] = [cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size];
-    const D = cfg.head_dim ?? d / cfg.num_attention_heads;
-    const [q, kv] = [cfg.num_attention_heads * D, (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D];
-    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [V, d] };
-    for (let i = 0; i < cfg.num_hidden_layers; i++) {
-      const p = `model.layers.${i}.`;
-      Object.assign(shapes, {
-        [p + 'self_attn.q_proj.weight']: [q, d],
-        [p + 'self_attn.k_proj.weight']: [kv, d],
-        [p + 'self_attn.v_proj.weight']: [kv, d],
-        [p + 'self_attn.o_proj.weight']: [d, q],
-        [p + 'mlp.gate_proj.weight']: [I, d],
-        [p + 'mlp.up_proj.weight']: [I, d],
-        [p + 'mlp.down_proj.weight']: [d, I],
-      });
-    }
-    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [V, d];
+    const w = llamaWidths(cfg);
+    const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [w.V, w.d] };
+    for (let i = 0; i < cfg.num_hidden_layers; i++) Object.assign(shapes, decoderLayer(`model.layers.${i}.`, w)); // weightless LayerNorms
+    if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [w.V, w.d];
     return shapes;
   },
   embedName: () => 'model.embed_tokens.weight',
-  config(cfg, maxPositions, has) {
-    const d = cfg.hidden_size;
-    const heads = cfg.num_attention_heads;
-    return {
-      hidden_size: d,
-      vocab_size: cfg.vocab_size,
-      num_hidden_layers: cfg.num_hidden_layers,
-      num_attention_heads: heads,
-      num_key_value_heads: cfg.num_key_value_heads ?? heads,
-      head_dim: cfg.head_dim ?? d / heads,
-      intermediate_size: cfg.intermediate_size,
-      max_position_embeddings: contextOf(maxPositions),
-      clip_qkv: cfg.clip_qkv ?? 0, // 0: no clamp
-      tied: (cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'),
-    };
-  },
+  config: (cfg, maxPositions, has) => ({ ...llamaStyleConfig(cfg, maxPositions, has), clip_qkv: cfg.clip_qkv ?? 0 }), // 0: no clamp
   derived: (cfg) => ({ 'rope.inv_freq': olmoInvFreq(cfg) }),
 };
 

@@ -9,7 +9,7 @@ export interface PointRow {
   N: number;
   K: number;
   accuracy: number;
-  textId?: string;
+  id?: string;
   text?: string;
   /** Cross-entropy of the text without / with the mem vectors, total over the text, in bits. */
   ceWithoutBits?: number;
@@ -31,7 +31,7 @@ const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.i
 
 /** What hovering over one text's point shows. */
 export function hoverText(r: PointRow): string {
-  const snippet = (r.text ?? r.textId ?? '').replace(/\s+/g, ' ').slice(0, 80);
+  const snippet = (r.text ?? r.id ?? '').replace(/\s+/g, ' ').slice(0, 80);
   return [
     snippet && `<i>${escapeHtml(snippet)}${(r.text ?? '').length > 80 ? '…' : ''}</i>`,
     `${shortName(r.model)}  N=${r.N}  K=${r.K}`,
@@ -140,7 +140,7 @@ export interface CapacityRow {
   model: string;
   K: number;
   capacity: number;
-  textId?: string;
+  id?: string;
   text?: string;
 }
 

@@ -1,7 +1,7 @@
 // Token streams and batches for training: the books train split only; the held-out chapters
 // are scored, never trained on.
 import { mobyDickSplit } from '../datasets/corpus';
-import type { Tokenizer } from '../tokenizer';
+import type { Tokenizer } from '../io/tokenizer';
 import { rngFor } from './rng';
 
 /** All chapters' tokens end to end, without specials (a window may cross a chapter break). */

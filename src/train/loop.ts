@@ -8,7 +8,7 @@ import { readSafetensors, writeSafetensors, type RawTensor } from '../io/safeten
 import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { Weights } from '../models/weights';
-import type { Tokenizer } from '../tokenizer';
+import type { Tokenizer } from '../io/tokenizer';
 import { AdamW, cosineLr } from './adamw';
 import { batchAt, evalWindows } from './data';
 import { initTensors } from './init';

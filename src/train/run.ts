@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { mobyDickSplit } from '../datasets/corpus';
 import { greedyGenerate } from '../generate';
 import { loadModel } from '../io/checkpoint';
-import { loadTokenizer } from '../tokenizer';
+import { loadTokenizer } from '../io/tokenizer';
 import { trainBpe, writeTokenizer } from './bpe';
 import { bookStreams, evalWindows, unigramEntropyBits } from './data';
 import { evalLoss, modelLogits, trainModel, type TrainOptions } from './loop';

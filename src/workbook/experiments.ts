@@ -1,19 +1,19 @@
-// The workbook's experiments, cached in run folders: cram texts at one (N, K); walk N upwards to
-// find each text's capacity at K; Table-1 summaries. Every finished text is a line in a
-// results.jsonl (records.ts), so re-running a notebook crams only what is missing.
+// The workbook's experiments, cached in run folders (runs/folder.ts): cram texts at one (N, K); walk
+// N upwards to find each text's capacity at K. Every finished text is a CramRecord line in the
+// folder's results.jsonl, so re-running a notebook crams only what is missing.
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { cram, initialMem } from '../cram/cram';
 import type { CramResult } from '../cram/cram';
-import { fingerprint } from '../cram/sweep';
 import { loadTexts, type Text } from '../datasets/index';
 import { loadModel, type LoadedModel } from '../io/checkpoint';
+import { mean } from '../math';
+import { DECODED_THRESHOLD, groupByLength, type ModelShape } from '../metrics/summary';
+import { measure } from '../metrics/text';
+import type { RecordFile } from '../runs/folder';
+import { decodeMem, encodeMem, recordPrint, seedOf, type CramRecord } from '../runs/record';
 import { scoreText, type TextScore } from '../score';
 import type { Budget } from './budget';
 import { modelPath, sharedModel } from './paths';
-import { decodeMem, encodeMem, type CramRecord, type RecordFile } from './records';
-import { mean } from '../math';
-import { decodingCapacity, DECODED_THRESHOLD } from '../metrics/summary';
 
 /** A loaded model plus the name the notebook gave it (what records and legends show). */
 export interface WorkbookModel extends LoadedModel {
@@ -44,13 +44,6 @@ export async function textsFor(m: WorkbookModel, kind: string, count: number, ma
   return loadTexts(source, { tokenizer: m.tokenizer, count, maxTokens, seed: 0 });
 }
 
-/** A stable seed per text, so a record does not depend on which texts shared its batch. */
-export function seedOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
-}
-
 export interface CramAtOptions {
   N: number;
   K: number;
@@ -68,51 +61,33 @@ export interface CramAtOptions {
 const withoutCache = new Map<string, TextScore>();
 
 async function scoreWithout(m: WorkbookModel, key: string, ids: number[]): Promise<TextScore> {
-  const k = `${m.name}|${key}|${ids.length}`;
+  const k = `${m.weightsHash}|${key}|${ids.length}`;
   if (!withoutCache.has(k)) withoutCache.set(k, await scoreText(m.model, ids));
   return withoutCache.get(k)!;
 }
 
+const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
+  recordPrint({ ids: t.ids.slice(0, o.N), K: o.K, seed: seedOf(t.id), init: o.init?.get(t.id), weightsHash: m.weightsHash, options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience } });
+
 async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptions): Promise<CramRecord> {
   const ids = t.ids.slice(0, o.N);
-  const prefix = tf.tensor2d(r.bestMem, [o.K, m.model.info.memDim]);
-  const withMem = await scoreText(m.model, ids, prefix);
-  prefix.dispose();
-  const without = await scoreWithout(m, t.id, ids);
+  const metrics = await measure(m.model, ids, r, t.id, await scoreWithout(m, t.id, ids));
   return {
+    kind: 'cram',
+    ...metrics,
+    id: t.id,
     model: m.name,
     weights: m.weightsHash.slice(0, 16),
     set: o.set,
-    textId: t.id,
-    N: o.N,
-    K: o.K,
-    text: m.tokenizer.decode(ids),
-    bestAccuracy: r.bestAccuracy,
-    correct: withMem.correct,
-    correctWithout: without.correct,
-    tokenGain: withMem.correct - without.correct,
-    ceWithoutBits: without.totalBits,
-    ceWithBits: withMem.totalBits,
-    infoGainBits: without.totalBits - withMem.totalBits,
-    steps: r.steps,
-    stepsToBest: r.stepsToBest,
-    status: r.status,
-    seconds: r.seconds,
+    seed: seedOf(t.id),
+    fingerprint: printOf(m, t, o),
     maxSteps: o.budget.maxSteps,
     patience: o.budget.patience,
     warmStart: Boolean(o.init?.has(t.id)),
-    fingerprint: recordPrint(m, t, o),
+    text: m.tokenizer.decode(ids),
     mem: encodeMem(r.bestMem),
     ...(o.curveEvery ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } } : {}),
   };
-}
-
-function recordPrint(m: WorkbookModel, t: Text, o: CramAtOptions): string {
-  const init = o.init?.get(t.id);
-  return fingerprint({
-    ids: t.ids.slice(0, o.N), K: o.K, seed: seedOf(t.id), maxSteps: o.budget.maxSteps, patience: o.budget.patience,
-    init: init ? encodeMem(init) : 'authors', weights: m.weightsHash,
-  });
 }
 
 /**
@@ -122,11 +97,11 @@ function recordPrint(m: WorkbookModel, t: Text, o: CramAtOptions): string {
 export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions): Promise<CramRecord[]> {
   if (o.N + o.K > m.model.info.maxPositions) return [];
   const eligible = texts.filter((t) => t.ids.length >= o.N);
-  const key = (t: Text) => ({ model: m.name, set: o.set, textId: t.id, N: o.N, K: o.K });
-  const weights = m.weightsHash.slice(0, 16);
+  const key = (t: Text) => ({ model: m.name, set: o.set, id: t.id, N: o.N, K: o.K });
   // Everything that decides a record's result; a stored record with another (or no) fingerprint is redone.
-  const prints = new Map(eligible.map((t) => [t.id, recordPrint(m, t, o)]));
-  const todo = eligible.filter((t) => !o.file.get(key(t), weights, prints.get(t.id)));
+  const prints = new Map(eligible.map((t) => [t.id, printOf(m, t, o)]));
+  const stored = (t: Text) => o.file.get(key(t), prints.get(t.id)!);
+  const todo = eligible.filter((t) => !stored(t));
   if (todo.length) {
     if (!o.quiet) console.log(`${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`);
     const seeds = todo.map((t) => seedOf(t.id));
@@ -145,13 +120,13 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
         quiet: o.quiet,
         // Score and write each text as soon as it finishes: an interrupt loses no finished text.
         onText: (r) => {
-          writing = writing.then(async () => o.file.append(await toRecord(m, todo[r.index], r, o)));
+          writing = writing.then(async () => o.file.add(await toRecord(m, todo[r.index], r, o)));
         },
       },
     );
     await writing;
   }
-  return eligible.map((t) => o.file.get(key(t), weights, prints.get(t.id))!).filter(Boolean);
+  return eligible.map(stored).filter((r): r is CramRecord => r !== undefined);
 }
 
 /**
@@ -177,7 +152,7 @@ export interface CapacityRowOut {
   model: string;
   set: string;
   K: number;
-  textId: string;
+  id: string;
   text: string;
   /** Longest N of the grid decoded exactly (0: not even the shortest). */
   capacity: number;
@@ -202,9 +177,9 @@ export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<Cram
     const decoded = new Set<string>();
     for (const r of recs) {
       if (r.bestAccuracy >= 1) {
-        decoded.add(r.textId);
-        capacity.set(r.textId, N);
-        warm.set(r.textId, decodeMem(r.mem));
+        decoded.add(r.id);
+        capacity.set(r.id, N);
+        warm.set(r.id, decodeMem(r.mem!));
       }
     }
     alive = candidates.filter((t) => decoded.has(t.id));
@@ -216,7 +191,7 @@ export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<Cram
     model: m.name,
     set: o.set,
     K: o.K,
-    textId: t.id,
+    id: t.id,
     text: t.text.slice(0, 200),
     capacity: capacity.get(t.id)!,
     censored: stillAlive.has(t.id) && capacity.get(t.id) === lastN,
@@ -224,65 +199,34 @@ export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<Cram
 }
 
 
-/** Mean best accuracy per (model, set, K, N). */
+/** Mean best accuracy per (model, set, K, N): metrics/summary groupByLength for each (model, set). */
 export function accuracyTable(records: CramRecord[]): { model: string; set: string; K: number; N: number; texts: number; meanAccuracy: number; decoded: number }[] {
   const groups = new Map<string, CramRecord[]>();
   for (const r of records) {
-    const k = `${r.model}|${r.set}|${r.K}|${r.N}`;
+    const k = `${r.model}|${r.set}`;
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k)!.push(r);
   }
   return [...groups.values()]
-    .map((g) => ({ model: g[0].model, set: g[0].set, K: g[0].K, N: g[0].N, texts: g.length, meanAccuracy: mean(g.map((r) => r.bestAccuracy)), decoded: g.filter((r) => r.bestAccuracy >= 1).length }))
+    .flatMap((g) => groupByLength(g).map((l) => ({ model: g[0].model, set: g[0].set, K: l.K, N: l.N, texts: l.texts, meanAccuracy: l.meanBestAccuracy, decoded: Math.round(l.fractionDecoded * l.texts) })))
     .sort((a, b) => a.model.localeCompare(b.model) || a.set.localeCompare(b.set) || a.K - b.K || a.N - b.N);
 }
 
-export interface Table1Row {
-  model: string;
-  set: string;
-  K: number;
-  /** Largest N of the grid whose mean best accuracy is ≥ DECODED_THRESHOLD (0.99; 0: none). */
-  decodingCapacity: number;
-  /** Means over the texts whose best accuracy is ≤ 0.99 (full vectors); NaN when every text decoded. */
-  tokenGain: number;
-  infoGainBits: number;
-  fullTexts: number;
-}
-
-/** The paper's Table 1 conventions, per (model, set, K). */
-export function table1(records: CramRecord[]): Table1Row[] {
-  const groups = new Map<string, CramRecord[]>();
-  for (const r of records) {
-    const k = `${r.model}|${r.set}|${r.K}`;
-    if (!groups.has(k)) groups.set(k, []);
-    groups.get(k)!.push(r);
-  }
-  return [...groups.values()].map((g) => {
-    const ok = g.filter((r) => Number.isFinite(r.bestAccuracy)); // NaN runs: never averaged in
-    const acc = accuracyTable(ok).map((a) => ({ N: a.N, meanBestAccuracy: a.meanAccuracy }));
-    const full = ok.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
-    return {
-      model: g[0].model,
-      set: g[0].set,
-      K: g[0].K,
-      decodingCapacity: decodingCapacity(acc), // the one home of the paper's rule (metrics/summary.ts)
-      tokenGain: mean(full.map((r) => r.tokenGain)),
-      infoGainBits: mean(full.map((r) => r.infoGainBits)),
-      fullTexts: full.length,
-    };
-  });
+/** What table1 needs of each notebook model (d and V for the theoretical capacity). */
+export function shapes(models: WorkbookModel[]): (name: string) => ModelShape | undefined {
+  return (name) => models.find((m) => m.name === name)?.model.info;
 }
 
 /**
- * Per text: the longest grid length it decoded exactly (0: none). A per-text view of capacity that a
- * single hard text cannot pull to 0, unlike the Table-1 rule on the mean.
+ * Per text: the longest grid length it decoded exactly (0: none), and that prefix's text. A per-text
+ * view of capacity that a single hard text cannot pull to 0, unlike the Table-1 rule on the mean.
  */
-export function textCapacities(records: CramRecord[]): { model: string; set: string; K: number; textId: string; capacity: number }[] {
-  const by = new Map<string, { model: string; set: string; K: number; textId: string; capacity: number }>();
+export function textCapacities(records: CramRecord[]): { model: string; set: string; K: number; id: string; text: string; capacity: number }[] {
+  const by = new Map<string, { model: string; set: string; K: number; id: string; text: string; capacity: number }>();
   for (const r of records) {
-    const k = `${r.model}|${r.set}|${r.K}|${r.textId}`;
-    const cur = by.get(k) ?? { model: r.model, set: r.set, K: r.K, textId: r.textId, capacity: 0 };
-    if (r.bestAccuracy >= 1) cur.capacity = Math.max(cur.capacity, r.N);
+    const k = `${r.model}|${r.set}|${r.K}|${r.id}`;
+    const cur = by.get(k) ?? { model: r.model, set: r.set, K: r.K, id: r.id, text: r.text ?? '', capacity: 0 };
+    if (r.bestAccuracy >= 1 && r.N > cur.capacity) Object.assign(cur, { capacity: r.N, text: r.text ?? '' });
     by.set(k, cur);
   }
   return [...by.values()];
@@ -296,7 +240,7 @@ export function setComparison(records: CramRecord[]): { model: string; set: stri
     const [model, set] = k.split('|');
     const rs = records.filter((r) => r.model === model && r.set === set);
     // Information gain of full vectors (accuracy ≤ 0.99) where there are any, else at the longest length.
-    const full = rs.filter((r) => r.bestAccuracy <= 0.99);
+    const full = rs.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
     const longest = Math.max(...rs.map((r) => r.N));
     const gainRows = full.length ? full : rs.filter((r) => r.N === longest);
     return {
@@ -315,10 +259,10 @@ export function pointRows(records: CramRecord[]) {
     N: r.N,
     K: r.K,
     accuracy: r.bestAccuracy,
-    textId: r.textId,
+    id: r.id,
     text: r.text,
-    ceWithoutBits: r.ceWithoutBits,
-    ceWithBits: r.ceWithBits,
+    ceWithoutBits: r.ceWithoutMem.totalBits,
+    ceWithBits: r.ceWithMem.totalBits,
     infoGainBits: r.infoGainBits,
   }));
 }

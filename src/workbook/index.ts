@@ -1,7 +1,9 @@
 // What the notebooks use besides cramlab's API: budgets, run folders, cached experiments, figures.
 export * from './budget';
 export * from './paths';
-export * from './records';
+export { RecordFile, readRunRecords, currentRecords } from '../runs/folder';
+export { decodeMem, encodeMem, type CramRecord } from '../runs/record';
+export { table1, type Table1Row } from '../metrics/summary';
 export * from './experiments';
 export * from '../plots/index';
 export { serializeTslabSends } from './tslab-sends';

@@ -1,10 +1,10 @@
 import * as path from 'node:path';
 import { AUTHORS_ADAMW } from '../../cram/adamw';
 import { CRAM_DEFAULTS } from '../../cram/cram';
-import { capacitySweep } from '../../cram/sweep';
 import { loadTexts } from '../../datasets/index';
 import { loadModel } from '../../io/checkpoint';
 import { bisectTable, capacityTable, lengthTable } from '../../metrics/table';
+import { capacitySweep } from '../../runs/sweep';
 import { num, numList, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
 
@@ -36,9 +36,11 @@ export const command: Command = {
       lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       quiet: Boolean(args.quiet),
       model: { id: loaded.id, weightsHash: loaded.weightsHash },
+      set: str(args, 'texts'),
+      decode: (ids) => loaded.tokenizer.decode(ids),
     });
     const info = loaded.model.info;
-    const mine = grid.filter((r) => texts.some((t) => t.id === r.id) && lengths.includes(r.N) && Ks.includes(r.K));
+    const mine = grid; // this run's cells only (records of other lengths or texts stay in the folder)
     console.log('\nMean over texts per length (info gain in bits: CE without − CE at the best mem; paper: (mean loss − min loss) × N, nats):\n');
     console.log(lengthTable(mine));
     console.log("\nTable 1 conventions (capacity: largest N with mean accuracy ≥ 0.99; gains: means over texts with accuracy ≤ 0.99):\n");

@@ -7,7 +7,7 @@ import { theoreticalCapacity } from '../../metrics/summary';
 import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
 import type { Command } from '../main';
-import { encodeWithin } from '../../tokenizer';
+import { encodeWithin } from '../../io/tokenizer';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE = '--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]';

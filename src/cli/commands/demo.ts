@@ -22,7 +22,7 @@ import { classicBits } from '../../metrics/compression';
 import type { CausalLM } from '../../models/types';
 import { engineFor } from '../../native/index';
 import { scoreText } from '../../score';
-import type { Tokenizer } from '../../tokenizer';
+import type { Tokenizer } from '../../io/tokenizer';
 import { DEFAULT_MODEL } from '../../train/suite';
 import { num, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';

@@ -9,7 +9,7 @@ import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
 import { PROGRESSIVE_USAGE, progressiveFlags } from './cram';
-import { encodeWithin } from '../../tokenizer';
+import { encodeWithin } from '../../io/tokenizer';
 
 export const command: Command = {
   name: 'encode',

@@ -3,7 +3,7 @@ import { scoreText } from '../../score';
 import { str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
 import type { Command } from '../main';
-import { encodeWithin } from '../../tokenizer';
+import { encodeWithin } from '../../io/tokenizer';
 
 export const command: Command = {
   name: 'score',

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTexts } from '../../datasets/index';
 import { expandHome, hubSnapshot, isLocal } from '../../io/hub';
-import { loadTokenizer, type Tokenizer } from '../../tokenizer';
+import { loadTokenizer, type Tokenizer } from '../../io/tokenizer';
 import { num, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
 

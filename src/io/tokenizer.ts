@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { checkedFile, readJson } from './io/files';
+import { checkedFile, readJson } from './files';
 
 export interface Tokenizer {
   /** Token ids of `text`; special tokens (BOS) are added as the tokenizer's post-processor says. */

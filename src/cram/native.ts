@@ -2,9 +2,9 @@
 // mem, bookkeeping, AdamW, all in C); here we only turn its state into CramResults, curves and progress.
 // Same semantics as the tfjs loop in cram.ts, except that a finished text leaves the batch at once.
 import type { CausalLM } from '../models/types';
-import { progressPrinter } from '../cram/progress';
-import { progressInfo, sampleCurve, textResult, type CramResult, type CramRun, type Curve } from '../cram/result';
-import { nativeAddon, nativeModel } from './index';
+import { progressPrinter } from './progress';
+import { progressInfo, sampleCurve, textResult, type CramResult, type CramRun, type Curve } from './result';
+import { nativeAddon, nativeModel } from '../native/index';
 
 export async function cramNative(model: CausalLM, texts: number[][], a: CramRun): Promise<CramResult[]> {
   const addon = nativeAddon()!;
