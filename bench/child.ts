@@ -9,17 +9,28 @@ const GNU_TIME = '/usr/bin/time';
 
 /** The line worth showing from a dead child's stderr: its last error line, else its last line. */
 export function reasonOf(stderr: string, fallback: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const err = [...lines].reverse().find((l) => /\b\w*Error\b|terminated by signal|Killed/.test(l));
   return (err ?? lines.at(-1) ?? fallback).slice(0, 200);
 }
 
 /** Run a child to completion; peak RSS and CPU seconds from GNU time when present. */
-export function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { ok: boolean; stderr: string; maxRssKB?: number; cpuS?: number } {
+export function measured(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { ok: boolean; stderr: string; maxRssKB?: number; cpuS?: number } {
   const useTime = fs.existsSync(GNU_TIME);
   const stats = path.join(os.tmpdir(), `cramlab-bench-time-${process.pid}.txt`);
   const p = useTime
-    ? spawnSync(GNU_TIME, ['-o', stats, '-f', 'MAXRSS_KB %M CPU_S %U %S', cmd, ...args], { encoding: 'utf8', env, maxBuffer: 64 << 20 })
+    ? spawnSync(GNU_TIME, ['-o', stats, '-f', 'MAXRSS_KB %M CPU_S %U %S', cmd, ...args], {
+        encoding: 'utf8',
+        env,
+        maxBuffer: 64 << 20,
+      })
     : spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   let stderr = p.stderr ?? p.error?.message ?? '';
   let maxRssKB: number | undefined, cpuS: number | undefined;
@@ -33,4 +44,3 @@ export function measured(cmd: string, args: string[], env: NodeJS.ProcessEnv = p
   }
   return { ok: p.status === 0, stderr, maxRssKB, cpuS };
 }
-

@@ -56,20 +56,35 @@ async function main() {
       const bwd = timeMs(() => tf.tidy(() => g([dA, dBu])).forEach((t) => (t.dataSync(), t.dispose())), reps);
       base ??= [fwd.cpu, bwd.cpu];
       if (name === 'chunked 16') chunk16 = [bwd.wall, bwd.cpu];
-      const pair = (m: { wall: number; cpu: number }) => `${m.wall.toFixed(0).padStart(8)} / ${m.cpu.toFixed(0).padEnd(8)}`;
-      console.log(`${String(T).padEnd(5)} ${name.padEnd(14)} ${pair(fwd)}     ${pair(bwd)}     ${(base[0] / fwd.cpu).toFixed(1)}x / ${(base[1] / bwd.cpu).toFixed(1)}x`);
+      const pair = (m: { wall: number; cpu: number }) =>
+        `${m.wall.toFixed(0).padStart(8)} / ${m.cpu.toFixed(0).padEnd(8)}`;
+      console.log(
+        `${String(T).padEnd(5)} ${name.padEnd(14)} ${pair(fwd)}     ${pair(bwd)}     ${(base[0] / fwd.cpu).toFixed(1)}x / ${(base[1] / bwd.cpu).toFixed(1)}x`,
+      );
     }
     for (const t of [dA, dBu, C]) t.dispose();
     const addon = nativeAddon();
     if (addon) {
       // The native kernel takes Δ, A, B, x (it forms exp(Δ·A) and Δ·B·x itself, and its backward goes back to
       // them): more work than the tfjs rows, which start from dA and dBu. Same sizes, C as above.
-      const u = (n: number, lo: number, hi: number, seed: number) => tf.tidy(() => tf.randomUniform([n], lo, hi, 'float32', seed).dataSync() as Float32Array);
-      const [delta, A, Bm, Cm, x, D, dy] = [u(T * I, 0.001, 0.1, 4), u(I * N, -16, -1, 5), u(T * N, -1, 1, 6), u(T * N, -1, 1, 7), u(T * I, -1, 1, 8), u(I, 0.5, 1.5, 9), u(T * I, -1, 1, 10)];
+      const u = (n: number, lo: number, hi: number, seed: number) =>
+        tf.tidy(() => tf.randomUniform([n], lo, hi, 'float32', seed).dataSync() as Float32Array);
+      const [delta, A, Bm, Cm, x, D, dy] = [
+        u(T * I, 0.001, 0.1, 4),
+        u(I * N, -16, -1, 5),
+        u(T * N, -1, 1, 6),
+        u(T * N, -1, 1, 7),
+        u(T * I, -1, 1, 8),
+        u(I, 0.5, 1.5, 9),
+        u(T * I, -1, 1, 10),
+      ];
       const fwd = timeMs(() => addon.selectiveScan(1, T, I, N, delta, A, Bm, Cm, x, D), reps);
       const bwd = timeMs(() => addon.selectiveScan(1, T, I, N, delta, A, Bm, Cm, x, D, dy), reps);
-      const pair = (m: { wall: number; cpu: number }) => `${m.wall.toFixed(1).padStart(8)} / ${m.cpu.toFixed(1).padEnd(8)}`;
-      console.log(`${String(T).padEnd(5)} ${`native (${addon.info().threads} thr)`.padEnd(14)} ${pair(fwd)}     ${pair(bwd)}     ${(base![0] / fwd.cpu).toFixed(1)}x / ${(base![1] / bwd.cpu).toFixed(1)}x   vs chunked 16 fwd+bwd: ${(chunk16![0] / bwd.wall).toFixed(0)}x wall, ${(chunk16![1] / bwd.cpu).toFixed(0)}x cpu`);
+      const pair = (m: { wall: number; cpu: number }) =>
+        `${m.wall.toFixed(1).padStart(8)} / ${m.cpu.toFixed(1).padEnd(8)}`;
+      console.log(
+        `${String(T).padEnd(5)} ${`native (${addon.info().threads} thr)`.padEnd(14)} ${pair(fwd)}     ${pair(bwd)}     ${(base![0] / fwd.cpu).toFixed(1)}x / ${(base![1] / bwd.cpu).toFixed(1)}x   vs chunked 16 fwd+bwd: ${(chunk16![0] / bwd.wall).toFixed(0)}x wall, ${(chunk16![1] / bwd.cpu).toFixed(0)}x cpu`,
+      );
     }
   }
   const layers = Number(arg('layers', '1'));
@@ -78,19 +93,50 @@ async function main() {
 
 /** Random Mamba with mamba-130m layer shapes (d 768, I 1536, N 16, rank 48, conv 4), vocabulary 512. */
 function randomMamba(layers: number): CausalLM {
-  const d = 768, I = 1536, N = 16, R = 48, K = 4, V = 512;
+  const d = 768,
+    I = 1536,
+    N = 16,
+    R = 48,
+    K = 4,
+    V = 512;
   const shapes: Record<string, number[]> = { 'backbone.embeddings.weight': [V, d], 'backbone.norm_f.weight': [d] };
   for (let i = 0; i < layers; i++) {
     const p = `backbone.layers.${i}.`;
-    Object.assign(shapes, { [p + 'norm.weight']: [d], [p + 'mixer.in_proj.weight']: [2 * I, d], [p + 'mixer.conv1d.weight']: [I, 1, K], [p + 'mixer.conv1d.bias']: [I], [p + 'mixer.x_proj.weight']: [R + 2 * N, I], [p + 'mixer.dt_proj.weight']: [I, R], [p + 'mixer.dt_proj.bias']: [I], [p + 'mixer.A_log']: [I, N], [p + 'mixer.D']: [I], [p + 'mixer.out_proj.weight']: [d, I] });
+    Object.assign(shapes, {
+      [p + 'norm.weight']: [d],
+      [p + 'mixer.in_proj.weight']: [2 * I, d],
+      [p + 'mixer.conv1d.weight']: [I, 1, K],
+      [p + 'mixer.conv1d.bias']: [I],
+      [p + 'mixer.x_proj.weight']: [R + 2 * N, I],
+      [p + 'mixer.dt_proj.weight']: [I, R],
+      [p + 'mixer.dt_proj.bias']: [I],
+      [p + 'mixer.A_log']: [I, N],
+      [p + 'mixer.D']: [I],
+      [p + 'mixer.out_proj.weight']: [d, I],
+    });
   }
-  const tensors = new Map(Object.entries(shapes).map(([name, shape], k) => {
-    const std = /norm|\.D$/.test(name) ? 0 : name.endsWith('A_log') ? 0.5 : 0.02;
-    const mean = /norm|\.D$/.test(name) ? 1 : name.endsWith('dt_proj.bias') ? -4 : name.endsWith('A_log') ? 1.5 : 0;
-    const data = tf.tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', k + 1), std), mean)).dataSync() as Float32Array;
-    return [name, { dtype: 'F32', shape, data }];
-  }));
-  const config = { model_type: 'mamba', hidden_size: d, intermediate_size: I, state_size: N, time_step_rank: R, conv_kernel: K, vocab_size: V, num_hidden_layers: layers, layer_norm_epsilon: 1e-5, tie_word_embeddings: true };
+  const tensors = new Map(
+    Object.entries(shapes).map(([name, shape], k) => {
+      const std = /norm|\.D$/.test(name) ? 0 : name.endsWith('A_log') ? 0.5 : 0.02;
+      const mean = /norm|\.D$/.test(name) ? 1 : name.endsWith('dt_proj.bias') ? -4 : name.endsWith('A_log') ? 1.5 : 0;
+      const data = tf
+        .tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', k + 1), std), mean))
+        .dataSync() as Float32Array;
+      return [name, { dtype: 'F32', shape, data }];
+    }),
+  );
+  const config = {
+    model_type: 'mamba',
+    hidden_size: d,
+    intermediate_size: I,
+    state_size: N,
+    time_step_rank: R,
+    conv_kernel: K,
+    vocab_size: V,
+    num_hidden_layers: layers,
+    layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: true,
+  };
   return modelFromTensors(config, tensors); // a NativeModel where the addon is built, else the tfjs Mamba
 }
 
@@ -98,10 +144,13 @@ async function modelRows(layers: number, Ts: number[], reps: number) {
   const model = randomMamba(layers);
   const twin = tfjsModel(model) as Mamba; // the tfjs engine's model (the same weights)
   const threads = nativeAddon()?.info().threads;
-  console.log(`\nwhole model: ${layers} layer(s) at mamba-130m width, gradient of a CE-like loss w.r.t. the input embeddings`);
+  console.log(
+    `\nwhole model: ${layers} layer(s) at mamba-130m width, gradient of a CE-like loss w.r.t. the input embeddings`,
+  );
   for (const T of Ts) {
     const embeds = tf.keep(tf.randomNormal([1, T, 768], 0, 0.5, 'float32', 5)) as tf.Tensor3D;
-    const gradOf = (m: CausalLM) => tf.grad((e: tf.Tensor) => tf.mean(tf.logSoftmax(m.forward(e as tf.Tensor3D))) as tf.Scalar);
+    const gradOf = (m: CausalLM) =>
+      tf.grad((e: tf.Tensor) => tf.mean(tf.logSoftmax(m.forward(e as tf.Tensor3D))) as tf.Scalar);
     const rows: [string, CausalLM, SelectiveScan?][] = [
       ['sequential', twin, selectiveScanSequential],
       ['chunked 16', twin, selectiveScanChunked(16)],
@@ -117,9 +166,13 @@ async function modelRows(layers: number, Ts: number[], reps: number) {
         x.dispose();
       }, reps);
       base ??= t.cpu;
-      const vs = chunked ? `   vs chunked 16: ${(chunked[0] / t.wall).toFixed(1)}x wall, ${(chunked[1] / t.cpu).toFixed(1)}x cpu` : '';
+      const vs = chunked
+        ? `   vs chunked 16: ${(chunked[0] / t.wall).toFixed(1)}x wall, ${(chunked[1] / t.cpu).toFixed(1)}x cpu`
+        : '';
       if (name === 'chunked 16') chunked = [t.wall, t.cpu];
-      console.log(`${String(T).padEnd(5)} ${name.padEnd(16)} fwd+bwd ${t.wall.toFixed(0)} / ${t.cpu.toFixed(0)} ms wall/cpu   ${(base / t.cpu).toFixed(1)}x${vs}`);
+      console.log(
+        `${String(T).padEnd(5)} ${name.padEnd(16)} fwd+bwd ${t.wall.toFixed(0)} / ${t.cpu.toFixed(0)} ms wall/cpu   ${(base / t.cpu).toFixed(1)}x${vs}`,
+      );
     }
     embeds.dispose();
   }

@@ -17,7 +17,11 @@ const arg = (name: string, def?: string) => {
 
 function stepFn(model: CausalLM, B: number, N: number, K: number) {
   const V = model.info.vocabSize;
-  const ids = tf.tensor2d(Array.from({ length: B * N }, (_, i) => (i * 7919) % V), [B, N], 'int32');
+  const ids = tf.tensor2d(
+    Array.from({ length: B * N }, (_, i) => (i * 7919) % V),
+    [B, N],
+    'int32',
+  );
   const tokens = tf.keep(model.embed(ids));
   const labels = tf.keep(tf.oneHot(tf.reshape(tf.slice(ids, [0, 1], [B, N - 1]), [-1]), V));
   const mem = tf.keep(tf.mul(tf.randomNormal([B, K, model.info.memDim], 0, 1, 'float32', 1), 0.1));
@@ -41,7 +45,9 @@ function time(label: string, fn: () => unknown, reps: number): number {
   for (let i = 0; i < reps; i++) fn();
   const c = process.cpuUsage(c0);
   const cpuMs = (c.user + c.system) / 1000 / reps;
-  console.log(`${label}: ${cpuMs.toFixed(1)} ms cpu/step, ${((performance.now() - t0) / reps).toFixed(1)} ms wall (tensors ${tf.memory().numTensors})`);
+  console.log(
+    `${label}: ${cpuMs.toFixed(1)} ms cpu/step, ${((performance.now() - t0) / reps).toFixed(1)} ms wall (tensors ${tf.memory().numTensors})`,
+  );
   return cpuMs;
 }
 
@@ -54,7 +60,12 @@ async function main() {
     const dir = path.join(process.env.CRAMLAB_MODELS ?? '../shared/models', 'stories260K');
     const cfg = JSON.parse(require('node:fs').readFileSync(path.join(dir, 'config.json'), 'utf8'));
     const model = modelFromTensors(cfg, readSafetensors(path.join(dir, 'model.safetensors')).tensors);
-    for (const [B, N] of [[1, 16], [16, 16], [16, 32]]) time(`stories260K B=${B} T=${N + 1}`, stepFn(model, B, N, 1), reps);
+    for (const [B, N] of [
+      [1, 16],
+      [16, 16],
+      [16, 32],
+    ])
+      time(`stories260K B=${B} T=${N + 1}`, stepFn(model, B, N, 1), reps);
   }
   if (!only || only === 'W2') {
     const { config, tensors } = randomLlama();

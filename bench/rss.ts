@@ -16,7 +16,9 @@ async function main() {
   await cram(model, texts, { maxSteps: 10, patience: 1000, quiet: true });
   const rss = process.resourceUsage().maxRSS * 1024;
   const mb = (x: number) => (x / 2 ** 20).toFixed(0) + ' MiB';
-  console.log(`model ${model.constructor.name}: weights ${mb(bytes)}, maxRSS after load ${mb(loadRss)}, after 10 steps ${mb(rss)} = ${(rss / bytes).toFixed(2)}x`);
+  console.log(
+    `model ${model.constructor.name}: weights ${mb(bytes)}, maxRSS after load ${mb(loadRss)}, after 10 steps ${mb(rss)} = ${(rss / bytes).toFixed(2)}x`,
+  );
   model.dispose();
 }
 main();

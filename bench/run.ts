@@ -98,7 +98,23 @@ const median = (xs: number[]): number | null => {
 };
 
 /** The numbers every row shares, from its wall time, step counts and the one FLOP formula. */
-function fill(w: Workload, ctx: Ctx, r: { side: string; engine: string; backend: string; threads?: number; wallS: number; cpuS?: number; steps: number; textSteps: number; rssKB?: number; peakTensorMB?: number; decodedSteps?: number[] }): Row {
+function fill(
+  w: Workload,
+  ctx: Ctx,
+  r: {
+    side: string;
+    engine: string;
+    backend: string;
+    threads?: number;
+    wallS: number;
+    cpuS?: number;
+    steps: number;
+    textSteps: number;
+    rssKB?: number;
+    peakTensorMB?: number;
+    decodedSteps?: number[];
+  },
+): Row {
   const T = 1 + w.N; // K = 1
   const flops = w.shape.stepFlops(T) * r.textSteps;
   const rssMB = r.rssKB === undefined ? NaN : r.rssKB / 1024;
@@ -130,10 +146,38 @@ function fill(w: Workload, ctx: Ctx, r: { side: string; engine: string; backend:
   };
 }
 
-function failedRow(w: Workload, side: string, engine: string, backend: string, reason: string, rssKB?: number, threads?: number): Row {
+function failedRow(
+  w: Workload,
+  side: string,
+  engine: string,
+  backend: string,
+  reason: string,
+  rssKB?: number,
+  threads?: number,
+): Row {
   const rssMB = rssKB === undefined ? NaN : rssKB / 1024;
   const weightsMB = w.shape.weightBytes / 2 ** 20;
-  return { workload: w.label, side, status: `failed: ${reason}`, engine, backend, threads, texts: w.texts, N: w.N, wallS: NaN, steps: NaN, sPerStep: NaN, textSteps: NaN, textStepsPerS: NaN, tokensPerS: NaN, gflops: NaN, peakPct: NaN, peakRssMB: rssMB, weightsMB, rssPerWeights: rssMB / weightsMB };
+  return {
+    workload: w.label,
+    side,
+    status: `failed: ${reason}`,
+    engine,
+    backend,
+    threads,
+    texts: w.texts,
+    N: w.N,
+    wallS: NaN,
+    steps: NaN,
+    sPerStep: NaN,
+    textSteps: NaN,
+    textStepsPerS: NaN,
+    tokensPerS: NaN,
+    gflops: NaN,
+    peakPct: NaN,
+    peakRssMB: rssMB,
+    weightsMB,
+    rssPerWeights: rssMB / weightsMB,
+  };
 }
 
 /** cramlab side: bench/worker.ts in a child process (one cram() call over all texts). */
@@ -141,22 +185,98 @@ async function runCramlab(w: Workload, ctx: Ctx, init = 'randn'): Promise<Row> {
   const side = init === 'randn' ? 'cramlab' : `cramlab init=${init}`;
   const out = path.join(os.tmpdir(), `cramlab-bench-${process.pid}-${w.label.replace(/\W/g, '')}.json`);
   fs.rmSync(out, { force: true });
-  const args = ['--import', 'tsx', WORKER, '--model', w.dir, '--ids', w.idsFile, '--texts', String(w.texts), '--N', String(w.N), '--max-steps', String(w.maxSteps), '--patience', String(w.patience), '--init', init, '--backend', ctx.backend, '--out', out];
+  const args = [
+    '--import',
+    'tsx',
+    WORKER,
+    '--model',
+    w.dir,
+    '--ids',
+    w.idsFile,
+    '--texts',
+    String(w.texts),
+    '--N',
+    String(w.N),
+    '--max-steps',
+    String(w.maxSteps),
+    '--patience',
+    String(w.patience),
+    '--init',
+    init,
+    '--backend',
+    ctx.backend,
+    '--out',
+    out,
+  ];
   const p = measured(process.execPath, args);
-  if (!p.ok || !fs.existsSync(out)) return failedRow(w, side, await engineName(), ctx.backend, reasonOf(p.stderr, 'worker exited without a result'), p.maxRssKB);
+  if (!p.ok || !fs.existsSync(out))
+    return failedRow(
+      w,
+      side,
+      await engineName(),
+      ctx.backend,
+      reasonOf(p.stderr, 'worker exited without a result'),
+      p.maxRssKB,
+    );
   const r = JSON.parse(fs.readFileSync(out, 'utf8'));
   fs.rmSync(out, { force: true });
-  return fill(w, ctx, { side, engine: r.engine, backend: r.backend, wallS: r.wallS, cpuS: r.cpuS, steps: r.steps, textSteps: r.textSteps, rssKB: p.maxRssKB ?? r.maxRssKB, peakTensorMB: r.peakTensorMB, decodedSteps: r.decodedStepsToBest });
+  return fill(w, ctx, {
+    side,
+    engine: r.engine,
+    backend: r.backend,
+    wallS: r.wallS,
+    cpuS: r.cpuS,
+    steps: r.steps,
+    textSteps: r.textSteps,
+    rssKB: p.maxRssKB ?? r.maxRssKB,
+    peakTensorMB: r.peakTensorMB,
+    decodedSteps: r.decodedStepsToBest,
+  });
 }
 
 /** Reference side: ref_cram.py in a child process. */
 function runRef(w: Workload, ctx: Ctx, batch: number, threads: number): Row {
   const side = `torch --batch ${batch} ×${threads}`;
-  const out = path.join(os.tmpdir(), `cramlab-ref-${process.pid}-${w.label.replace(/\W/g, '')}-${batch}-${threads}.json`);
+  const out = path.join(
+    os.tmpdir(),
+    `cramlab-ref-${process.pid}-${w.label.replace(/\W/g, '')}-${batch}-${threads}.json`,
+  );
   fs.rmSync(out, { force: true });
-  const args = [REF, '--model', w.dir, '--ids', w.idsFile, '--lengths', String(w.N), '--mem', '1', '--samples', String(w.texts), '--batch', String(batch), '--max-steps', String(w.maxSteps), '--patience', String(w.patience), '--threads', String(threads), '--no-verify', '--out', out];
+  const args = [
+    REF,
+    '--model',
+    w.dir,
+    '--ids',
+    w.idsFile,
+    '--lengths',
+    String(w.N),
+    '--mem',
+    '1',
+    '--samples',
+    String(w.texts),
+    '--batch',
+    String(batch),
+    '--max-steps',
+    String(w.maxSteps),
+    '--patience',
+    String(w.patience),
+    '--threads',
+    String(threads),
+    '--no-verify',
+    '--out',
+    out,
+  ];
   const p = measured(PYTHON, args);
-  if (!p.ok || !fs.existsSync(out)) return failedRow(w, side, 'torch', 'torch', reasonOf(p.stderr, 'ref_cram.py exited without a result'), p.maxRssKB, threads);
+  if (!p.ok || !fs.existsSync(out))
+    return failedRow(
+      w,
+      side,
+      'torch',
+      'torch',
+      reasonOf(p.stderr, 'ref_cram.py exited without a result'),
+      p.maxRssKB,
+      threads,
+    );
   const res = JSON.parse(fs.readFileSync(out, 'utf8'));
   fs.rmSync(out, { force: true });
   const recs: any[] = res.records;
@@ -177,7 +297,26 @@ function runRef(w: Workload, ctx: Ctx, batch: number, threads: number): Row {
 const num = (x: number | null | undefined, digits: number) => (x == null || Number.isNaN(x) ? '' : x.toFixed(digits));
 
 function table(rows: Row[]): string {
-  const head = ['workload', 'side', 'engine', 'status', 'texts', 'wall s', 'cpu s', 's/step', 'text-steps', 'steps/s', 'tokens/s', 'GFLOP/s', '% peak', 'RSS MB', 'weights MB', 'RSS/weights', 'med steps→100%', 'decoded'];
+  const head = [
+    'workload',
+    'side',
+    'engine',
+    'status',
+    'texts',
+    'wall s',
+    'cpu s',
+    's/step',
+    'text-steps',
+    'steps/s',
+    'tokens/s',
+    'GFLOP/s',
+    '% peak',
+    'RSS MB',
+    'weights MB',
+    'RSS/weights',
+    'med steps→100%',
+    'decoded',
+  ];
   const body = rows.map((r) => [
     r.workload,
     r.side,
@@ -206,7 +345,11 @@ function table(rows: Row[]): string {
 /** Per workload: each cramlab row against the best torch row (lowest wall time over batch and threads). */
 function verdicts(rows: Row[], loadStart: number): string[] {
   const busy = loadStart > QUIET_LOAD;
-  const out: string[] = busy ? [`WARNING: load average ${loadStart.toFixed(2)} > ${QUIET_LOAD} at the start: the machine was not quiet, no result is claimed.`] : [];
+  const out: string[] = busy
+    ? [
+        `WARNING: load average ${loadStart.toFixed(2)} > ${QUIET_LOAD} at the start: the machine was not quiet, no result is claimed.`,
+      ]
+    : [];
   for (const wl of [...new Set(rows.map((r) => r.workload))]) {
     const ok = rows.filter((r) => r.workload === wl && r.status === 'ok');
     const best = ok.filter((r) => r.engine === 'torch').sort((a, b) => a.wallS - b.wallS)[0];
@@ -216,14 +359,21 @@ function verdicts(rows: Row[], loadStart: number): string[] {
       else {
         const x = mine.wallS / best.wallS;
         const word = busy ? 'not claimed (busy machine)' : x <= 1 ? 'cramlab faster or equal' : 'cramlab slower';
-        out.push(`${wl}: ${mine.side} (${mine.engine}) / best torch (${best.side}): wall ${x.toFixed(2)}× (${word}), s/step ${(mine.sPerStep / best.sPerStep).toFixed(2)}×`);
+        out.push(
+          `${wl}: ${mine.side} (${mine.engine}) / best torch (${best.side}): wall ${x.toFixed(2)}× (${word}), s/step ${(mine.sPerStep / best.sPerStep).toFixed(2)}×`,
+        );
       }
     }
   }
   return out;
 }
 
-const uptime = (): string => spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() || `load average ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`;
+const uptime = (): string =>
+  spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ||
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')}`;
 
 function printResults(saved: { rows: Row[]; loadStart: number; uptimeStart?: string; uptimeEnd?: string }) {
   console.log('\n' + table(saved.rows) + '\n');
@@ -234,7 +384,9 @@ function printResults(saved: { rows: Row[]; loadStart: number; uptimeStart?: str
 
 /** A random model folder, written once per config and seed under the temp dir (W3's is 0.5 GB, W4's 0.65 GB). */
 function cachedModel(name: string, config: LlamaConfig | GptNeoXConfig): string {
-  const key = Buffer.from(JSON.stringify(config)).reduce((h, b) => (Math.imul(h, 31) + b) >>> 0, 7).toString(16);
+  const key = Buffer.from(JSON.stringify(config))
+    .reduce((h, b) => (Math.imul(h, 31) + b) >>> 0, 7)
+    .toString(16);
   const dir = path.join(os.tmpdir(), 'cramlab-bench', `${name}-${key}`);
   if (fs.existsSync(path.join(dir, 'model.safetensors'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -260,7 +412,12 @@ async function main() {
     for (const f of argv.filter((a) => a.endsWith('.json'))) {
       const saved = JSON.parse(fs.readFileSync(f, 'utf8'));
       console.log(f);
-      printResults({ rows: saved.rows, loadStart: saved.loadStart ?? saved.loadavg?.[0] ?? NaN, uptimeStart: saved.uptimeStart, uptimeEnd: saved.uptimeEnd });
+      printResults({
+        rows: saved.rows,
+        loadStart: saved.loadStart ?? saved.loadavg?.[0] ?? NaN,
+        uptimeStart: saved.uptimeStart,
+        uptimeEnd: saved.uptimeEnd,
+      });
     }
     return;
   }
@@ -274,24 +431,53 @@ async function main() {
   const backend = await initBackend(opt('backend') as BackendName | undefined); // the parent only writes W2's texts
   const peak = estimateCpuPeakGflops();
   const ctx: Ctx = { peakGflops: peak.gflops, backend };
-  if (withRef && !fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found: install python3-torch (Debian) or pass --no-ref`);
+  if (withRef && !fs.existsSync(PYTHON))
+    throw new Error(`${PYTHON} not found: install python3-torch (Debian) or pass --no-ref`);
 
   const uptimeStart = uptime();
   const loadStart = os.loadavg()[0];
   console.log(`start: ${uptimeStart}`);
-  if (loadStart > QUIET_LOAD) console.log(`WARNING: load average ${loadStart.toFixed(2)} > ${QUIET_LOAD}: the machine is not quiet; numbers will be printed but no result claimed`);
-  console.log(`engine ${await engineName()} (CRAMLAB_ENGINE=${process.env.CRAMLAB_ENGINE ?? 'unset'}), backend ${backend}; CPU ${peak.model}: ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.flopsPerCycle} FLOP/cycle ≈ ${peak.gflops.toFixed(0)} GFLOP/s fp32 peak`);
+  if (loadStart > QUIET_LOAD)
+    console.log(
+      `WARNING: load average ${loadStart.toFixed(2)} > ${QUIET_LOAD}: the machine is not quiet; numbers will be printed but no result claimed`,
+    );
+  console.log(
+    `engine ${await engineName()} (CRAMLAB_ENGINE=${process.env.CRAMLAB_ENGINE ?? 'unset'}), backend ${backend}; CPU ${peak.model}: ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.flopsPerCycle} FLOP/cycle ≈ ${peak.gflops.toFixed(0)} GFLOP/s fp32 peak`,
+  );
 
   const rows: Row[] = [];
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const outFile = opt('out') ?? path.join(ROOT, 'bench', 'results', `${stamp}-${os.hostname()}${quick ? '-quick' : ''}.json`);
+  const outFile =
+    opt('out') ?? path.join(ROOT, 'bench', 'results', `${stamp}-${os.hostname()}${quick ? '-quick' : ''}.json`);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const save = (uptimeEnd?: string) =>
-    fs.writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), host: os.hostname(), argv, engineEnv: process.env.CRAMLAB_ENGINE ?? null, backend, cpu: peak, uptimeStart, loadStart, uptimeEnd, claimed: loadStart <= QUIET_LOAD, node: process.version, rows }, null, 1));
+    fs.writeFileSync(
+      outFile,
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          host: os.hostname(),
+          argv,
+          engineEnv: process.env.CRAMLAB_ENGINE ?? null,
+          backend,
+          cpu: peak,
+          uptimeStart,
+          loadStart,
+          uptimeEnd,
+          claimed: loadStart <= QUIET_LOAD,
+          node: process.version,
+          rows,
+        },
+        null,
+        1,
+      ),
+    );
   const show = (r: Row) => {
     rows.push(r);
     save(); // after every row: a long run that is cut short keeps what it measured
-    console.log(`  ${r.workload} ${r.side} [${r.engine}]: ${r.status === 'ok' ? `${r.wallS.toFixed(1)} s, ${r.sPerStep.toFixed(3)} s/step, ${r.gflops.toFixed(2)} GFLOP/s` : r.status}`);
+    console.log(
+      `  ${r.workload} ${r.side} [${r.engine}]: ${r.status === 'ok' ? `${r.wallS.toFixed(1)} s, ${r.sPerStep.toFixed(3)} s/step, ${r.gflops.toFixed(2)} GFLOP/s` : r.status}`,
+    );
   };
   const torchRows = async (w: Workload, batches: number[]) => {
     if (!withRef) return;
@@ -307,7 +493,16 @@ async function main() {
       const [maxSteps, patience] = quick ? [50, 2000] : [5000, 2000];
       const extraInit = opt('init');
       for (const N of (opt('lengths') ?? (quick ? '16' : '16,32')).split(',').map(Number)) {
-        const w: Workload = { label: `W1 N=${N}`, dir, idsFile: SAMPLES, texts, N, maxSteps, patience, shape: modelShape(dir) };
+        const w: Workload = {
+          label: `W1 N=${N}`,
+          dir,
+          idsFile: SAMPLES,
+          texts,
+          N,
+          maxSteps,
+          patience,
+          shape: modelShape(dir),
+        };
         console.log(`${w.label}: stories260K, ${texts} texts, ≤ ${maxSteps} steps, patience ${patience}`);
         if (withMine) show(await runCramlab(w, ctx));
         if (withMine && extraInit) show(await runCramlab(w, ctx, extraInit));
@@ -335,7 +530,16 @@ async function main() {
       model.dispose();
       const idsFile = path.join(tmp, 'w2.json');
       writeIds(idsFile, 'W2 random ids', ids);
-      const w: Workload = { label: 'W2', dir, idsFile, texts, N, maxSteps: steps, patience: steps, shape: modelShape(dir) };
+      const w: Workload = {
+        label: 'W2',
+        dir,
+        idsFile,
+        texts,
+        N,
+        maxSteps: steps,
+        patience: steps,
+        shape: modelShape(dir),
+      };
       console.log(`${w.label}: random Llama d=256 × 4 layers, vocab 2048, ${texts} texts × N=${N}, ${steps} steps`);
       if (withMine) show(await runCramlab(w, ctx));
       await torchRows(w, [texts]);
@@ -347,11 +551,25 @@ async function main() {
       const [texts, N, steps] = [4, 64, quick ? 1 : 10];
       const rnd = lcg(4242);
       const V = W3_CONFIG.vocab_size;
-      const ids = Array.from({ length: texts }, () => [1, ...Array.from({ length: N - 1 }, () => 3 + Math.floor(rnd() * (V - 3)))]);
+      const ids = Array.from({ length: texts }, () => [
+        1,
+        ...Array.from({ length: N - 1 }, () => 3 + Math.floor(rnd() * (V - 3))),
+      ]);
       const idsFile = path.join(tmp, 'w3.json');
       writeIds(idsFile, 'W3 random ids', ids);
-      const w: Workload = { label: 'W3', dir, idsFile, texts, N, maxSteps: steps, patience: steps, shape: modelShape(dir) };
-      console.log(`${w.label}: random Llama d=576 × 30 layers, vocab 49152 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`);
+      const w: Workload = {
+        label: 'W3',
+        dir,
+        idsFile,
+        texts,
+        N,
+        maxSteps: steps,
+        patience: steps,
+        shape: modelShape(dir),
+      };
+      console.log(
+        `${w.label}: random Llama d=576 × 30 layers, vocab 49152 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`,
+      );
       if (withMine) show(await runCramlab(w, ctx));
       await torchRows(w, [texts]);
     }
@@ -363,11 +581,25 @@ async function main() {
       const [texts, N] = [4, 80];
       const rnd = lcg(4343);
       const V = W4_CONFIG.vocab_size;
-      const ids = Array.from({ length: texts }, () => [0, ...Array.from({ length: N - 1 }, () => 1 + Math.floor(rnd() * (V - 1)))]);
+      const ids = Array.from({ length: texts }, () => [
+        0,
+        ...Array.from({ length: N - 1 }, () => 1 + Math.floor(rnd() * (V - 1))),
+      ]);
       const idsFile = path.join(tmp, 'w4.json');
       writeIds(idsFile, 'W4 random ids', ids);
-      const w: Workload = { label: 'W4', dir, idsFile, texts, N, maxSteps: steps, patience: steps, shape: modelShape(dir) };
-      console.log(`${w.label}: random GPT-NeoX d=768 × 12 layers, rotary_pct 0.25, vocab 50304 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`);
+      const w: Workload = {
+        label: 'W4',
+        dir,
+        idsFile,
+        texts,
+        N,
+        maxSteps: steps,
+        patience: steps,
+        shape: modelShape(dir),
+      };
+      console.log(
+        `${w.label}: random GPT-NeoX d=768 × 12 layers, rotary_pct 0.25, vocab 50304 (${(w.shape.weightBytes / 2 ** 20).toFixed(0)} MB fp32), ${texts} texts × N=${N}, ${steps} steps`,
+      );
       if (withMine) show(await runCramlab(w, ctx));
       // no torch row: the reference loop's model (llama_ref.py) is a Llama
     }

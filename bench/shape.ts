@@ -28,7 +28,8 @@ export function modelShape(dir: string): ModelShape {
     fs.closeSync(fd);
   }
   let params = 0;
-  for (const [name, t] of Object.entries(header)) if (name !== '__metadata__') params += (t.shape ?? []).reduce((a, b) => a * b, 1);
+  for (const [name, t] of Object.entries(header))
+    if (name !== '__metadata__') params += (t.shape ?? []).reduce((a, b) => a * b, 1);
   // cramStepFlops reads only info and numParams: a shape-only stand-in for the loaded model.
   const stub = { info: infoFromConfig(cfg), numParams: params } as unknown as CausalLM;
   return { params, weightBytes: 4 * params, stepFlops: (T) => cramStepFlops(stub, 1, T).total };

@@ -76,7 +76,10 @@ function rng(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 
-export function randomLlama(seed = 0, c: LlamaConfig = W2_CONFIG): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
+export function randomLlama(
+  seed = 0,
+  c: LlamaConfig = W2_CONFIG,
+): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
   const normal = rng(seed);
   const t = new Map<string, RawTensor>();
   const add = (name: string, shape: number[], std: number | 'ones') => {
@@ -85,7 +88,9 @@ export function randomLlama(seed = 0, c: LlamaConfig = W2_CONFIG): { config: Rec
     for (let i = 0; i < n; i++) data[i] = std === 'ones' ? 1 : normal() * std;
     t.set(name, { dtype: 'F32', shape, data } as RawTensor);
   };
-  const d = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const d = c.hidden_size,
+    I = c.intermediate_size,
+    hd = c.head_dim;
   add('model.embed_tokens.weight', [c.vocab_size, d], 0.02 * 10); // larger embeddings: a peaked, non-trivial model
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
@@ -103,7 +108,10 @@ export function randomLlama(seed = 0, c: LlamaConfig = W2_CONFIG): { config: Rec
   return { config: { ...c }, tensors: t };
 }
 
-export function randomGptNeoX(seed = 0, c: GptNeoXConfig = W4_CONFIG): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
+export function randomGptNeoX(
+  seed = 0,
+  c: GptNeoXConfig = W4_CONFIG,
+): { config: Record<string, any>; tensors: Map<string, RawTensor> } {
   const normal = rng(seed);
   const t = new Map<string, RawTensor>();
   const add = (name: string, shape: number[], std: number | 'ones' | 'zeros') => {
@@ -113,7 +121,9 @@ export function randomGptNeoX(seed = 0, c: GptNeoXConfig = W4_CONFIG): { config:
     else if (std !== 'zeros') for (let i = 0; i < n; i++) data[i] = normal() * std;
     t.set(name, { dtype: 'F32', shape, data } as RawTensor);
   };
-  const d = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const d = c.hidden_size,
+    I = c.intermediate_size,
+    V = c.vocab_size;
   add('gpt_neox.embed_in.weight', [V, d], 0.02 * 10);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `gpt_neox.layers.${i}.`;
@@ -139,7 +149,10 @@ export function randomGptNeoX(seed = 0, c: GptNeoXConfig = W4_CONFIG): { config:
 /** Write a random model of config's model_type (llama or gpt_neox) as an HF folder. */
 export function writeModelFolder(dir: string, config: LlamaConfig | GptNeoXConfig, seed = 0): string {
   fs.mkdirSync(dir, { recursive: true });
-  const { tensors } = config.model_type === 'gpt_neox' ? randomGptNeoX(seed, config as GptNeoXConfig) : randomLlama(seed, config as LlamaConfig);
+  const { tensors } =
+    config.model_type === 'gpt_neox'
+      ? randomGptNeoX(seed, config as GptNeoXConfig)
+      : randomLlama(seed, config as LlamaConfig);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   writeSafetensors(path.join(dir, 'model.safetensors'), Object.fromEntries(tensors));
   return dir;

@@ -14,6 +14,8 @@ for (const [name, content] of buildAll()) {
   if (!check && !same) fs.writeFileSync(file, content);
   if (check && !same) differs++;
   const lines = content.split('\n').length - 1;
-  console.log(`${name.padEnd(18)} ${String(lines).padStart(6)} lines ${String(Buffer.byteLength(content)).padStart(8)} bytes  ${same ? 'unchanged' : check ? 'DIFFERS' : 'written'}`);
+  console.log(
+    `${name.padEnd(18)} ${String(lines).padStart(6)} lines ${String(Buffer.byteLength(content)).padStart(8)} bytes  ${same ? 'unchanged' : check ? 'DIFFERS' : 'written'}`,
+  );
 }
 if (differs) process.exit(1);

@@ -15,11 +15,20 @@ function findBlas() {
   const want = (process.env.CRAMLAB_BLAS ?? '').toLowerCase();
   if (want === 'builtin' || want === 'built-in') return { kind: 'builtin' };
   if (process.platform === 'darwin') return { kind: 'accelerate' };
-  for (const dir of ['/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu', '/usr/include/openblas', '/usr/include']) {
-    if (fs.existsSync(path.join(dir, 'cblas.h')) && fs.existsSync(path.join(dir, 'openblas_config.h'))) return { kind: 'openblas', include: dir };
+  for (const dir of [
+    '/usr/include/x86_64-linux-gnu',
+    '/usr/include/aarch64-linux-gnu',
+    '/usr/include/openblas',
+    '/usr/include',
+  ]) {
+    if (fs.existsSync(path.join(dir, 'cblas.h')) && fs.existsSync(path.join(dir, 'openblas_config.h')))
+      return { kind: 'openblas', include: dir };
   }
   try {
-    const inc = execFileSync('pkg-config', ['--variable=includedir', 'openblas'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const inc = execFileSync('pkg-config', ['--variable=includedir', 'openblas'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (inc && fs.existsSync(path.join(inc, 'cblas.h'))) return { kind: 'openblas', include: inc };
   } catch {}
   return { kind: 'builtin' };

@@ -32,7 +32,9 @@ import { weightsHashOf } from '../src/io/checkpoint';
 import { modelPath, repoRoot, sharedModel } from '../src/workbook/paths';
 import { REGISTRY, theoreticalCapacity } from '../src/models/registry';
 
-const { values } = parseArgs({ options: { budget: { type: 'string' }, out: { type: 'string' }, 'no-png': { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { budget: { type: 'string' }, out: { type: 'string' }, 'no-png': { type: 'boolean' } },
+});
 const BUDGET = values.budget ?? process.env.CRAMLAB_BUDGET ?? 'small';
 const ROOT = repoRoot();
 const RUNS = path.join(ROOT, 'runs', 'workbook', BUDGET);
@@ -46,12 +48,16 @@ const tables: { name: string; rows: Row[]; digits: number }[] = [];
 
 function modelShape(name: string): { d: number; V: number } {
   const dir = name === 'stories260K' ? sharedModel('stories260K') : modelPath(name);
-  const cfg = dir && fs.existsSync(path.join(dir, 'config.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) : {};
+  const cfg =
+    dir && fs.existsSync(path.join(dir, 'config.json'))
+      ? JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'))
+      : {};
   return { d: cfg.word_embed_proj_dim ?? cfg.hidden_size ?? cfg.d_model ?? NaN, V: cfg.vocab_size ?? NaN };
 }
 
 const byModelOrder = (a: string, b: string) => {
-  const w = (n: string) => (n.includes('mamba') ? 1e6 : 0) + Number(/d(\d+)/.exec(n)?.[1] ?? (n === 'stories260K' ? 1e5 : 0));
+  const w = (n: string) =>
+    (n.includes('mamba') ? 1e6 : 0) + Number(/d(\d+)/.exec(n)?.[1] ?? (n === 'stories260K' ? 1e5 : 0));
   return w(a) - w(b);
 };
 
@@ -66,34 +72,87 @@ function build(): void {
   const grid = currentRecords(readRunRecords(path.join(RUNS, 'grid')), fingerprint);
   const walk = currentRecords(readRunRecords(path.join(RUNS, 'walk')), fingerprint);
   shownModels.push(...new Set([...grid, ...walk].map((r) => r.model)));
-  if (!grid.length && !walk.length) throw new Error(`no run records under ${RUNS}: run the notebooks first (CRAMLAB_BUDGET=${BUDGET} node --import tsx scripts/run-notebooks.ts)`);
+  if (!grid.length && !walk.length)
+    throw new Error(
+      `no run records under ${RUNS}: run the notebooks first (CRAMLAB_BUDGET=${BUDGET} node --import tsx scripts/run-notebooks.ts)`,
+    );
   const llamaLike = (r: CramRecord) => !r.model.includes('mamba');
 
   const natural = grid.filter((r) => r.set === 'natural' && r.K === 1);
   if (natural.length) {
     const rows = pointRows(natural.filter(llamaLike)).sort((a, b) => byModelOrder(a.model, b.model));
-    figures.push({ name: 'accuracy-vs-n', fig: accuracyVsN(rows, 'One [mem] vector: accuracy vs text length (paper Fig. 1)'), caption: 'Mean best reconstruction accuracy against text length N, one vector, natural text (Moby-Dick train chapters; stories260K: its own stories). Faint points: single texts.' });
-    figures.push({ name: 'ce-scatter', fig: ceScatter(rows, 'CE with the vector vs without, per text (paper Fig. 3)'), caption: 'Cross-entropy of each (text, N) with the vector against without it, bits. Circles: decoded exactly; crosses: not. Dashed: least-squares line over the texts not fully decoded.' });
+    figures.push({
+      name: 'accuracy-vs-n',
+      fig: accuracyVsN(rows, 'One [mem] vector: accuracy vs text length (paper Fig. 1)'),
+      caption:
+        'Mean best reconstruction accuracy against text length N, one vector, natural text (Moby-Dick train chapters; stories260K: its own stories). Faint points: single texts.',
+    });
+    figures.push({
+      name: 'ce-scatter',
+      fig: ceScatter(rows, 'CE with the vector vs without, per text (paper Fig. 3)'),
+      caption:
+        'Cross-entropy of each (text, N) with the vector against without it, bits. Circles: decoded exactly; crosses: not. Dashed: least-squares line over the texts not fully decoded.',
+    });
     tables.push({ name: 'accuracy-by-n', rows: accuracyTable(natural), digits: 3 });
   }
   const shapeOf = (m: string) => {
     const { d, V } = modelShape(m);
     return Number.isFinite(d) && Number.isFinite(V) ? { memDim: d, vocabSize: V } : undefined;
   };
-  const t1 = table1(grid.filter((r) => r.K === 1), shapeOf).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
-  if (t1.length) tables.push({ name: 'table1', rows: t1.map((r) => ({ model: r.model, set: r.set, decoding_capacity: r.decodingCapacity, token_gain: r.tokenGain ?? NaN, info_gain_bits: r.infoGainBits ?? NaN, full_texts: r.saturatedTexts })), digits: 1 });
+  const t1 = table1(
+    grid.filter((r) => r.K === 1),
+    shapeOf,
+  ).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
+  if (t1.length)
+    tables.push({
+      name: 'table1',
+      rows: t1.map((r) => ({
+        model: r.model,
+        set: r.set,
+        decoding_capacity: r.decodingCapacity,
+        token_gain: r.tokenGain ?? NaN,
+        info_gain_bits: r.infoGainBits ?? NaN,
+        full_texts: r.saturatedTexts,
+      })),
+      digits: 1,
+    });
 
   const withRandom = new Set(grid.filter((r) => r.set === 'random').map((r) => r.model));
   if (withRandom.size) {
-    const rows = setComparison(grid.filter((r) => r.K === 1 && withRandom.has(r.model) && (r.set === 'natural' || r.set === 'random'))).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
-    figures.push({ name: 'natural-vs-random', fig: compareSets(rows, 'Natural vs random text: tokens decoded and information gain'), caption: 'Left: longest grid length decoded exactly, mean over texts. Right: information gain in bits, mean over the texts the vector could not fully hold (accuracy ≤ 0.99).' });
-    tables.push({ name: 'natural-vs-random', rows: rows.map((r) => ({ model: r.model, set: r.set, mean_decoded_tokens: r.tokens, info_gain_bits: r.infoGainBits })), digits: 1 });
+    const rows = setComparison(
+      grid.filter((r) => r.K === 1 && withRandom.has(r.model) && (r.set === 'natural' || r.set === 'random')),
+    ).sort((a, b) => byModelOrder(a.model, b.model) || a.set.localeCompare(b.set));
+    figures.push({
+      name: 'natural-vs-random',
+      fig: compareSets(rows, 'Natural vs random text: tokens decoded and information gain'),
+      caption:
+        'Left: longest grid length decoded exactly, mean over texts. Right: information gain in bits, mean over the texts the vector could not fully hold (accuracy ≤ 0.99).',
+    });
+    tables.push({
+      name: 'natural-vs-random',
+      rows: rows.map((r) => ({
+        model: r.model,
+        set: r.set,
+        mean_decoded_tokens: r.tokens,
+        info_gain_bits: r.infoGainBits,
+      })),
+      digits: 1,
+    });
   }
   const unseenModels = new Set(grid.filter((r) => r.set === 'unseen').map((r) => r.model));
   if (unseenModels.size) {
-    const rs = grid.filter((r) => unseenModels.has(r.model) && (r.set === 'natural' || r.set === 'unseen') && r.K === 1);
-    const rows = pointRows(rs).map((r, i) => ({ ...r, model: `${r.model} · ${rs[i].set === 'natural' ? 'seen' : 'unseen'}` }));
-    figures.push({ name: 'seen-vs-unseen', fig: accuracyVsN(rows, 'Seen (train chapters) vs unseen (held-out chapters) text'), caption: 'Accuracy against length on text the suite models trained on vs held-out chapters.' });
+    const rs = grid.filter(
+      (r) => unseenModels.has(r.model) && (r.set === 'natural' || r.set === 'unseen') && r.K === 1,
+    );
+    const rows = pointRows(rs).map((r, i) => ({
+      ...r,
+      model: `${r.model} · ${rs[i].set === 'natural' ? 'seen' : 'unseen'}`,
+    }));
+    figures.push({
+      name: 'seen-vs-unseen',
+      fig: accuracyVsN(rows, 'Seen (train chapters) vs unseen (held-out chapters) text'),
+      caption: 'Accuracy against length on text the suite models trained on vs held-out chapters.',
+    });
   }
   // Each Mamba with the Transformer closest to it in size (weights file size: all float32 here).
   const natModels = [...new Set(grid.filter((r) => r.K === 1 && r.set === 'natural').map((r) => r.model))];
@@ -104,30 +163,64 @@ function build(): void {
       return fs.existsSync(f) ? fs.statSync(f).size : NaN;
     };
     const others = natModels.filter((m) => !m.includes('mamba') && Number.isFinite(size(m)));
-    const pair = new Set([...mambas, ...mambas.map((mb) => [...others].sort((a, b) => Math.abs(size(a) - size(mb)) - Math.abs(size(b) - size(mb)))[0]).filter(Boolean)]);
+    const pair = new Set([
+      ...mambas,
+      ...mambas
+        .map((mb) => [...others].sort((a, b) => Math.abs(size(a) - size(mb)) - Math.abs(size(b) - size(mb)))[0])
+        .filter(Boolean),
+    ]);
     const rows = pointRows(grid.filter((r) => r.K === 1 && r.set === 'natural' && pair.has(r.model)));
-    figures.push({ name: 'mamba-vs-llama', fig: accuracyVsN(rows, 'Mamba vs a Transformer of similar size'), caption: `${[...pair].join(' vs ')}: same tokenizer, data and tokens seen, same texts.` });
+    figures.push({
+      name: 'mamba-vs-llama',
+      fig: accuracyVsN(rows, 'Mamba vs a Transformer of similar size'),
+      caption: `${[...pair].join(' vs ')}: same tokenizer, data and tokens seen, same texts.`,
+    });
   }
 
   const caps = textCapacities(walk);
   const perK = new Map<string, number[]>();
   for (const c of caps) perK.set(`${c.model}|${c.K}`, [...(perK.get(`${c.model}|${c.K}`) ?? []), c.capacity]);
-  const kModels = [...new Set(caps.map((c) => c.model))].filter((m) => new Set(caps.filter((c) => c.model === m).map((c) => c.K)).size >= 2).sort(byModelOrder);
+  const kModels = [...new Set(caps.map((c) => c.model))]
+    .filter((m) => new Set(caps.filter((c) => c.model === m).map((c) => c.K)).size >= 2)
+    .sort(byModelOrder);
   if (kModels.length) {
-    figures.push({ name: 'capacity-vs-k', fig: capacityVsK(caps.filter((c) => kModels.includes(c.model)), 'Tokens decoded vs number of [mem] vectors (paper Fig. 4)'), caption: 'Capacity (longest prefix decoded exactly, capacity walk with warm starts) against K, mean ± std over texts, with least-squares lines.' });
+    figures.push({
+      name: 'capacity-vs-k',
+      fig: capacityVsK(
+        caps.filter((c) => kModels.includes(c.model)),
+        'Tokens decoded vs number of [mem] vectors (paper Fig. 4)',
+      ),
+      caption:
+        'Capacity (longest prefix decoded exactly, capacity walk with warm starts) against K, mean ± std over texts, with least-squares lines.',
+    });
     tables.push({
       name: 'capacity-vs-k',
       rows: kModels.flatMap((m) => {
         const ks = [...new Set(caps.filter((c) => c.model === m).map((c) => c.K))].sort((a, b) => a - b);
-        const f = linearFit(ks, ks.map((k) => mean(perK.get(`${m}|${k}`)!)));
-        return ks.map((k) => ({ model: m, K: k, mean_capacity: mean(perK.get(`${m}|${k}`)!), texts: perK.get(`${m}|${k}`)!.length, slope_tokens_per_vector: f.slope, r2: f.r2 }));
+        const f = linearFit(
+          ks,
+          ks.map((k) => mean(perK.get(`${m}|${k}`)!)),
+        );
+        return ks.map((k) => ({
+          model: m,
+          K: k,
+          mean_capacity: mean(perK.get(`${m}|${k}`)!),
+          texts: perK.get(`${m}|${k}`)!.length,
+          slope_tokens_per_vector: f.slope,
+          r2: f.r2,
+        }));
       }),
       digits: 2,
     });
   }
   // Models whose shape is unknown here (a Hub id not in the cache) have no theoretical bound to show.
-  const shapes = new Map([...new Set(caps.filter((c) => c.K === 1).map((c) => c.model))].map((m) => [m, modelShape(m)] as const));
-  const k1 = [...shapes].filter(([, sh]) => Number.isFinite(sh.d) && Number.isFinite(sh.V)).map(([m]) => m).sort(byModelOrder);
+  const shapes = new Map(
+    [...new Set(caps.filter((c) => c.K === 1).map((c) => c.model))].map((m) => [m, modelShape(m)] as const),
+  );
+  const k1 = [...shapes]
+    .filter(([, sh]) => Number.isFinite(sh.d) && Number.isFinite(sh.V))
+    .map(([m]) => m)
+    .sort(byModelOrder);
   if (k1.length) {
     const rows = k1.map((m) => {
       const { d, V } = shapes.get(m)!;
@@ -135,7 +228,12 @@ function build(): void {
       const theoretical = theoreticalCapacity(d, V);
       return { model: m, d, V, theoretical, measured, utilisation: measured / theoretical };
     });
-    figures.push({ name: 'theory-vs-measured', fig: theoryVsMeasured(rows, 'Theoretical d·16/log₂V vs measured capacity (paper Fig. 5)'), caption: 'Upper bound d·16/log₂V tokens per vector against the measured single-vector capacity (mean of capacity walks).' });
+    figures.push({
+      name: 'theory-vs-measured',
+      fig: theoryVsMeasured(rows, 'Theoretical d·16/log₂V vs measured capacity (paper Fig. 5)'),
+      caption:
+        'Upper bound d·16/log₂V tokens per vector against the measured single-vector capacity (mean of capacity walks).',
+    });
     tables.push({ name: 'theory-vs-measured', rows, digits: 3 });
   }
 }
@@ -157,9 +255,16 @@ const COMPRESSION_METHODS: { key: (K: number) => string; label: (K: number) => s
  * scripts/compression-table.ts writes (in the output folder, else figures/). No runs needed; skipped without it.
  */
 function compressionFigure(): void {
-  const file = [path.join(OUT, 'compression.json'), path.join(ROOT, 'figures', 'compression.json')].find((f) => fs.existsSync(f));
+  const file = [path.join(OUT, 'compression.json'), path.join(ROOT, 'figures', 'compression.json')].find((f) =>
+    fs.existsSync(f),
+  );
   if (!file) return;
-  const { summary, K, count, maxTokens } = JSON.parse(fs.readFileSync(file, 'utf8')) as { summary: Row[]; K: number; count: number; maxTokens: number };
+  const { summary, K, count, maxTokens } = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    summary: Row[];
+    K: number;
+    count: number;
+    maxTokens: number;
+  };
   if (!Array.isArray(summary) || !summary.length) return;
   const series = summary.map((r) => `${shortName(String(r.model))} · ${r.set}`);
   const colours = figureColours(series);
@@ -172,20 +277,33 @@ function compressionFigure(): void {
       x,
       y,
       marker: { color: colours.get(series[i]) },
-      text: y.map((v, j) => `${series[i]}<br>${x[j]}: ${v === null ? '—' : v.toFixed(2)} bits/char<br>${r.passages} passages, ${Number(r.tokens).toFixed(0)} tokens, ${Number(r.chars).toFixed(0)} chars (means)`),
+      text: y.map(
+        (v, j) =>
+          `${series[i]}<br>${x[j]}: ${v === null ? '—' : v.toFixed(2)} bits/char<br>${r.passages} passages, ${Number(r.tokens).toFixed(0)} tokens, ${Number(r.chars).toFixed(0)} chars (means)`,
+      ),
       textposition: 'none',
       hovertemplate: '%{text}<extra></extra>',
     };
   });
   figures.push({
     name: 'compression',
-    fig: { data, layout: layout('Bits per character by method: classic compressors, the model, [mem] vectors', 'method', 'bits per character (mean over passages)', { barmode: 'group', width: 900, xaxis: { tickangle: 0 } }) },
+    fig: {
+      data,
+      layout: layout(
+        'Bits per character by method: classic compressors, the model, [mem] vectors',
+        'method',
+        'bits per character (mean over passages)',
+        { barmode: 'group', width: 900, xaxis: { tickangle: 0 } },
+      ),
+    },
     caption: `Means over ${count} passages of at most ${maxTokens} tokens per model and set (figures/compression.md, scripts/compression-table.ts). gzip/brotli/xz on the UTF-8 text, headers included; model CE = the cross-entropy without mem, which the arithmetic code under the model (decoded back) attains; the ${K} mem fp16/fp32 bars are the raw size of ${K} vector${K > 1 ? 's' : ''} of width d, not a claim that ${K > 1 ? 'they hold' : 'it holds'} the passage (one vector holds about 5 tokens of cram-llama-d64 and 14–16 of stories260K, see the demo and progressive.md).`,
   });
 }
 
 function paperTable(): Row[] {
-  return REGISTRY.filter((e) => e.paper && (e.paper.capacityTokens !== null || e.paper.informationGainBits !== null)).map((e) => ({
+  return REGISTRY.filter(
+    (e) => e.paper && (e.paper.capacityTokens !== null || e.paper.informationGainBits !== null),
+  ).map((e) => ({
     model: e.id,
     d: e.memDim,
     theoretical: Math.round(theoreticalCapacity(e.memDim, e.vocabSize)),
@@ -193,13 +311,17 @@ function paperTable(): Row[] {
     token_gain: e.paper!.tokenGain ?? '',
     info_gain_bits: e.paper!.informationGainBits ?? '',
     random_capacity: e.paper!.randomTextCapacityTokens ?? '',
-    multi_vector: e.paper!.multiVector ? `${e.paper!.multiVector.tokens} tokens / ${e.paper!.multiVector.vectors} vectors` : '',
+    multi_vector: e.paper!.multiVector
+      ? `${e.paper!.multiVector.tokens} tokens / ${e.paper!.multiVector.vectors} vectors`
+      : '',
   }));
 }
 
 /** figures/README.md: the figures, the key numbers next to the paper's, and notes.md (hand-written, kept). */
 function readme(): string {
-  const notes = fs.existsSync(path.join(OUT, 'notes.md')) ? fs.readFileSync(path.join(OUT, 'notes.md'), 'utf8').trim() + '\n' : '';
+  const notes = fs.existsSync(path.join(OUT, 'notes.md'))
+    ? fs.readFileSync(path.join(OUT, 'notes.md'), 'utf8').trim() + '\n'
+    : '';
   const tableMd = (name: string) => {
     const t = tables.find((x) => x.name === name);
     return t ? tableMarkdown(t.rows, t.digits) : '(no runs for this table)\n';
@@ -246,7 +368,10 @@ async function main(): Promise<void> {
   compressionFigure();
   fs.mkdirSync(OUT, { recursive: true });
   // The pages load plotly.js from this checkout's node_modules, else from the CDN: no 5 MB copy per figure.
-  const plotlySrc = path.relative(OUT, path.join(ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js')).split(path.sep).join('/');
+  const plotlySrc = path
+    .relative(OUT, path.join(ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js'))
+    .split(path.sep)
+    .join('/');
   for (const f of figures) fs.writeFileSync(path.join(OUT, `${f.name}.html`), standaloneHtml(f.fig, plotlySrc));
   for (const t of tables) {
     fs.writeFileSync(path.join(OUT, `${t.name}.csv`), tableCsv(t.rows));
@@ -265,7 +390,9 @@ async function main(): Promise<void> {
     }
   }
   fs.writeFileSync(path.join(OUT, 'README.md'), readme());
-  console.log(`${figures.length} figures, ${tables.length} tables in ${path.relative(process.cwd(), OUT) || '.'} (budget ${BUDGET})`);
+  console.log(
+    `${figures.length} figures, ${tables.length} tables in ${path.relative(process.cwd(), OUT) || '.'} (budget ${BUDGET})`,
+  );
   for (const t of tables) console.log(`\n${t.name}\n${tableMarkdown(t.rows, t.digits)}`);
 }
 

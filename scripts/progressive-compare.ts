@@ -14,7 +14,15 @@ import { loadModel } from '../src/io/checkpoint';
 import { tableMarkdown } from '../src/plots';
 import { repoRoot, sharedModel } from '../src/workbook/paths';
 
-const opt = { count: { type: 'string' }, Ks: { type: 'string' }, tokens: { type: 'string' }, stride: { type: 'string' }, steps: { type: 'string' }, patience: { type: 'string' }, out: { type: 'string' } } as const;
+const opt = {
+  count: { type: 'string' },
+  Ks: { type: 'string' },
+  tokens: { type: 'string' },
+  stride: { type: 'string' },
+  steps: { type: 'string' },
+  patience: { type: 'string' },
+  out: { type: 'string' },
+} as const;
 const { values } = parseArgs({ options: opt });
 const COUNT = Number(values.count ?? 16);
 const KS = (values.Ks ?? '1,2,4').split(',').map(Number);
@@ -29,17 +37,35 @@ async function main() {
   const dir = sharedModel('stories260K');
   if (!dir) throw new Error('stories260K not found (set CRAMLAB_MODELS or put it in ../shared/models)');
   const { model, tokenizer } = await loadModel(dir);
-  const texts = await loadTexts(path.join(dir, '..', '..', 'datasets', 'stories260k-samples.json'), { tokenizer, count: COUNT, maxTokens: TOKENS });
+  const texts = await loadTexts(path.join(dir, '..', '..', 'datasets', 'stories260k-samples.json'), {
+    tokenizer,
+    count: COUNT,
+    maxTokens: TOKENS,
+  });
   const ids = texts.map((t) => t.ids);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rows = [];
   const perText = [];
   for (const K of KS) {
     let t0 = performance.now();
-    const prog = await progressiveCram(model, ids, { K, stride: STRIDE, stageSteps: STEPS, stagePatience: PATIENCE, seed: 0, quiet: true });
+    const prog = await progressiveCram(model, ids, {
+      K,
+      stride: STRIDE,
+      stageSteps: STEPS,
+      stagePatience: PATIENCE,
+      seed: 0,
+      quiet: true,
+    });
     const progSeconds = (performance.now() - t0) / 1000;
     t0 = performance.now();
-    const cap = await capacitySearch(model, ids, { K, startN: 8, maxSteps: STEPS, patience: PATIENCE, seed: 0, quiet: true });
+    const cap = await capacitySearch(model, ids, {
+      K,
+      startN: 8,
+      maxSteps: STEPS,
+      patience: PATIENCE,
+      seed: 0,
+      quiet: true,
+    });
     const capSeconds = (performance.now() - t0) / 1000;
     if (!prog.every((p) => p.check.equal)) throw new Error(`K=${K}: a progressive mem does not decode its horizon`);
     rows.push({
@@ -56,11 +82,29 @@ async function main() {
       's (bisection)': capSeconds,
       'censored (prog/bis)': `${prog.filter((p) => p.censored).length}/${cap.filter((c) => c.censored).length}`,
     });
-    perText.push(...prog.map((p, i) => ({ K, id: texts[i].id, horizon: p.horizon, capacity: cap[i].capacity, progSteps: p.totalSteps, bisSteps: cap[i].totalSteps, curve: p.curve })));
+    perText.push(
+      ...prog.map((p, i) => ({
+        K,
+        id: texts[i].id,
+        horizon: p.horizon,
+        capacity: cap[i].capacity,
+        progSteps: p.totalSteps,
+        bisSteps: cap[i].totalSteps,
+        curve: p.curve,
+      })),
+    );
     console.error(`K=${K}: progressive ${progSeconds.toFixed(0)} s, bisection ${capSeconds.toFixed(0)} s`);
   }
   model.dispose();
-  const budget = { count: COUNT, Ks: KS, maxTokens: TOKENS, stride: STRIDE, stageSteps: STEPS, stagePatience: PATIENCE, seed: 0 };
+  const budget = {
+    count: COUNT,
+    Ks: KS,
+    maxTokens: TOKENS,
+    stride: STRIDE,
+    stageSteps: STEPS,
+    stagePatience: PATIENCE,
+    seed: 0,
+  };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'progressive.json'), JSON.stringify({ budget, rows, perText }, null, 1) + '\n');
   const md = [

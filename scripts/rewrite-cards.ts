@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { tokenizerDescription } from '../src/train/run';
 import { writeCard, type TrainingRecord } from '../src/train/save';
 
-const dirs = process.argv.slice(2).length ? process.argv.slice(2) : fs.readdirSync('models').map((n) => path.join('models', n));
+const dirs = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : fs.readdirSync('models').map((n) => path.join('models', n));
 for (const dir of dirs) {
   const file = path.join(dir, 'training.json');
   if (!fs.existsSync(file)) continue;

@@ -14,7 +14,9 @@ const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 /** The Python that has nbclient: CRAMLAB_PYTHON, python3, or Debian's /usr/bin/python3. */
 export function findPython(): string | undefined {
   const candidates = [process.env.CRAMLAB_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[];
-  return candidates.find((p) => spawnSync(p, ['-c', 'import nbclient, jupyter_client'], { stdio: 'ignore' }).status === 0);
+  return candidates.find(
+    (p) => spawnSync(p, ['-c', 'import nbclient, jupyter_client'], { stdio: 'ignore' }).status === 0,
+  );
 }
 
 /** Where scripts/setup-jupyter.sh registers this checkout's own tslab kernel. */
@@ -23,15 +25,23 @@ export const LOCAL_JUPYTER = path.join(ROOT, '.jupyter', 'share', 'jupyter');
 /** The environment Jupyter runs in: this checkout's kernel first (JUPYTER_PATH outranks user and system kernels). */
 export function jupyterEnv(): NodeJS.ProcessEnv {
   const prior = process.env.JUPYTER_PATH;
-  return { ...process.env, JUPYTER_PATH: prior ? `${LOCAL_JUPYTER}${path.delimiter}${prior}` : LOCAL_JUPYTER, PYDEVD_DISABLE_FILE_VALIDATION: '1' };
+  return {
+    ...process.env,
+    JUPYTER_PATH: prior ? `${LOCAL_JUPYTER}${path.delimiter}${prior}` : LOCAL_JUPYTER,
+    PYDEVD_DISABLE_FILE_VALIDATION: '1',
+  };
 }
 
 /** Why the notebooks cannot run here, or undefined when they can. */
 export function kernelProblem(): string | undefined {
   const py = findPython();
-  if (!py) return 'no python3 with nbclient found: install jupyter-nbconvert python3-nbclient python3-ipykernel (Debian) and run scripts/setup-jupyter.sh';
-  const r = spawnSync(py, ['-m', 'jupyter_client.kernelspecapp', 'list', '--json'], { encoding: 'utf8', env: jupyterEnv() });
-  const specs = r.status === 0 ? JSON.parse(r.stdout).kernelspecs ?? {} : {};
+  if (!py)
+    return 'no python3 with nbclient found: install jupyter-nbconvert python3-nbclient python3-ipykernel (Debian) and run scripts/setup-jupyter.sh';
+  const r = spawnSync(py, ['-m', 'jupyter_client.kernelspecapp', 'list', '--json'], {
+    encoding: 'utf8',
+    env: jupyterEnv(),
+  });
+  const specs = r.status === 0 ? (JSON.parse(r.stdout).kernelspecs ?? {}) : {};
   if (!specs.tslab) return `the tslab Jupyter kernel is not registered for ${py}: run scripts/setup-jupyter.sh`;
   // A kernel registered by another checkout (since deleted or moved) starts a tslab that is not there.
   const binary: string | undefined = specs.tslab.spec?.argv?.[0];
@@ -58,12 +68,19 @@ export function checkExecuted(nb: any): { problems: string[]; plotlyFigures: num
   (nb.cells ?? []).forEach((cell: any, i: number) => {
     if (cell.cell_type !== 'code') return;
     const where = `cell ${i + 1} (${text(cell.source).split('\n')[0].slice(0, 60)})`;
-    const stderr = (cell.outputs ?? []).filter((o: any) => o.output_type === 'stream' && o.name === 'stderr').map((o: any) => text(o.text)).join('');
-    if (cell.metadata?.cramlab_error) problems.push(`${where} failed: ${stderr.trim().split('\n').slice(0, 6).join(' | ') || cell.metadata.cramlab_error}`);
+    const stderr = (cell.outputs ?? [])
+      .filter((o: any) => o.output_type === 'stream' && o.name === 'stderr')
+      .map((o: any) => text(o.text))
+      .join('');
+    if (cell.metadata?.cramlab_error)
+      problems.push(
+        `${where} failed: ${stderr.trim().split('\n').slice(0, 6).join(' | ') || cell.metadata.cramlab_error}`,
+      );
     for (const o of cell.outputs ?? []) {
       if (o.output_type === 'error') problems.push(`${where}: ${o.ename}: ${o.evalue}`);
       const fig = o.data?.[PLOTLY_MIME];
-      if (fig && Array.isArray(fig.data) && fig.data.some((t: any) => (t.x?.length ?? 0) > 0 || (t.y?.length ?? 0) > 0)) plotlyFigures++;
+      if (fig && Array.isArray(fig.data) && fig.data.some((t: any) => (t.x?.length ?? 0) > 0 || (t.y?.length ?? 0) > 0))
+        plotlyFigures++;
     }
     if (!cell.metadata?.cramlab_error && /UnhandledPromiseRejection|UncaughtException|\bError:/.test(stderr)) {
       problems.push(`${where} printed an error: ${stderr.trim().split('\n').slice(0, 4).join(' | ')}`);
@@ -89,11 +106,23 @@ export function runNotebook(file: string, outDir: string, timeoutS = 900): Noteb
   const seconds = (Date.now() - t0) / 1000;
   const name = path.basename(file);
   if (r.status !== 0 || !fs.existsSync(out)) {
-    const err = (r.stderr || '').split('\n').filter((l) => l.trim() && !/Debugger|frozen_modules|PYDEVD/.test(l)).slice(-6).join(' | ');
-    return { name, seconds, problems: [`the notebook did not run to the end: ${err}`], plotlyFigures: 0, cellSeconds: [] };
+    const err = (r.stderr || '')
+      .split('\n')
+      .filter((l) => l.trim() && !/Debugger|frozen_modules|PYDEVD/.test(l))
+      .slice(-6)
+      .join(' | ');
+    return {
+      name,
+      seconds,
+      problems: [`the notebook did not run to the end: ${err}`],
+      plotlyFigures: 0,
+      cellSeconds: [],
+    };
   }
   const nb = JSON.parse(fs.readFileSync(out, 'utf8'));
-  const cellSeconds = nb.cells.filter((c: any) => c.cell_type === 'code').map((c: any) => c.metadata?.cramlab_seconds ?? 0);
+  const cellSeconds = nb.cells
+    .filter((c: any) => c.cell_type === 'code')
+    .map((c: any) => c.metadata?.cramlab_seconds ?? 0);
   return { name, seconds, cellSeconds, ...checkExecuted(nb) };
 }
 
@@ -104,17 +133,29 @@ function main(): void {
     process.exit(2);
   }
   const args = process.argv.slice(2);
-  const files = (args.length ? args : fs.readdirSync(path.join(ROOT, 'notebooks')).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort().map((f) => path.join('notebooks', f))).map((f) => path.resolve(f));
+  const files = (
+    args.length
+      ? args
+      : fs
+          .readdirSync(path.join(ROOT, 'notebooks'))
+          .filter((f) => /^\d\d-.*\.ipynb$/.test(f))
+          .sort()
+          .map((f) => path.join('notebooks', f))
+  ).map((f) => path.resolve(f));
   const outDir = path.join(ROOT, 'runs', 'notebooks', process.env.CRAMLAB_BUDGET ?? 'ci');
   let failed = 0;
   for (const file of files) {
     const rep = runNotebook(file, outDir, Number(process.env.CRAMLAB_CELL_TIMEOUT ?? 900));
     const ok = rep.problems.length === 0;
     if (!ok) failed++;
-    console.log(`${ok ? 'ok  ' : 'FAIL'} ${rep.name}  ${rep.seconds.toFixed(0)} s  ${rep.plotlyFigures} Plotly figures`);
+    console.log(
+      `${ok ? 'ok  ' : 'FAIL'} ${rep.name}  ${rep.seconds.toFixed(0)} s  ${rep.plotlyFigures} Plotly figures`,
+    );
     for (const p of rep.problems) console.log(`     ${p}`);
   }
-  console.log(`${files.length - failed}/${files.length} notebooks ok; executed copies in ${path.relative(process.cwd(), outDir)}`);
+  console.log(
+    `${files.length - failed}/${files.length} notebooks ok; executed copies in ${path.relative(process.cwd(), outDir)}`,
+  );
   process.exit(failed ? 1 : 0);
 }
 

@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   const runRoot = opt('--run-root', path.join('runs', 'train'));
   const want = argv;
   const unknown = want.filter((n) => !SUITE.some((e) => e.name === n));
-  if (unknown.length) throw new Error(`not in the suite: ${unknown.join(', ')} (suite: ${SUITE.map((e) => e.name).join(', ')})`);
+  if (unknown.length)
+    throw new Error(`not in the suite: ${unknown.join(', ')} (suite: ${SUITE.map((e) => e.name).join(', ')})`);
   for (const entry of SUITE.filter((e) => !want.length || want.includes(e.name))) {
     await runTraining({
       ...SUITE_TRAINING,

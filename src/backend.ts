@@ -78,7 +78,8 @@ export function initBackend(prefer?: BackendName): Promise<BackendName> {
       if (!(forced in setters)) {
         throw new Error(`CRAMLAB_BACKEND='${forced}' is not a backend; use one of ${Object.keys(setters).join(', ')}`);
       }
-      if (!(await setters[forced]())) throw new Error(`backend '${forced}' could not be initialised (is its package installed?)`);
+      if (!(await setters[forced]()))
+        throw new Error(`backend '${forced}' could not be initialised (is its package installed?)`);
       chosen = forced;
       return forced;
     }
@@ -122,7 +123,14 @@ export async function measureMatmulGflops(n = 256, reps = 5): Promise<number> {
  * (2 FMA units × 8 lanes × 2 = 32 FLOP/cycle) even where AVX-512 is listed: many parts and VMs
  * run 512-bit ops at half rate, and no tfjs backend here issues them anyway.
  */
-export function estimateCpuPeakGflops(): { cores: number; ghz: number; flopsPerCycle: number; gflops: number; model: string; avx512: boolean } {
+export function estimateCpuPeakGflops(): {
+  cores: number;
+  ghz: number;
+  flopsPerCycle: number;
+  gflops: number;
+  model: string;
+  avx512: boolean;
+} {
   const cpus = os.cpus();
   const cores = cpus.length;
   let info = '';
@@ -134,7 +142,14 @@ export function estimateCpuPeakGflops(): { cores: number; ghz: number; flopsPerC
   const mhz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(info)?.[1] ?? cpus[0]?.speed ?? 0);
   const ghz = mhz > 0 ? mhz / 1000 : 2.5;
   const flopsPerCycle = /\bfma\b/.test(info) && /avx2/.test(info) ? 32 : /\bavx\b/.test(info) ? 16 : 8;
-  return { cores, ghz, flopsPerCycle, gflops: cores * ghz * flopsPerCycle, model: cpus[0]?.model ?? 'unknown', avx512: /avx512f/.test(info) };
+  return {
+    cores,
+    ghz,
+    flopsPerCycle,
+    gflops: cores * ghz * flopsPerCycle,
+    model: cpus[0]?.model ?? 'unknown',
+    avx512: /avx512f/.test(info),
+  };
 }
 
 export function packageVersion(name: string): string | undefined {
@@ -176,5 +191,8 @@ export function memoryLimitBytes(): number {
 export function assertFitsMemory(bytes: number, what: string): void {
   const limit = memoryLimitBytes();
   const gib = (b: number) => (b / 2 ** 30).toFixed(b < 2 ** 30 ? 3 : 1);
-  if (!(bytes <= limit)) throw new MemoryLimitError(`${what} needs about ${gib(bytes)} GiB, more than the ${gib(limit)} GiB the ${chosen ?? tf.getBackend()} backend can hold: give a shorter input or a smaller batch`);
+  if (!(bytes <= limit))
+    throw new MemoryLimitError(
+      `${what} needs about ${gib(bytes)} GiB, more than the ${gib(limit)} GiB the ${chosen ?? tf.getBackend()} backend can hold: give a shorter input or a smaller batch`,
+    );
 }

@@ -23,13 +23,23 @@ export class DecodeError extends Error {
 }
 
 /** The ids [firstId, ...N-1 greedy tokens] that the mem vectors make the model write. */
-export async function decode(model: CausalLM, mem: DecodeInput, tokenizer?: Tokenizer): Promise<{ ids: number[]; text?: string }> {
+export async function decode(
+  model: CausalLM,
+  mem: DecodeInput,
+  tokenizer?: Tokenizer,
+): Promise<{ ids: number[]; text?: string }> {
   const d = model.info.memDim;
   if (!Number.isInteger(mem.K) || mem.K < 1) throw new DecodeError(`K must be a positive integer, got ${mem.K}`);
-  if (mem.vectors.length !== mem.K * d) throw new DecodeError(`${mem.vectors.length} mem values do not make ${mem.K} vectors of width ${d} (wrong model?)`);
-  if (!Number.isInteger(mem.tokens) || mem.tokens < 1) throw new DecodeError(`token count must be a positive integer, got ${mem.tokens}`);
-  if (!Number.isInteger(mem.firstId) || mem.firstId < 0 || mem.firstId >= model.info.vocabSize) throw new DecodeError(`first token id ${mem.firstId} is outside the vocabulary`);
-  if (mem.K + mem.tokens > model.info.maxPositions) throw new DecodeError(`${mem.tokens} tokens + ${mem.K} mem vectors exceed the model's context of ${model.info.maxPositions}`);
+  if (mem.vectors.length !== mem.K * d)
+    throw new DecodeError(`${mem.vectors.length} mem values do not make ${mem.K} vectors of width ${d} (wrong model?)`);
+  if (!Number.isInteger(mem.tokens) || mem.tokens < 1)
+    throw new DecodeError(`token count must be a positive integer, got ${mem.tokens}`);
+  if (!Number.isInteger(mem.firstId) || mem.firstId < 0 || mem.firstId >= model.info.vocabSize)
+    throw new DecodeError(`first token id ${mem.firstId} is outside the vocabulary`);
+  if (mem.K + mem.tokens > model.info.maxPositions)
+    throw new DecodeError(
+      `${mem.tokens} tokens + ${mem.K} mem vectors exceed the model's context of ${model.info.maxPositions}`,
+    );
   const prefix = tf.tensor2d(mem.vectors, [mem.K, d]);
   try {
     // No early stop at EOS: the stored count says how long the text is.
@@ -52,7 +62,10 @@ export interface IdDiff {
 
 export function diffIds(original: number[], decoded: number[]): IdDiff {
   const n = Math.max(original.length, decoded.length);
-  const match = Array.from({ length: n }, (_, i) => i < original.length && i < decoded.length && original[i] === decoded[i]);
+  const match = Array.from(
+    { length: n },
+    (_, i) => i < original.length && i < decoded.length && original[i] === decoded[i],
+  );
   const firstMismatch = match.indexOf(false);
   return { equal: firstMismatch < 0, firstMismatch, match, matched: match.filter(Boolean).length };
 }
@@ -62,5 +75,7 @@ export function formatDiff(tokenizer: Tokenizer, original: number[], decoded: nu
   const a = tokenizer.tokenStrings(original);
   const b = tokenizer.tokenStrings(decoded);
   const { match } = diffIds(original, decoded);
-  return match.map((ok, i) => (ok ? a[i] : `${i < a.length ? `[-${a[i]}-]` : ''}${i < b.length ? `{+${b[i]}+}` : ''}`)).join('');
+  return match
+    .map((ok, i) => (ok ? a[i] : `${i < a.length ? `[-${a[i]}-]` : ''}${i < b.length ? `{+${b[i]}+}` : ''}`))
+    .join('');
 }

@@ -34,7 +34,9 @@ export async function greedyGenerate(model: CausalLM, ids: number[], opts: Gener
   const K = opts.prefix ? opts.prefix.shape[0] : 0;
   const limit = model.info.maxPositions;
   if (K + ids.length > limit) {
-    throw new ModelError(`prompt of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (max_position_embeddings = ${limit})`);
+    throw new ModelError(
+      `prompt of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (max_position_embeddings = ${limit})`,
+    );
   }
   const eos = new Set(opts.eosTokenIds ?? model.info.eosTokenIds);
   if (engineFor(model, opts.engine) === 'native') {
@@ -42,7 +44,9 @@ export async function greedyGenerate(model: CausalLM, ids: number[], opts: Gener
     const prefix = (await x.data()) as Float32Array;
     x.dispose();
     const maxNew = Math.max(0, Math.min(opts.maxNewTokens, limit - K - ids.length));
-    const out = Array.from(nativeAddon()!.generate(nativeModel(model), prefix, K + ids.length, maxNew, Int32Array.from(eos)));
+    const out = Array.from(
+      nativeAddon()!.generate(nativeModel(model), prefix, K + ids.length, maxNew, Int32Array.from(eos)),
+    );
     out.forEach((id) => opts.onToken?.(id));
     return out;
   }

@@ -28,7 +28,18 @@ export type { BisectRecord, CramRecord } from './runs/record';
 export * as metrics from './metrics/index';
 export { classicBits, compressionRow, arithEncode, arithDecode, memBits, CODECS } from './metrics/compression';
 export type { CompressionRow, Codec } from './metrics/compression';
-export { measure, textMetrics, capacitySummary, table1, decodingCapacity, groupByLength, theoreticalCapacity, lengthTable, capacityTable, bisectTable } from './metrics/index';
+export {
+  measure,
+  textMetrics,
+  capacitySummary,
+  table1,
+  decodingCapacity,
+  groupByLength,
+  theoreticalCapacity,
+  lengthTable,
+  capacityTable,
+  bisectTable,
+} from './metrics/index';
 export type { TextMetrics, Table1Row, ModelShape, CapacitySummary, LengthGroup, CrossEntropy } from './metrics/index';
 export { decode, diffIds, formatDiff, DecodeError } from './decode';
 export type { DecodeInput, IdDiff } from './decode';

@@ -33,10 +33,21 @@ export const CRAMLAB_VERSION: string = require('../package.json').version;
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 export const idsSha256 = (ids: number[]): string => sha256(JSON.stringify(ids));
 
-const REQUIRED = ['K', 'mem_dim', 'tokens', 'first_id', 'model', 'weights_sha256', 'tokenizer_sha256', 'ids_sha256', 'cramlab'];
+const REQUIRED = [
+  'K',
+  'mem_dim',
+  'tokens',
+  'first_id',
+  'model',
+  'weights_sha256',
+  'tokenizer_sha256',
+  'ids_sha256',
+  'cramlab',
+];
 
 export function saveMem(file: string, m: MemFile): void {
-  if (m.vectors.length !== m.K * m.memDim) throw new MemFileError(`saveMem: ${m.vectors.length} values for K=${m.K} × ${m.memDim}`);
+  if (m.vectors.length !== m.K * m.memDim)
+    throw new MemFileError(`saveMem: ${m.vectors.length} values for K=${m.K} × ${m.memDim}`);
   const meta: Record<string, string> = {
     format: 'cramlab-mem',
     K: String(m.K),
@@ -73,13 +84,17 @@ export function loadMem(file: string, model?: ModelIdentity): MemFile {
     read = readSafetensors(file);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    throw new MemFileError(`${file}: not a cramlab mem file (${msg.startsWith(file) ? msg.slice(file.length).replace(/^[:\s]+/, '') : msg})`);
+    throw new MemFileError(
+      `${file}: not a cramlab mem file (${msg.startsWith(file) ? msg.slice(file.length).replace(/^[:\s]+/, '') : msg})`,
+    );
   }
   const { tensors, metadata } = read;
   const missing = REQUIRED.filter((k) => !(k in metadata));
   const t = tensors.get('mem');
   if (metadata.format !== 'cramlab-mem' || missing.length || !t) {
-    throw new MemFileError(`${file}: not a cramlab mem file${missing.length ? ` (missing ${missing.join(', ')})` : ''}`);
+    throw new MemFileError(
+      `${file}: not a cramlab mem file${missing.length ? ` (missing ${missing.join(', ')})` : ''}`,
+    );
   }
   const extra: Record<string, string> = {};
   for (const [k, v] of Object.entries(metadata)) if (k.startsWith('x_')) extra[k.slice(2)] = v;
@@ -97,7 +112,8 @@ export function loadMem(file: string, model?: ModelIdentity): MemFile {
     cramlab: metadata.cramlab,
     extra,
   };
-  if (t.shape[0] !== m.K || t.shape[1] !== m.memDim) throw new MemFileError(`${file}: mem tensor is [${t.shape}] but the metadata says K=${m.K}, width ${m.memDim}`);
+  if (t.shape[0] !== m.K || t.shape[1] !== m.memDim)
+    throw new MemFileError(`${file}: mem tensor is [${t.shape}] but the metadata says K=${m.K}, width ${m.memDim}`);
   checkContents(file, m, model?.model?.info.maxPositions);
   if (model) checkModel(file, m, model);
   return m;
@@ -107,12 +123,23 @@ export function loadMem(file: string, model?: ModelIdentity): MemFile {
 // decode, a first id or hash that is not one.
 function checkContents(file: string, m: MemFile, maxPositions?: number): void {
   const bad = m.vectors.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) throw new MemFileError(`${file}: mem vector ${Math.floor(bad / m.memDim)} holds ${m.vectors[bad]} at [${bad % m.memDim}]: the file is damaged`);
-  if (!Number.isInteger(m.firstId) || m.firstId < 0) throw new MemFileError(`${file}: first token id '${m.firstId}' is not a token id: the file is damaged`);
-  if (!Number.isInteger(m.tokens) || m.tokens < 2) throw new MemFileError(`${file}: token count '${m.tokens}' is not a text of at least 2 tokens: the file is damaged`);
+  if (bad >= 0)
+    throw new MemFileError(
+      `${file}: mem vector ${Math.floor(bad / m.memDim)} holds ${m.vectors[bad]} at [${bad % m.memDim}]: the file is damaged`,
+    );
+  if (!Number.isInteger(m.firstId) || m.firstId < 0)
+    throw new MemFileError(`${file}: first token id '${m.firstId}' is not a token id: the file is damaged`);
+  if (!Number.isInteger(m.tokens) || m.tokens < 2)
+    throw new MemFileError(
+      `${file}: token count '${m.tokens}' is not a text of at least 2 tokens: the file is damaged`,
+    );
   const cap = maxPositions === undefined || !Number.isFinite(maxPositions) ? MAX_MEM_TOKENS : maxPositions - m.K;
-  if (m.tokens > cap) throw new MemFileError(`${file}: token count ${m.tokens} exceeds ${maxPositions !== undefined && Number.isFinite(maxPositions) ? `the model's context (${maxPositions} positions less K=${m.K})` : `the limit of ${cap}`}: the file is damaged`);
-  if (!/^[0-9a-f]{64}$/.test(m.idsSha256)) throw new MemFileError(`${file}: ids_sha256 is not a sha256 hash: the file is damaged`);
+  if (m.tokens > cap)
+    throw new MemFileError(
+      `${file}: token count ${m.tokens} exceeds ${maxPositions !== undefined && Number.isFinite(maxPositions) ? `the model's context (${maxPositions} positions less K=${m.K})` : `the limit of ${cap}`}: the file is damaged`,
+    );
+  if (!/^[0-9a-f]{64}$/.test(m.idsSha256))
+    throw new MemFileError(`${file}: ids_sha256 is not a sha256 hash: the file is damaged`);
 }
 
 export function checkModel(file: string, m: MemFile, model: ModelIdentity): void {
@@ -122,6 +149,8 @@ export function checkModel(file: string, m: MemFile, model: ModelIdentity): void
     );
   }
   if (m.tokenizerHash !== model.tokenizer.hash) {
-    throw new MemFileError(`${file} was made with another tokenizer (${m.tokenizerHash.slice(0, 12)}…) than '${model.id}' has (${model.tokenizer.hash.slice(0, 12)}…)`);
+    throw new MemFileError(
+      `${file} was made with another tokenizer (${m.tokenizerHash.slice(0, 12)}…) than '${model.id}' has (${model.tokenizer.hash.slice(0, 12)}…)`,
+    );
   }
 }

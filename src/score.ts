@@ -38,7 +38,9 @@ export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tens
   if (ids.length < 2) throw new ModelError('a text needs at least 2 tokens to be scored');
   const K = prefix ? prefix.shape[0] : 0;
   if (K + ids.length > model.info.maxPositions) {
-    throw new ModelError(`text of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (${model.info.maxPositions})`);
+    throw new ModelError(
+      `text of ${ids.length} tokens${K ? ` plus ${K} mem vectors` : ''} is longer than the model's context (${model.info.maxPositions})`,
+    );
   }
   const [ce, pred] = tf.tidy(() => {
     const logits = model.forward(prefixedEmbeds(model, ids, prefix));

@@ -39,7 +39,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-const logitsOf = (model: CausalLM, ids: number[][]) => tf.tidy(() => model.forward(model.embed(tf.tensor2d(ids, undefined, 'int32'))));
+const logitsOf = (model: CausalLM, ids: number[][]) =>
+  tf.tidy(() => model.forward(model.embed(tf.tensor2d(ids, undefined, 'int32'))));
 
 test('every random checkpoint type is a registered architecture', () => {
   assert.deepEqual([...RANDOM_MODEL_TYPES].sort(), Object.keys(ARCHITECTURES).sort());
@@ -54,7 +55,10 @@ for (const type of RANDOM_MODEL_TYPES) {
     const model = loadDir(dir);
     const V = model.info.vocabSize;
     assert.equal(model.embedMatrix.shape[1], model.info.memDim, 'embedding width is memDim');
-    const ids = [[1, 17, 300, 42, 7, 99, 5, 260, 11], [1, 8, 8, 8, 400, 3, 77, 2, 64]];
+    const ids = [
+      [1, 17, 300, 42, 7, 99, 5, 260, 11],
+      [1, 8, 8, 8, 400, 3, 77, 2, 64],
+    ];
     const both = logitsOf(model, ids);
     assert.deepEqual(both.shape, [2, 9, V]);
     const all = both.dataSync();
@@ -63,7 +67,10 @@ for (const type of RANDOM_MODEL_TYPES) {
     // Causality: changing token 6 leaves the logits at positions 0..5 untouched, and changes position 6.
     const edited = logitsOf(model, [[1, 17, 300, 42, 7, 99, 6, 260, 11]]).dataSync();
     assert.ok(maxAbsDiff(edited.slice(0, 6 * V), all.slice(0, 6 * V)) < 1e-5, 'no information flows backwards in time');
-    assert.ok(maxAbsDiff(edited.slice(6 * V, 7 * V), all.slice(6 * V, 7 * V)) > 1e-4, 'a changed token changes its own logits');
+    assert.ok(
+      maxAbsDiff(edited.slice(6 * V, 7 * V), all.slice(6 * V, 7 * V)) > 1e-4,
+      'a changed token changes its own logits',
+    );
 
     // Batch rows are independent: row 1 alone gives the same logits as in the batch.
     const alone = logitsOf(model, [ids[1]]).dataSync();
@@ -72,7 +79,8 @@ for (const type of RANDOM_MODEL_TYPES) {
     // Gradients reach a [mem] prefix (what cramming optimises), and the tensor count stays flat.
     const tokens = model.embed(tf.tensor2d([ids[0]], undefined, 'int32'));
     const mem = tf.randomNormal([1, 2, model.info.memDim], 0, 0.1, 'float32', 3);
-    const lossOf = (m: tf.Tensor) => tf.mean(tf.slice(model.forward(tf.concat([m, tokens], 1) as tf.Tensor3D), [0, 2, 0], [1, -1, 5])) as tf.Scalar;
+    const lossOf = (m: tf.Tensor) =>
+      tf.mean(tf.slice(model.forward(tf.concat([m, tokens], 1) as tf.Tensor3D), [0, 2, 0], [1, -1, 5])) as tf.Scalar;
     const g = tf.grad(lossOf);
     const step = () => {
       const grad = tf.tidy(() => g(mem));
@@ -81,7 +89,10 @@ for (const type of RANDOM_MODEL_TYPES) {
       return values;
     };
     const grad = step();
-    assert.ok(Array.from(grad).some((x) => Math.abs(x) > 1e-7), 'non-zero dL/dmem');
+    assert.ok(
+      Array.from(grad).some((x) => Math.abs(x) > 1e-7),
+      'non-zero dL/dmem',
+    );
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) step();
     assert.equal(tf.memory().numTensors, before, 'no tensors leak per step');
@@ -91,7 +102,8 @@ for (const type of RANDOM_MODEL_TYPES) {
 
   test(`${type}: the CLI generates from the checkpoint folder`, async (t) => {
     const { hasTokenizer } = writeRandomCheckpoint(dir, type);
-    if (!hasTokenizer) return t.skip('stories260K tokenizer not found (set CRAMLAB_MODELS): the CLI needs a tokenizer.json');
+    if (!hasTokenizer)
+      return t.skip('stories260K tokenizer not found (set CRAMLAB_MODELS): the CLI needs a tokenizer.json');
     const r = cli(['generate', '--model', dir, '--max-new-tokens', '5', '--ids']);
     assert.equal(r.status, 0, r.stderr);
     const out = r.stdout.split('\n')[0].split(', ').map(Number);
@@ -138,9 +150,15 @@ test('bad input: a tensor of the wrong shape is named in a one-line error', asyn
   writeRandomCheckpoint(dir, 'mamba');
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, state_size: 16 }));
-  assert.throws(() => loadDir(dir), /tensor 'backbone\.layers\.0\.mixer\.x_proj\.weight' has shape \[18,64\] but the config implies \[34,64\]/);
+  assert.throws(
+    () => loadDir(dir),
+    /tensor 'backbone\.layers\.0\.mixer\.x_proj\.weight' has shape \[18,64\] but the config implies \[34,64\]/,
+  );
   const cfg2 = { ...cfg, time_step_rank: 'big' };
-  assert.throws(() => modelFromTensors(cfg2, readSafetensors(path.join(dir, 'model.safetensors')).tensors), /time_step_rank 'big'/);
+  assert.throws(
+    () => modelFromTensors(cfg2, readSafetensors(path.join(dir, 'model.safetensors')).tensors),
+    /time_step_rank 'big'/,
+  );
 });
 
 test('bad input: an unknown model_type lists every supported architecture', async (t) => {
@@ -148,7 +166,10 @@ test('bad input: an unknown model_type lists every supported architecture', asyn
   const { hasTokenizer } = writeRandomCheckpoint(dir, 'llama');
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'gpt2' }));
-  assert.throws(() => loadDir(dir), /model_type 'gpt2' is not supported; supported: gpt_neox, llama, mamba, olmo, opt$/);
+  assert.throws(
+    () => loadDir(dir),
+    /model_type 'gpt2' is not supported; supported: gpt_neox, llama, mamba, olmo, opt$/,
+  );
   if (!hasTokenizer) return t.skip('CLI part needs the stories260K tokenizer');
   const r = cli(['generate', '--model', dir]);
   assert.equal(r.status, 1);
@@ -165,11 +186,30 @@ test('registry: theoretical capacity, paper figures below it, lookups', () => {
     assert.ok(e.architecture in ARCHITECTURES, `${e.id}: architecture ${e.architecture} is implemented`);
     // No measured single-vector capacity may exceed the information-theoretic bound.
     const cap = theoreticalCapacity(e.memDim, e.vocabSize);
-    if (e.paper?.capacityTokens != null) assert.ok(e.paper.capacityTokens < cap, `${e.id}: ${e.paper.capacityTokens} < ${cap}`);
+    if (e.paper?.capacityTokens != null)
+      assert.ok(e.paper.capacityTokens < cap, `${e.id}: ${e.paper.capacityTokens} < ${cap}`);
     if (e.paper?.tokenGain != null) assert.ok(e.paper.tokenGain <= (e.paper.capacityTokens ?? Infinity));
-    if (e.paper?.informationGainBits != null) assert.ok(e.paper.informationGainBits < 16 * e.memDim, `${e.id}: bits < 16·d`);
+    if (e.paper?.informationGainBits != null)
+      assert.ok(e.paper.informationGainBits < 16 * e.memDim, `${e.id}: bits < 16·d`);
   }
-  const paper = ['EleutherAI/pythia-160m', 'EleutherAI/pythia-410m', 'EleutherAI/pythia-1.4b', 'EleutherAI/pythia-2.8b', 'EleutherAI/pythia-6.9b', 'facebook/opt-350m', 'facebook/opt-1.3b', 'allenai/OLMo-1B-0724-hf', 'princeton-nlp/Sheared-LLaMA-1.3B', 'meta-llama/Llama-3.2-1B', 'meta-llama/Llama-3.2-3B', 'meta-llama/Llama-3.1-8B', 'state-spaces/mamba-130m-hf', 'state-spaces/mamba-370m-hf', 'state-spaces/mamba-790m-hf', 'state-spaces/mamba-1.4b-hf'];
+  const paper = [
+    'EleutherAI/pythia-160m',
+    'EleutherAI/pythia-410m',
+    'EleutherAI/pythia-1.4b',
+    'EleutherAI/pythia-2.8b',
+    'EleutherAI/pythia-6.9b',
+    'facebook/opt-350m',
+    'facebook/opt-1.3b',
+    'allenai/OLMo-1B-0724-hf',
+    'princeton-nlp/Sheared-LLaMA-1.3B',
+    'meta-llama/Llama-3.2-1B',
+    'meta-llama/Llama-3.2-3B',
+    'meta-llama/Llama-3.1-8B',
+    'state-spaces/mamba-130m-hf',
+    'state-spaces/mamba-370m-hf',
+    'state-spaces/mamba-790m-hf',
+    'state-spaces/mamba-1.4b-hf',
+  ];
   for (const id of paper) assert.equal(lookupModel(id)?.role, 'paper', id);
   assert.equal(lookupModel('META-LLAMA/llama-3.1-8b')?.memDim, 4096);
   assert.equal(lookupModel('facebook/opt-350m')?.memDim, 512);
@@ -183,5 +223,8 @@ test('registry: stories260K entry agrees with the shared checkpoint config', (t)
   const cfg = JSON.parse(fs.readFileSync(path.join(s.dir, 'config.json'), 'utf8'));
   const e = lookupModel(s.dir)!;
   assert.equal(e.id, 'stories260K');
-  assert.deepEqual([e.architecture, e.memDim, e.vocabSize, e.numLayers], [cfg.model_type, cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers]);
+  assert.deepEqual(
+    [e.architecture, e.memDim, e.vocabSize, e.numLayers],
+    [cfg.model_type, cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers],
+  );
 });

@@ -29,16 +29,30 @@ test('modelShape counts the same parameters and FLOPs per step as the loaded mod
 
 test('W3 has SmolLM2-135M shape; random Llama folders are deterministic', () => {
   assert.deepEqual(
-    [W3_CONFIG.hidden_size, W3_CONFIG.num_hidden_layers, W3_CONFIG.num_attention_heads, W3_CONFIG.num_key_value_heads, W3_CONFIG.head_dim, W3_CONFIG.intermediate_size, W3_CONFIG.vocab_size, W3_CONFIG.rope_theta, W3_CONFIG.max_position_embeddings, W3_CONFIG.tie_word_embeddings],
+    [
+      W3_CONFIG.hidden_size,
+      W3_CONFIG.num_hidden_layers,
+      W3_CONFIG.num_attention_heads,
+      W3_CONFIG.num_key_value_heads,
+      W3_CONFIG.head_dim,
+      W3_CONFIG.intermediate_size,
+      W3_CONFIG.vocab_size,
+      W3_CONFIG.rope_theta,
+      W3_CONFIG.max_position_embeddings,
+      W3_CONFIG.tie_word_embeddings,
+    ],
     [576, 30, 9, 3, 64, 1536, 49152, 100000, 2048, true],
   );
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-test-'));
   try {
     const a = writeLlamaFolder(path.join(tmp, 'a'), W2_CONFIG);
     const b = writeLlamaFolder(path.join(tmp, 'b'), W2_CONFIG);
-    assert.ok(fs.readFileSync(path.join(a, 'model.safetensors')).equals(fs.readFileSync(path.join(b, 'model.safetensors'))));
+    assert.ok(
+      fs.readFileSync(path.join(a, 'model.safetensors')).equals(fs.readFileSync(path.join(b, 'model.safetensors'))),
+    );
     // d·V embeddings + 4 layers of (4·d² + 3·d·I + 2·d) + final norm
-    const d = 256, I = 688;
+    const d = 256,
+      I = 688;
     assert.equal(modelShape(a).params, 2048 * d + 4 * (4 * d * d + 3 * d * I + 2 * d) + d);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -58,9 +72,32 @@ test('the worker crams and reports engine, steps and RSS; a bad model folder is 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-test-'));
   try {
     const ids = path.join(tmp, 'ids.json');
-    fs.writeFileSync(ids, JSON.stringify({ samples: [{ ids: [1, 400, 300, 200, 100, 50, 60, 70, 80] }, { ids: [1, 10, 20, 30, 40, 50, 60, 70, 80] }] }));
+    fs.writeFileSync(
+      ids,
+      JSON.stringify({
+        samples: [{ ids: [1, 400, 300, 200, 100, 50, 60, 70, 80] }, { ids: [1, 10, 20, 30, 40, 50, 60, 70, 80] }],
+      }),
+    );
     const out = path.join(tmp, 'out.json');
-    const args = ['--import', 'tsx', path.join(ROOT, 'bench', 'worker.ts'), '--ids', ids, '--texts', '2', '--N', '8', '--max-steps', '3', '--patience', '3', '--backend', 'cpu', '--out', out];
+    const args = [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'bench', 'worker.ts'),
+      '--ids',
+      ids,
+      '--texts',
+      '2',
+      '--N',
+      '8',
+      '--max-steps',
+      '3',
+      '--patience',
+      '3',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+    ];
     const env = { ...process.env, CRAMLAB_ENGINE: 'tfjs' };
     const ok = measured(process.execPath, [...args, '--model', dir], env);
     assert.equal(ok.ok, true, ok.stderr);

@@ -17,7 +17,10 @@ import { scoreText } from '../src/score';
 
 function gqa() {
   const dir = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
-  return modelFromTensors(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), readSafetensors(path.join(dir, 'model.safetensors')).tensors);
+  return modelFromTensors(
+    JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')),
+    readSafetensors(path.join(dir, 'model.safetensors')).tensors,
+  );
 }
 const texts = [
   { id: 'a', ids: [1, 5, 9, 33, 2, 7, 81, 14, 15, 200, 3, 17] },
@@ -29,7 +32,11 @@ const quick = { maxSteps: 80, patience: 25, quiet: true };
 test('capacitySearch: the capacity decodes, the next length failed, the warm starts are used', async () => {
   await initBackend();
   const model = gqa();
-  const found = await capacitySearch(model, texts.map((t) => t.ids), { K: 1, startN: 2, ...quick, maxSteps: 150, patience: 40 });
+  const found = await capacitySearch(
+    model,
+    texts.map((t) => t.ids),
+    { K: 1, startN: 2, ...quick, maxSteps: 150, patience: 40 },
+  );
   for (const [i, f] of found.entries()) {
     const ids = texts[i].ids;
     assert.ok(f.capacity >= 1 && f.capacity <= ids.length);
@@ -42,11 +49,21 @@ test('capacitySearch: the capacity decodes, the next length failed, the warm sta
       const fail = f.attempts.find((a) => a.N === f.capacity + 1);
       assert.ok(fail && fail.decodedPrefix <= f.capacity, `text ${i}: no failed attempt at N = ${f.capacity + 1}`);
     } else assert.equal(f.capacity, ids.length);
-    assert.ok(f.attempts.slice(1).some((a) => a.warm) || f.attempts.length === 1 || f.capacity === 1, 'later attempts start from a found mem');
-    assert.equal(f.totalSteps, f.attempts.reduce((n, a) => n + a.steps, 0));
+    assert.ok(
+      f.attempts.slice(1).some((a) => a.warm) || f.attempts.length === 1 || f.capacity === 1,
+      'later attempts start from a found mem',
+    );
+    assert.equal(
+      f.totalSteps,
+      f.attempts.reduce((n, a) => n + a.steps, 0),
+    );
   }
   // Per-text seeds (as sweeps pass them) while later rounds try only some of the texts.
-  const short = await capacitySearch(model, texts.map((t) => t.ids), { K: 1, startN: 2, maxN: 4, seed: [3, 4, 5], ...quick, maxSteps: 40 });
+  const short = await capacitySearch(
+    model,
+    texts.map((t) => t.ids),
+    { K: 1, startN: 2, maxN: 4, seed: [3, 4, 5], ...quick, maxSteps: 40 },
+  );
   assert.ok(short.every((f) => f.capacity >= 1 && f.capacity <= 4));
   model.dispose();
 });
@@ -72,7 +89,10 @@ test('capacitySweep: one line per record, a cut line and lost lines are recovere
   assert.equal(after.length, 6, 'the cut line is skipped and the lost record written again');
   assert.ok(fs.readFileSync(file, 'utf8').endsWith('\n'));
   const redone = after.find((r) => recordKey(r) === recordKey(dropped))!;
-  assert.deepEqual([redone.bestAccuracy, redone.steps, redone.stepsToBest, redone.seed], [dropped.bestAccuracy, dropped.steps, dropped.stepsToBest, dropped.seed]);
+  assert.deepEqual(
+    [redone.bestAccuracy, redone.steps, redone.stepsToBest, redone.seed],
+    [dropped.bestAccuracy, dropped.steps, dropped.stepsToBest, dropped.seed],
+  );
   assert.ok(Math.abs(redone.infoGainBits - dropped.infoGainBits) < 1e-4);
   assert.deepEqual([...batches], [1], 'only the lost record was crammed again');
   assert.equal(second.grid.length, 6);
@@ -82,7 +102,10 @@ test('capacitySweep: one line per record, a cut line and lost lines are recovere
   await capacitySweep(model, texts, { ...opts, onProgress: () => void (any = true) });
   assert.equal(any, false);
   assert.equal(readLines(file).length, 6);
-  await assert.rejects(() => capacitySweep(model, texts, { ...opts, model: { id: 'other', weightsHash: 'h2' } }), /holds a run of model 'tiny'/);
+  await assert.rejects(
+    () => capacitySweep(model, texts, { ...opts, model: { id: 'other', weightsHash: 'h2' } }),
+    /holds a run of model 'tiny'/,
+  );
   await assert.rejects(() => capacitySweep(model, texts, { ...opts, lengths: [1] }), /lengths must be integers ≥ 2/);
   model.dispose();
 });

@@ -28,7 +28,11 @@ test(`memory stays flat over ${STEPS} cram steps (two texts, one leaves the batc
   const before = tf.memory().numTensors;
   const seen = new Map<number, number>(); // active batch size → tensor count at read-back
   const [r, short] = await cram(model, texts, {
-    K: 1, maxSteps: STEPS, patience: 100_000, syncEvery: 50, quiet: true,
+    K: 1,
+    maxSteps: STEPS,
+    patience: 100_000,
+    syncEvery: 50,
+    quiet: true,
     onProgress: (p) => {
       const n = tf.memory().numTensors;
       if (!seen.has(p.active)) seen.set(p.active, n);

@@ -14,7 +14,10 @@ import { ARCHITECTURES } from '../src/models/index';
 import type { CausalLM } from '../src/models/types';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
-const dirs = fs.readdirSync(REF).filter((d) => fs.existsSync(path.join(REF, d, 'vectors.json'))).sort();
+const dirs = fs
+  .readdirSync(REF)
+  .filter((d) => fs.existsSync(path.join(REF, d, 'vectors.json')))
+  .sort();
 
 function loadRef(dir: string): { model: CausalLM; mem: any } {
   const config = JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8'));
@@ -38,21 +41,39 @@ for (const dir of dirs) {
     const a = m.adamw;
     // syncEvery 7 does not divide 20: the device bookkeeping must still stop exactly at step 20.
     const [r] = await cram(model, [m.input_ids], {
-      initMem: Float32Array.from(m.mem.flat()), K: m.K, maxSteps: a.steps, patience: 10_000,
-      lr: a.lr, beta1: a.betas[0], beta2: a.betas[1], eps: a.eps, weightDecay: a.weight_decay,
-      curveEvery: 1, syncEvery: 7, quiet: true,
+      initMem: Float32Array.from(m.mem.flat()),
+      K: m.K,
+      maxSteps: a.steps,
+      patience: 10_000,
+      lr: a.lr,
+      beta1: a.betas[0],
+      beta2: a.betas[1],
+      eps: a.eps,
+      weightDecay: a.weight_decay,
+      curveEvery: 1,
+      syncEvery: 7,
+      quiet: true,
     });
     assert.equal(r.steps, 20);
     assert.equal(r.status, 'max-steps');
-    assert.deepEqual(r.curve.step, m.trajectory.map((s: any) => s.step));
-    const dLoss = maxAbs(r.curve.loss, m.trajectory.map((s: any) => s.loss));
+    assert.deepEqual(
+      r.curve.step,
+      m.trajectory.map((s: any) => s.step),
+    );
+    const dLoss = maxAbs(
+      r.curve.loss,
+      m.trajectory.map((s: any) => s.loss),
+    );
     const dMem = maxAbs(r.finalMem, m.final.mem.flat());
     t.diagnostic(`max |loss diff| ${dLoss.toExponential(2)}, max |final mem diff| ${dMem.toExponential(2)}`);
     assert.ok(dLoss <= 1e-4, `trajectory loss differs by ${dLoss}`);
     assert.ok(dMem <= 1e-4, `final mem differs by ${dMem}`);
     // Correct counts where float32 reproduces float64's (numerics.mem says so).
     if (m.trajectory.every((s: any) => s.min_top1_top2_margin > 1e-4)) {
-      assert.deepEqual(r.curve.correct, m.trajectory.map((s: any) => s.correct));
+      assert.deepEqual(
+        r.curve.correct,
+        m.trajectory.map((s: any) => s.correct),
+      );
     }
     // Best = first step reaching the highest count; bestMem is the mem evaluated at that step.
     const counts: number[] = m.trajectory.map((s: any) => s.correct);
@@ -99,11 +120,21 @@ test('batched (3 texts of different lengths) equals one at a time', async () => 
   const together = await cram(model, texts, opts);
   assert.ok(new Set(together.map((r) => r.steps)).size > 1, 'texts stop at different steps (the batch shrinks)');
   const same = (a: CramResult, b: CramResult, what: string) => {
-    assert.deepEqual([a.steps, a.status, a.bestCorrect, a.stepsToBest], [b.steps, b.status, b.bestCorrect, b.stepsToBest], what);
+    assert.deepEqual(
+      [a.steps, a.status, a.bestCorrect, a.stepsToBest],
+      [b.steps, b.status, b.bestCorrect, b.stepsToBest],
+      what,
+    );
     assert.deepEqual(a.curve.correct, b.curve.correct, `${what}: correct counts`);
-    assert.ok(maxAbs(a.curve.loss, b.curve.loss) <= 1e-5, `${what}: loss curves differ by ${maxAbs(a.curve.loss, b.curve.loss)}`);
+    assert.ok(
+      maxAbs(a.curve.loss, b.curve.loss) <= 1e-5,
+      `${what}: loss curves differ by ${maxAbs(a.curve.loss, b.curve.loss)}`,
+    );
     assert.ok(maxAbs(a.bestMem, b.bestMem) <= 1e-4, `${what}: best mem differs by ${maxAbs(a.bestMem, b.bestMem)}`);
-    assert.ok(maxAbs(a.finalMem, b.finalMem) <= 1e-4, `${what}: final mem differs by ${maxAbs(a.finalMem, b.finalMem)}`);
+    assert.ok(
+      maxAbs(a.finalMem, b.finalMem) <= 1e-4,
+      `${what}: final mem differs by ${maxAbs(a.finalMem, b.finalMem)}`,
+    );
   };
   for (let i = 0; i < texts.length; i++) {
     const [alone] = await cram(model, [texts[i]], { ...opts, seed: [opts.seed[i]] });
@@ -125,7 +156,10 @@ test('stopping: patience counts iterations without a strictly better accuracy; 1
   const text = [1, 5, 9, 33, 2, 7, 81, 14, 15, 200, 3, 17, 19, 23];
   const [r] = await cram(model, [text], { K: 1, maxSteps: 400, patience: 25, curveEvery: 1, seed: 3, quiet: true });
   // Replay the authors' Tracker on the per-step correct counts.
-  let best = 0, counter = 0, bestIt = -1, stop = -1;
+  let best = 0,
+    counter = 0,
+    bestIt = -1,
+    stop = -1;
   r.curve.correct.forEach((c, it) => {
     if (stop >= 0) return;
     if (c > best) [best, counter, bestIt] = [c, 0, it];
@@ -161,7 +195,11 @@ test('NaN in one text stops that text with status nan and leaves the others as t
       }),
     dispose: () => inner.dispose(),
   };
-  const texts = [[1, 5, 9, 33, 2, 7], [1, 44, 45, 46, 12, 250, 7, 8], [1, 3, 4, 5]];
+  const texts = [
+    [1, 5, 9, 33, 2, 7],
+    [1, 44, 45, 46, 12, 250, 7, 8],
+    [1, 3, 4, 5],
+  ];
   const inits = texts.map((_, i) => initialMem(inner, 1, 100 + i));
   inits[1] = Float32Array.from(inits[1]);
   inits[1][0] = -100;
@@ -195,11 +233,16 @@ test('bad input gets one clear error', async () => {
     ['empty text', () => cram(model, [ok, []]), /text 1 is empty/],
     ['one token', () => cram(model, [[1]]), /at least 2/],
     ['id outside vocab', () => cram(model, [[1, 300]]), /token id 300, outside the vocabulary \[0, 300\)/],
-    ['beyond context', () => cram(model, [Array.from({ length: model.info.maxPositions }, () => 1)], { K: 1 }), /beyond the model's context/],
+    [
+      'beyond context',
+      () => cram(model, [Array.from({ length: model.info.maxPositions }, () => 1)], { K: 1 }),
+      /beyond the model's context/,
+    ],
     ['NaN init', () => cram(model, [ok], { initMem: new Float32Array(64).fill(NaN) }), /NaN or Infinity/],
     ['init width', () => cram(model, [ok], { K: 1, initMem: new Float32Array(10) }), /has 10 values/],
     ['negative lr', () => cram(model, [ok], { lr: -1 }), /lr must be/],
   ];
-  for (const [name, run, msg] of cases) await assert.rejects(run, (e: Error) => e instanceof CramError && msg.test(e.message), name);
+  for (const [name, run, msg] of cases)
+    await assert.rejects(run, (e: Error) => e instanceof CramError && msg.test(e.message), name);
   model.dispose();
 });

@@ -22,11 +22,19 @@ const ROOT = path.join(__dirname, '..');
 
 function gqa() {
   const dir = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
-  return modelFromTensors(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), readSafetensors(path.join(dir, 'model.safetensors')).tensors);
+  return modelFromTensors(
+    JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')),
+    readSafetensors(path.join(dir, 'model.safetensors')).tensors,
+  );
 }
 
 test('diffIds and formatDiff mark the first mismatch and every differing token', () => {
-  assert.deepEqual(diffIds([1, 2, 3], [1, 2, 3]), { equal: true, firstMismatch: -1, match: [true, true, true], matched: 3 });
+  assert.deepEqual(diffIds([1, 2, 3], [1, 2, 3]), {
+    equal: true,
+    firstMismatch: -1,
+    match: [true, true, true],
+    matched: 3,
+  });
   const d = diffIds([1, 2, 3, 4], [1, 9, 3]);
   assert.equal(d.equal, false);
   assert.equal(d.firstMismatch, 1);
@@ -54,22 +62,36 @@ test('decode reproduces a crammed text exactly, and where it fails it fails wher
   const out = await decode(model, { vectors: weak.bestMem, K: 1, tokens: long.length, firstId: 1 });
   assert.equal(out.ids.length, long.length);
   assert.equal(diffIds(long, out.ids).firstMismatch, firstMiss < 0 ? -1 : firstMiss + 1);
-  await assert.rejects(() => decode(model, { vectors: new Float32Array(10), K: 1, tokens: 5, firstId: 1 }), (e: Error) => e instanceof DecodeError && /width 64/.test(e.message));
-  await assert.rejects(() => decode(model, { vectors: r.bestMem, K: 1, tokens: 128, firstId: 1 }), /exceed the model's context of 128/);
+  await assert.rejects(
+    () => decode(model, { vectors: new Float32Array(10), K: 1, tokens: 5, firstId: 1 }),
+    (e: Error) => e instanceof DecodeError && /width 64/.test(e.message),
+  );
+  await assert.rejects(
+    () => decode(model, { vectors: r.bestMem, K: 1, tokens: 128, firstId: 1 }),
+    /exceed the model's context of 128/,
+  );
   model.dispose();
 });
 
 const s260 = sharedModel('stories260K');
 test('CLI: encode a 20-token text (fewest vectors) and decode it back exactly', { skip: s260.skip }, async () => {
   const { tokenizer } = await loadModel(s260.dir!);
-  const samples = JSON.parse(fs.readFileSync(path.join(ROOT, '..', 'shared', 'datasets', 'stories260k-samples.json'), 'utf8')).samples;
+  const samples = JSON.parse(
+    fs.readFileSync(path.join(ROOT, '..', 'shared', 'datasets', 'stories260k-samples.json'), 'utf8'),
+  ).samples;
   // A text whose 20 tokens survive decode → encode unchanged (what a user's .txt file would be).
-  const text = samples.map((s: any) => tokenizer.decode(s.ids.slice(0, 20))).find((t: string) => tokenizer.encode(t).length === 20 && tokenizer.decode(tokenizer.encode(t)) === t);
+  const text = samples
+    .map((s: any) => tokenizer.decode(s.ids.slice(0, 20)))
+    .find((t: string) => tokenizer.encode(t).length === 20 && tokenizer.decode(tokenizer.encode(t)) === t);
   assert.ok(text, 'a 20-token sample text');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-enc-'));
   const file = path.join(tmp, 'story.txt');
   fs.writeFileSync(file, text);
-  const cli = (...a: string[]) => execFileSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = (...a: string[]) =>
+    execFileSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), ...a], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   const enc = cli('encode', file, '-o', path.join(tmp, 'story.cram'), '--model', s260.dir!, '--quiet');
   assert.match(enc, /20 tokens → \d+ vectors? of 64/);
   assert.match(enc, /reproduces the text exactly/);

@@ -23,7 +23,13 @@ function cli(args: string[], env: Record<string, string> = {}) {
 /** A copy of stories260K's small files next to a weights file we may corrupt. */
 function scratchCopy(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-bad-'));
-  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'model.safetensors']) {
+  for (const f of [
+    'config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+    'model.safetensors',
+  ]) {
     fs.copyFileSync(path.join(stories.dir!, f), path.join(dir, f));
   }
   return dir;
@@ -46,22 +52,26 @@ test('stories260K: the CLI generate prints the documented ids and text', { skip:
   assert.match(text.join('\n'), /^Once upon a time, there was a little girl named Lily\./);
 });
 
-test('stories260K: score gives cross-entropy and accuracy consistent with greedy decoding', { skip: stories.skip }, async () => {
-  const { model, tokenizer } = await loadModel(stories.dir!);
-  const ids = [1, ...documentedGreedyIds(stories.dir!)];
-  const s = await scoreText(model, ids);
-  // The text is the model's own greedy output: every next-token prediction is right.
-  assert.equal(s.accuracy, 1);
-  assert.equal(s.ceNats.length, 100);
-  assert.ok(s.totalBits > 0 && s.bitsPerToken < 2, `bits/token ${s.bitsPerToken}`);
-  // A shuffled text is much less likely.
-  const shuffled = [1, ...ids.slice(1).reverse()];
-  assert.ok((await scoreText(model, shuffled)).totalBits > 3 * s.totalBits);
-  const r = cli(['score', '--model', stories.dir!, '--text', tokenizer.decode(ids)]);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /cross-entropy\s+[\d.]+ bits total/);
-  model.dispose();
-});
+test(
+  'stories260K: score gives cross-entropy and accuracy consistent with greedy decoding',
+  { skip: stories.skip },
+  async () => {
+    const { model, tokenizer } = await loadModel(stories.dir!);
+    const ids = [1, ...documentedGreedyIds(stories.dir!)];
+    const s = await scoreText(model, ids);
+    // The text is the model's own greedy output: every next-token prediction is right.
+    assert.equal(s.accuracy, 1);
+    assert.equal(s.ceNats.length, 100);
+    assert.ok(s.totalBits > 0 && s.bitsPerToken < 2, `bits/token ${s.bitsPerToken}`);
+    // A shuffled text is much less likely.
+    const shuffled = [1, ...ids.slice(1).reverse()];
+    assert.ok((await scoreText(model, shuffled)).totalBits > 3 * s.totalBits);
+    const r = cli(['score', '--model', stories.dir!, '--text', tokenizer.decode(ids)]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /cross-entropy\s+[\d.]+ bits total/);
+    model.dispose();
+  },
+);
 
 test('bad input: a missing folder is named in a one-line error', () => {
   const r = cli(['generate', '--model', '/nonexistent/model-folder']);
@@ -88,7 +98,10 @@ test('bad input: a truncated safetensors file', { skip: stories.skip }, () => {
   const r = cli(['generate', '--model', dir]);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);
-  assert.match(r.stderr, /model\.safetensors: tensor '.*' ends at byte \d+ but the data is \d+ bytes \(truncated file\?\)/);
+  assert.match(
+    r.stderr,
+    /model\.safetensors: tensor '.*' ends at byte \d+ but the data is \d+ bytes \(truncated file\?\)/,
+  );
   fs.writeFileSync(file, bytes.subarray(0, 4));
   assert.match(cli(['generate', '--model', dir]).stderr, /too short to be safetensors/);
 });
@@ -104,7 +117,10 @@ test('bad input: a tensor with the wrong shape names the tensor and both shapes'
   writeSafetensors(file, out);
   const r = cli(['generate', '--model', dir]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /tensor 'model\.layers\.0\.mlp\.up_proj\.weight' has shape \[64,172\] but the config implies \[172,64\]/);
+  assert.match(
+    r.stderr,
+    /tensor 'model\.layers\.0\.mlp\.up_proj\.weight' has shape \[64,172\] but the config implies \[172,64\]/,
+  );
 });
 
 test('bad input: a prompt longer than max_position_embeddings', { skip: stories.skip }, () => {
@@ -117,41 +133,52 @@ test('bad input: a prompt longer than max_position_embeddings', { skip: stories.
 
 test('a Hub id fails at once offline, naming the id and suggesting a local folder', async () => {
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-cache-'));
-  const r = cli(['generate', '--model', 'EleutherAI/pythia-160m'], { CRAMLAB_CACHE: cache, HF_ENDPOINT: 'http://127.0.0.1:9' });
+  const r = cli(['generate', '--model', 'EleutherAI/pythia-160m'], {
+    CRAMLAB_CACHE: cache,
+    HF_ENDPOINT: 'http://127.0.0.1:9',
+  });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /cannot reach the Hugging Face Hub to download 'EleutherAI\/pythia-160m'.*pass the local folder/);
+  assert.match(
+    r.stderr,
+    /cannot reach the Hugging Face Hub to download 'EleutherAI\/pythia-160m'.*pass the local folder/,
+  );
   const r2 = cli(['generate', '--model', 'EleutherAI/pythia-160m'], { CRAMLAB_CACHE: cache, HF_HUB_OFFLINE: '1' });
   assert.match(r2.stderr, /'EleutherAI\/pythia-160m' is not in the cache .* offline mode is on: pass a local folder/);
 });
 
-test('memory: 200 generated tokens and 200 forward+backward passes leave numTensors where it started', { skip: stories.skip }, async () => {
-  const { model } = await loadModel(stories.dir!);
-  const ids = tf.tensor2d([[1, 403, 407, 261, 378, 432, 383, 286]], [1, 8], 'int32');
-  const lossOf = (e: tf.Tensor) => tf.mean(model.forward(e as tf.Tensor3D)) as tf.Scalar;
-  const grad = tf.grad(lossOf);
-  // Warm up once so the bounded caches (RoPE tables, masks up to 256 positions) exist before counting.
-  tf.tidy(() => model.forward(model.embed(tf.zeros([1, 201], 'int32') as tf.Tensor2D)));
-  tf.tidy(() => grad(model.embed(ids)));
-  const before = tf.memory().numTensors;
-  await greedyGenerate(model, [1], { maxNewTokens: 200, eosTokenIds: [] });
-  for (let i = 0; i < 200; i++) {
-    tf.tidy(() => {
-      const e = model.embed(ids);
-      const g = grad(e);
-      return g;
-    }).dispose();
-  }
-  assert.equal(tf.memory().numTensors, before);
-  ids.dispose();
-  model.dispose();
-});
+test(
+  'memory: 200 generated tokens and 200 forward+backward passes leave numTensors where it started',
+  { skip: stories.skip },
+  async () => {
+    const { model } = await loadModel(stories.dir!);
+    const ids = tf.tensor2d([[1, 403, 407, 261, 378, 432, 383, 286]], [1, 8], 'int32');
+    const lossOf = (e: tf.Tensor) => tf.mean(model.forward(e as tf.Tensor3D)) as tf.Scalar;
+    const grad = tf.grad(lossOf);
+    // Warm up once so the bounded caches (RoPE tables, masks up to 256 positions) exist before counting.
+    tf.tidy(() => model.forward(model.embed(tf.zeros([1, 201], 'int32') as tf.Tensor2D)));
+    tf.tidy(() => grad(model.embed(ids)));
+    const before = tf.memory().numTensors;
+    await greedyGenerate(model, [1], { maxNewTokens: 200, eosTokenIds: [] });
+    for (let i = 0; i < 200; i++) {
+      tf.tidy(() => {
+        const e = model.embed(ids);
+        const g = grad(e);
+        return g;
+      }).dispose();
+    }
+    assert.equal(tf.memory().numTensors, before);
+    ids.dispose();
+    model.dispose();
+  },
+);
 
 test('weightsHash covers the weight data: a retrained model of the same shape gets a new fingerprint', async () => {
   // Workbook records and .mem files are matched to a model by this hash; retraining keeps config
   // and tensor shapes, so a hash over headers alone let stale results pass as current.
   const src = path.join(__dirname, '..', 'models', 'cram-llama-d32');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-hash-'));
-  for (const f of fs.readdirSync(src)) if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  for (const f of fs.readdirSync(src))
+    if (fs.statSync(path.join(src, f)).isFile()) fs.copyFileSync(path.join(src, f), path.join(dir, f));
   const a = (await loadModel(dir)).weightsHash;
   assert.equal((await loadModel(dir)).weightsHash, a, 'same files, same hash');
   assert.equal(weightsHashOf(dir), a, 'weightsHashOf agrees with loadModel');

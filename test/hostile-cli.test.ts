@@ -17,7 +17,10 @@ const s260 = sharedModel('stories260K');
 
 /** Run the CLI; expect failure with exactly one stderr line matching `re` and no stack trace. */
 function fails(re: RegExp, ...args: string[]): string {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), ...args], { encoding: 'utf8', env: { ...process.env, CRAMLAB_DEBUG: '' } });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CRAMLAB_DEBUG: '' },
+  });
   const lines = r.stderr.split('\n').filter((l) => l.trim());
   assert.notEqual(r.status, 0, `exit status for ${args.join(' ')}; stderr: ${r.stderr}`);
   assert.ok(r.status === 1 || r.status === 2, `a clean exit (1 or 2), not an abort: ${r.status} ${r.signal}`);
@@ -28,7 +31,14 @@ function fails(re: RegExp, ...args: string[]): string {
 }
 
 test('unknown flags name the nearest known flag, and value flags need a value', () => {
-  fails(/^cramlab generate: unknown flag --max-new-token; did you mean --max-new-tokens\?$/, 'generate', '--model', 'x', '--max-new-token', '5');
+  fails(
+    /^cramlab generate: unknown flag --max-new-token; did you mean --max-new-tokens\?$/,
+    'generate',
+    '--model',
+    'x',
+    '--max-new-token',
+    '5',
+  );
   fails(/unknown flag --patiense; did you mean --patience\?/, 'cram', '--patiense', '3', '--model', 'x');
   fails(/^cramlab cram: --model needs a value$/, 'cram', '--model');
   fails(/^cramlab encode: -o needs a value$/, 'encode', 'a.txt', '--model', 'x', '-o');
@@ -38,87 +48,203 @@ test('unknown flags name the nearest known flag, and value flags need a value', 
 test('numeric flags are checked per flag (integers, ranges, NaN) before any model is loaded', () => {
   // --model names no folder: a numeric error proves the check runs first.
   fails(/--max-new-tokens must be an integer ≥ 0, got '-5'/, 'generate', '--model', 'nope', '--max-new-tokens', '-5');
-  fails(/--batch must be a positive integer, got '0'/, 'capacity', '--model', 'nope', '--texts', 'x', '--lengths', '8', '--batch', '0');
+  fails(
+    /--batch must be a positive integer, got '0'/,
+    'capacity',
+    '--model',
+    'nope',
+    '--texts',
+    'x',
+    '--lengths',
+    '8',
+    '--batch',
+    '0',
+  );
   fails(/--mem must be a positive integer, got '0'/, 'cram', '--model', 'nope', '--text', 'hi', '--mem', '0');
-  fails(/--mem must be a positive integer, got '0'/, 'capacity', '--model', 'nope', '--texts', 'x', '--lengths', '8', '--mem', '1,0');
+  fails(
+    /--mem must be a positive integer, got '0'/,
+    'capacity',
+    '--model',
+    'nope',
+    '--texts',
+    'x',
+    '--lengths',
+    '8',
+    '--mem',
+    '1,0',
+  );
   fails(/--lr must be a number > 0, got 'nan'/, 'cram', '--model', 'nope', '--text', 'hi', '--lr', 'nan');
   fails(/--steps must be a positive integer, got '1.5'/, 'train', '--out', path.join(tmp, 'm'), '--steps', '1.5');
   fails(/--max-steps must be a positive integer, got ''/, 'cram', '--model', 'nope', '--text', 'hi', '--max-steps=');
 });
 
-test('encode refuses an unwritable -o, -o equal to the input, non-UTF-8 and over-long texts before cramming', { skip: s260.skip }, () => {
-  const txt = path.join(tmp, 'a.txt');
-  fs.writeFileSync(txt, 'Once upon a time there was a cat.');
-  fails(/cannot write .*x\.cram: directory .*no-such-dir does not exist/, 'encode', txt, '-o', path.join(tmp, 'no-such-dir', 'x.cram'), '--model', s260.dir!);
-  fails(/output .*a\.txt is the input file/, 'encode', txt, '-o', txt, '--model', s260.dir!);
-  const bad = path.join(tmp, 'bad.txt');
-  fs.writeFileSync(bad, Buffer.from([0x4f, 0x6e, 0xff, 0xfe, 0x63, 0x65]));
-  fails(/bad\.txt is not valid UTF-8 text \(give --utf8 replace/, 'encode', bad, '-o', path.join(tmp, 'bad.cram'), '--model', s260.dir!);
-  fails(/--utf8 must be strict or replace/, 'encode', bad, '--utf8', 'lenient', '-o', path.join(tmp, 'bad.cram'), '--model', s260.dir!);
-  // 5 MB of words: refused from a prefix with the model's context in the message.
-  const big = path.join(tmp, 'big.txt');
-  fs.writeFileSync(big, 'the cat sat on the mat. '.repeat(5_000_000 / 24));
-  fails(/big\.txt is 4999992 characters, over 511 tokens, more than the model's limit of 511/, 'encode', big, '-o', path.join(tmp, 'big.cram'), '--model', s260.dir!);
-  assert.ok(!fs.existsSync(path.join(tmp, 'big.cram')));
-});
+test(
+  'encode refuses an unwritable -o, -o equal to the input, non-UTF-8 and over-long texts before cramming',
+  { skip: s260.skip },
+  () => {
+    const txt = path.join(tmp, 'a.txt');
+    fs.writeFileSync(txt, 'Once upon a time there was a cat.');
+    fails(
+      /cannot write .*x\.cram: directory .*no-such-dir does not exist/,
+      'encode',
+      txt,
+      '-o',
+      path.join(tmp, 'no-such-dir', 'x.cram'),
+      '--model',
+      s260.dir!,
+    );
+    fails(/output .*a\.txt is the input file/, 'encode', txt, '-o', txt, '--model', s260.dir!);
+    const bad = path.join(tmp, 'bad.txt');
+    fs.writeFileSync(bad, Buffer.from([0x4f, 0x6e, 0xff, 0xfe, 0x63, 0x65]));
+    fails(
+      /bad\.txt is not valid UTF-8 text \(give --utf8 replace/,
+      'encode',
+      bad,
+      '-o',
+      path.join(tmp, 'bad.cram'),
+      '--model',
+      s260.dir!,
+    );
+    fails(
+      /--utf8 must be strict or replace/,
+      'encode',
+      bad,
+      '--utf8',
+      'lenient',
+      '-o',
+      path.join(tmp, 'bad.cram'),
+      '--model',
+      s260.dir!,
+    );
+    // 5 MB of words: refused from a prefix with the model's context in the message.
+    const big = path.join(tmp, 'big.txt');
+    fs.writeFileSync(big, 'the cat sat on the mat. '.repeat(5_000_000 / 24));
+    fails(
+      /big\.txt is 4999992 characters, over 511 tokens, more than the model's limit of 511/,
+      'encode',
+      big,
+      '-o',
+      path.join(tmp, 'big.cram'),
+      '--model',
+      s260.dir!,
+    );
+    assert.ok(!fs.existsSync(path.join(tmp, 'big.cram')));
+  },
+);
 
-test('decode refuses damaged and tampered .cram files with the reason, and never succeeds on nothing', { skip: s260.skip }, async () => {
-  const loaded = await loadModel(s260.dir!);
-  const { model, tokenizer } = loaded;
-  const K = 1, d = model.info.memDim, tokens = 12, firstId = tokenizer.bosTokenId ?? 1;
-  const vectors = Float32Array.from({ length: K * d }, (_, i) => Math.sin(i + 1));
-  // The ids these vectors decode to are "the text": a file whose hash matches them decodes cleanly.
-  const { ids } = await decode(model, { vectors, K, tokens, firstId });
-  const base = { vectors, K, memDim: d, tokens, firstId, model: loaded.id, weightsHash: loaded.weightsHash, tokenizerHash: tokenizer.hash, idsSha256: idsSha256(ids), cramlab: CRAMLAB_VERSION };
-  const good = path.join(tmp, 'good.cram');
-  saveMem(good, base);
-  const ok = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), 'decode', good, '--model', s260.dir!, '--check'], { encoding: 'utf8' });
-  assert.equal(ok.status, 0, ok.stderr);
-  assert.match(ok.stderr, /12 tokens, ids match/);
+test(
+  'decode refuses damaged and tampered .cram files with the reason, and never succeeds on nothing',
+  { skip: s260.skip },
+  async () => {
+    const loaded = await loadModel(s260.dir!);
+    const { model, tokenizer } = loaded;
+    const K = 1,
+      d = model.info.memDim,
+      tokens = 12,
+      firstId = tokenizer.bosTokenId ?? 1;
+    const vectors = Float32Array.from({ length: K * d }, (_, i) => Math.sin(i + 1));
+    // The ids these vectors decode to are "the text": a file whose hash matches them decodes cleanly.
+    const { ids } = await decode(model, { vectors, K, tokens, firstId });
+    const base = {
+      vectors,
+      K,
+      memDim: d,
+      tokens,
+      firstId,
+      model: loaded.id,
+      weightsHash: loaded.weightsHash,
+      tokenizerHash: tokenizer.hash,
+      idsSha256: idsSha256(ids),
+      cramlab: CRAMLAB_VERSION,
+    };
+    const good = path.join(tmp, 'good.cram');
+    saveMem(good, base);
+    const ok = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'cramlab.js'), 'decode', good, '--model', s260.dir!, '--check'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stderr, /12 tokens, ids match/);
 
-  const variant = (name: string, m: Partial<typeof base>) => {
-    const f = path.join(tmp, name);
-    saveMem(f, { ...base, ...m });
-    return f;
-  };
-  const dataStart = (f: string) => 8 + Number(fs.readFileSync(f).readBigUInt64LE(0));
-  // Flipped exponent bits of one stored value (bytes 2–3 of float 9) make it Inf/NaN: refused as damaged.
-  // (A flip that leaves the value finite is caught only if it changes the decode: see the hash case below.)
-  const flipped = path.join(tmp, 'flipped.cram');
-  const bytes = fs.readFileSync(good);
-  bytes[dataStart(good) + 4 * 9 + 3] |= 0x7f;
-  bytes[dataStart(good) + 4 * 9 + 2] |= 0x80;
-  fs.writeFileSync(flipped, bytes);
-  fails(/flipped\.cram: mem vector 0 holds (NaN|-?Infinity) at \[9\]: the file is damaged/, 'decode', flipped, '--model', s260.dir!);
-  // A float set to NaN / Infinity by editing the bytes.
-  const nan = path.join(tmp, 'nan.cram');
-  const nb = fs.readFileSync(good);
-  nb.writeFloatLE(NaN, dataStart(good) + 4 * 5);
-  fs.writeFileSync(nan, nb);
-  fails(/nan\.cram: mem vector 0 holds NaN at \[5\]: the file is damaged/, 'decode', nan, '--model', s260.dir!);
-  const inf = variant('inf.cram', { vectors: Float32Array.from(vectors, (x, i) => (i === 7 ? Infinity : x)) });
-  fails(/inf\.cram: mem vector 0 holds Infinity at \[7\]/, 'decode', inf, '--model', s260.dir!);
-  // Token counts: beyond the context, absurd, zero, one (nothing to decode), not an integer.
-  fails(/token count 100000000 exceeds the model's context \(512 positions less K=1\)/, 'decode', variant('huge.cram', { tokens: 1e8 }), '--model', s260.dir!);
-  fails(/token count '0' is not a text of at least 2 tokens/, 'decode', variant('zero.cram', { tokens: 0 }), '--model', s260.dir!, '--check');
-  fails(/token count '1' is not a text of at least 2 tokens/, 'decode', variant('one.cram', { tokens: 1 }), '--model', s260.dir!, '--check');
-  fails(/token count '2.5' is not a text/, 'decode', variant('frac.cram', { tokens: 2.5 }), '--model', s260.dir!);
-  // A stored hash changed, or not a hash at all.
-  fails(/the decoded ids differ from the stored ids hash/, 'decode', variant('hash.cram', { idsSha256: idsSha256([...ids.slice(0, -1), ids.at(-1)! + 1]) }), '--model', s260.dir!);
-  fails(/ids_sha256 is not a sha256 hash/, 'decode', variant('nohash.cram', { idsSha256: '' }), '--model', s260.dir!);
-  // Truncated and garbage files.
-  const cut = path.join(tmp, 'cut.cram');
-  fs.writeFileSync(cut, fs.readFileSync(good).subarray(0, 40));
-  fails(/cut\.cram: not a cramlab mem file \(/, 'decode', cut, '--model', s260.dir!);
-  const junk = path.join(tmp, 'junk.cram');
-  fs.writeFileSync(junk, Buffer.from('\xff\xff\xff\xff\xff\xff\xff\x7fgarbage', 'latin1'));
-  fails(/junk\.cram: not a cramlab mem file \(/, 'decode', junk, '--model', s260.dir!);
-});
+    const variant = (name: string, m: Partial<typeof base>) => {
+      const f = path.join(tmp, name);
+      saveMem(f, { ...base, ...m });
+      return f;
+    };
+    const dataStart = (f: string) => 8 + Number(fs.readFileSync(f).readBigUInt64LE(0));
+    // Flipped exponent bits of one stored value (bytes 2–3 of float 9) make it Inf/NaN: refused as damaged.
+    // (A flip that leaves the value finite is caught only if it changes the decode: see the hash case below.)
+    const flipped = path.join(tmp, 'flipped.cram');
+    const bytes = fs.readFileSync(good);
+    bytes[dataStart(good) + 4 * 9 + 3] |= 0x7f;
+    bytes[dataStart(good) + 4 * 9 + 2] |= 0x80;
+    fs.writeFileSync(flipped, bytes);
+    fails(
+      /flipped\.cram: mem vector 0 holds (NaN|-?Infinity) at \[9\]: the file is damaged/,
+      'decode',
+      flipped,
+      '--model',
+      s260.dir!,
+    );
+    // A float set to NaN / Infinity by editing the bytes.
+    const nan = path.join(tmp, 'nan.cram');
+    const nb = fs.readFileSync(good);
+    nb.writeFloatLE(NaN, dataStart(good) + 4 * 5);
+    fs.writeFileSync(nan, nb);
+    fails(/nan\.cram: mem vector 0 holds NaN at \[5\]: the file is damaged/, 'decode', nan, '--model', s260.dir!);
+    const inf = variant('inf.cram', { vectors: Float32Array.from(vectors, (x, i) => (i === 7 ? Infinity : x)) });
+    fails(/inf\.cram: mem vector 0 holds Infinity at \[7\]/, 'decode', inf, '--model', s260.dir!);
+    // Token counts: beyond the context, absurd, zero, one (nothing to decode), not an integer.
+    fails(
+      /token count 100000000 exceeds the model's context \(512 positions less K=1\)/,
+      'decode',
+      variant('huge.cram', { tokens: 1e8 }),
+      '--model',
+      s260.dir!,
+    );
+    fails(
+      /token count '0' is not a text of at least 2 tokens/,
+      'decode',
+      variant('zero.cram', { tokens: 0 }),
+      '--model',
+      s260.dir!,
+      '--check',
+    );
+    fails(
+      /token count '1' is not a text of at least 2 tokens/,
+      'decode',
+      variant('one.cram', { tokens: 1 }),
+      '--model',
+      s260.dir!,
+      '--check',
+    );
+    fails(/token count '2.5' is not a text/, 'decode', variant('frac.cram', { tokens: 2.5 }), '--model', s260.dir!);
+    // A stored hash changed, or not a hash at all.
+    fails(
+      /the decoded ids differ from the stored ids hash/,
+      'decode',
+      variant('hash.cram', { idsSha256: idsSha256([...ids.slice(0, -1), ids.at(-1)! + 1]) }),
+      '--model',
+      s260.dir!,
+    );
+    fails(/ids_sha256 is not a sha256 hash/, 'decode', variant('nohash.cram', { idsSha256: '' }), '--model', s260.dir!);
+    // Truncated and garbage files.
+    const cut = path.join(tmp, 'cut.cram');
+    fs.writeFileSync(cut, fs.readFileSync(good).subarray(0, 40));
+    fails(/cut\.cram: not a cramlab mem file \(/, 'decode', cut, '--model', s260.dir!);
+    const junk = path.join(tmp, 'junk.cram');
+    fs.writeFileSync(junk, Buffer.from('\xff\xff\xff\xff\xff\xff\xff\x7fgarbage', 'latin1'));
+    fails(/junk\.cram: not a cramlab mem file \(/, 'decode', junk, '--model', s260.dir!);
+  },
+);
 
 test('a mamba forward on 1M positions ends in one clean error line under wasm, not an abort', () => {
   const ref = path.join(ROOT, '..', 'shared', 'reference', 'mamba');
   const script = path.join(tmp, 'mamba-long.ts');
-  fs.writeFileSync(script, `
+  fs.writeFileSync(
+    script,
+    `
     import * as fs from 'node:fs';
     import * as tf from ${JSON.stringify(require.resolve('@tensorflow/tfjs-core'))};
     import { initBackend } from ${JSON.stringify(path.join(ROOT, 'src', 'backend'))};
@@ -136,24 +262,44 @@ test('a mamba forward on 1M positions ends in one clean error line under wasm, n
         process.exit(1);
       }
     })();
-  `);
+  `,
+  );
   // the tfjs engine (its memory guard), then the default: the native engine where the addon is built
   const runs: [string, RegExp][] = [
-    ['tfjs', /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/],
-    ['', /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB|^Error: native engine: T must be an integer in \[1, \d+\], got 1000000$/],
+    [
+      'tfjs',
+      /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB, more than the 2\.0 GiB the wasm backend can hold/,
+    ],
+    [
+      '',
+      /^MemoryLimitError: mamba forward on 1×1000000 positions needs about 11\.4 GiB|^Error: native engine: T must be an integer in \[1, \d+\], got 1000000$/,
+    ],
   ];
   for (const [engine, re] of runs) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: engine } });
-    assert.equal(r.status, 1, `engine '${engine}': exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: engine },
+    });
+    assert.equal(
+      r.status,
+      1,
+      `engine '${engine}': exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`,
+    );
     const lines = r.stderr.split('\n').filter((l) => l.trim());
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0], re);
   }
 });
 
-test('cramming a batch whose activations exceed the wasm heap ends in one clean error line, not an abort', { skip: s260.skip }, () => {
-  const script = path.join(tmp, 'cram-huge.ts');
-  fs.writeFileSync(script, `
+test(
+  'cramming a batch whose activations exceed the wasm heap ends in one clean error line, not an abort',
+  { skip: s260.skip },
+  () => {
+    const script = path.join(tmp, 'cram-huge.ts');
+    fs.writeFileSync(
+      script,
+      `
     import { loadModel } from ${JSON.stringify(path.join(ROOT, 'src', 'io', 'checkpoint'))};
     import { cram } from ${JSON.stringify(path.join(ROOT, 'src', 'cram', 'cram'))};
     (async () => {
@@ -168,10 +314,23 @@ test('cramming a batch whose activations exceed the wasm heap ends in one clean 
         process.exit(1);
       }
     })();
-  `);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: 'tfjs' } });
-  assert.equal(r.status, 1, `exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`);
-  const lines = r.stderr.split('\n').filter((l) => l.trim());
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0], /^MemoryLimitError: cramming 3000 texts of up to 500 tokens needs about \d+\.\d GiB, more than the 2\.0 GiB the wasm backend can hold/);
-});
+  `,
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, CRAMLAB_BACKEND: 'wasm', CRAMLAB_ENGINE: 'tfjs' },
+    });
+    assert.equal(
+      r.status,
+      1,
+      `exit 1, not an abort: status ${r.status} signal ${r.signal} stderr ${r.stderr.slice(0, 500)}`,
+    );
+    const lines = r.stderr.split('\n').filter((l) => l.trim());
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0],
+      /^MemoryLimitError: cramming 3000 texts of up to 500 tokens needs about \d+\.\d GiB, more than the 2\.0 GiB the wasm backend can hold/,
+    );
+  },
+);

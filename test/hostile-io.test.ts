@@ -22,7 +22,8 @@ function tmp(): string {
 function copyStories(): string {
   const dir = path.join(tmp(), 'model');
   fs.mkdirSync(dir);
-  for (const f of fs.readdirSync(STORIES)) if (fs.statSync(path.join(STORIES, f)).isFile()) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
+  for (const f of fs.readdirSync(STORIES))
+    if (fs.statSync(path.join(STORIES, f)).isFile()) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
   return dir;
 }
 
@@ -33,7 +34,10 @@ function editConfig(dir: string, edit: (c: Record<string, any>) => void): void {
   fs.writeFileSync(file, JSON.stringify(c));
 }
 
-function editTensors(dir: string, edit: (t: Record<string, { shape: number[]; data: Float32Array | Int32Array }>) => void): void {
+function editTensors(
+  dir: string,
+  edit: (t: Record<string, { shape: number[]; data: Float32Array | Int32Array }>) => void,
+): void {
   const file = path.join(dir, 'model.safetensors');
   const t: Record<string, { shape: number[]; data: Float32Array | Int32Array }> = {};
   for (const [k, v] of readSafetensors(file).tensors) t[k] = { shape: v.shape, data: v.data };
@@ -72,11 +76,23 @@ test('the untouched stories260K copy loads (the fixtures below break one thing e
 test('safetensors headers that name a tensor twice, leave gaps or overlap are refused', () => {
   const dir = tmp();
   const f = path.join(dir, 'x.safetensors');
-  rawSafetensors(f, '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8);
+  rawSafetensors(
+    f,
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+    8,
+  );
   assert.throws(() => readSafetensors(f), /x\.safetensors: header names 'a' twice/);
-  rawSafetensors(f, '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}', 12);
+  rawSafetensors(
+    f,
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}',
+    12,
+  );
   assert.throws(() => readSafetensors(f), /x\.safetensors: data bytes \[4, 8\] before tensor 'b' belong to no tensor/);
-  rawSafetensors(f, '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8);
+  rawSafetensors(
+    f,
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+    8,
+  );
   assert.throws(() => readSafetensors(f), /tensor 'b' bytes \[4, 8\] overlap tensor 'a'/);
   rawSafetensors(f, '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 12);
   assert.throws(() => readSafetensors(f), /data bytes \[4, 12\] after the last tensor belong to no tensor/);
@@ -108,10 +124,21 @@ test('a symlink out of the model folder is refused', async () => {
 });
 
 test('a shard index naming files outside the folder is refused before any read', async () => {
-  for (const shard of ['../../evil.safetensors', '/etc/passwd', 'a\\b.safetensors', 'x?.safetensors', 'a//b.safetensors']) {
+  for (const shard of [
+    '../../evil.safetensors',
+    '/etc/passwd',
+    'a\\b.safetensors',
+    'x?.safetensors',
+    'a//b.safetensors',
+  ]) {
     const dir = copyStories();
     fs.renameSync(path.join(dir, 'model.safetensors'), path.join(dir, 'model-00001.safetensors'));
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'model-00001.safetensors', 'lm_head.weight': shard } }));
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({
+        weight_map: { 'model.embed_tokens.weight': 'model-00001.safetensors', 'lm_head.weight': shard },
+      }),
+    );
     await refuses(loadModel(dir), /model\.safetensors\.index\.json: refusing shard/);
   }
 });
@@ -121,7 +148,10 @@ test('weights that are not finite floats are named with tensor and index', async
   editTensors(nan, (t) => (t['model.layers.1.mlp.up_proj.weight'].data[7] = NaN));
   await refuses(loadModel(nan), /tensor 'model\.layers\.1\.mlp\.up_proj\.weight' holds NaN at flat index 7/);
   const ints = copyStories();
-  editTensors(ints, (t) => (t['model.norm.weight'] = { shape: t['model.norm.weight'].shape, data: new Int32Array(64).fill(1) }));
+  editTensors(
+    ints,
+    (t) => (t['model.norm.weight'] = { shape: t['model.norm.weight'].shape, data: new Int32Array(64).fill(1) }),
+  );
   await refuses(loadModel(ints), /tensor 'model\.norm\.weight' is I32, but a float weight/);
 });
 
@@ -185,7 +215,8 @@ test('a Hub index naming ../../evil.safetensors writes nothing outside the cache
     (req, res) => {
       requested.push(req.url!);
       const file = req.url!.split('/resolve/main/')[1];
-      if (file === 'model.safetensors.index.json') return res.end(JSON.stringify({ weight_map: { a: '../../evil.safetensors' } }));
+      if (file === 'model.safetensors.index.json')
+        return res.end(JSON.stringify({ weight_map: { a: '../../evil.safetensors' } }));
       if (file === 'config.json') return res.end(fs.readFileSync(path.join(STORIES, 'config.json')));
       if (file === 'tokenizer.json') return res.end(fs.readFileSync(path.join(STORIES, 'tokenizer.json')));
       res.statusCode = 404;
@@ -194,7 +225,10 @@ test('a Hub index naming ../../evil.safetensors writes nothing outside the cache
     async (root, cache) => {
       const before = listAll(root).filter((p) => !p.startsWith('cache'));
       await refuses(loadModel('org/bad'), /refusing shard "\.\.\/\.\.\/evil\.safetensors"/);
-      assert.deepEqual(listAll(root).filter((p) => !p.startsWith('cache')), before);
+      assert.deepEqual(
+        listAll(root).filter((p) => !p.startsWith('cache')),
+        before,
+      );
       assert.ok(!requested.some((u) => u.includes('evil.safetensors')), 'the evil shard was never requested');
       assert.ok(listAll(cache).every((p) => !p.includes('evil.safetensors')));
     },
@@ -210,7 +244,8 @@ test('Hub revisions and file names that could escape the cache are refused befor
     },
     async (root) => {
       await refuses(hubSnapshot('org/name@../../x', ['config.json']), /refusing revision "\.\.\/\.\.\/x"/);
-      for (const f of ['../x', '/abs', 'a\\b', 'a#b', 'a\0b', 'a//b', '']) await refuses(hubSnapshot('org/name', [f]), /refusing file name in 'org\/name'/);
+      for (const f of ['../x', '/abs', 'a\\b', 'a#b', 'a\0b', 'a//b', ''])
+        await refuses(hubSnapshot('org/name', [f]), /refusing file name in 'org\/name'/);
       assert.equal(requests, 0);
       assert.deepEqual(listAll(root), []);
     },
@@ -246,8 +281,14 @@ test('a stalled download fails naming the file and the idle seconds, leaving no 
       res.write('partial'); // then nothing, forever
     },
     async (_root, cache) => {
-      await refuses(hubSnapshot('org/stall', ['config.json']), /downloading 'config\.json' for 'org\/stall' stalled: no data for 1 s/);
-      assert.deepEqual(listAll(cache).filter((p) => path.basename(p).startsWith('config.json')), []);
+      await refuses(
+        hubSnapshot('org/stall', ['config.json']),
+        /downloading 'config\.json' for 'org\/stall' stalled: no data for 1 s/,
+      );
+      assert.deepEqual(
+        listAll(cache).filter((p) => path.basename(p).startsWith('config.json')),
+        [],
+      );
     },
   );
 });
@@ -259,7 +300,10 @@ test('an unreachable Hub says so in one line', async () => {
     process.env.CRAMLAB_CACHE = tmp();
     delete process.env.HF_HUB_OFFLINE;
     delete process.env.CRAMLAB_OFFLINE;
-    await refuses(hubSnapshot('org/away', ['config.json']), /cannot reach the Hugging Face Hub to download 'org\/away'.*you seem to be offline/);
+    await refuses(
+      hubSnapshot('org/away', ['config.json']),
+      /cannot reach the Hugging Face Hub to download 'org\/away'.*you seem to be offline/,
+    );
   } finally {
     process.env = saved;
   }

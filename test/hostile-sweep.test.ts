@@ -19,14 +19,24 @@ import { capacityTable, lengthTable } from '../src/metrics/table';
 
 function gqa() {
   const dir = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
-  return modelFromTensors(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), readSafetensors(path.join(dir, 'model.safetensors')).tensors);
+  return modelFromTensors(
+    JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')),
+    readSafetensors(path.join(dir, 'model.safetensors')).tensors,
+  );
 }
 const texts = [
   { id: 'a', ids: [1, 5, 9, 33, 2, 7, 81, 14, 15, 200, 3, 17] },
   { id: 'b', ids: [1, 44, 45, 46, 12, 250, 7, 8, 9, 10, 11, 12] },
 ];
 // Few steps and no early stop on patience: every run ends at maxSteps unless it decodes.
-const base = { lengths: [10], Ks: [1], model: { id: 'tiny', weightsHash: 'h1' }, maxSteps: 3, patience: 1000, quiet: true };
+const base = {
+  lengths: [10],
+  Ks: [1],
+  model: { id: 'tiny', weightsHash: 'h1' },
+  maxSteps: 3,
+  patience: 1000,
+  quiet: true,
+};
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-hostile-'));
 
 test('a re-run with other options, another text, or records without a fingerprint recomputes them', async () => {
@@ -41,8 +51,14 @@ test('a re-run with other options, another text, or records without a fingerprin
   const lines: string[] = [];
   const second = await capacitySweep(model, texts, { ...base, maxSteps: 6, runDir, log: (s) => lines.push(s) });
   assert.equal(second.grid.length, 2);
-  assert.ok(second.grid.every((r) => r.steps > 3 || r.decoded), 'stale 3-step records were reused');
-  assert.ok(lines.some((l) => /2 records .* other texts or options .* recomputing/.test(l)), lines.join('\n'));
+  assert.ok(
+    second.grid.every((r) => r.steps > 3 || r.decoded),
+    'stale 3-step records were reused',
+  );
+  assert.ok(
+    lines.some((l) => /2 records .* other texts or options .* recomputing/.test(l)),
+    lines.join('\n'),
+  );
 
   // Same id, other tokens: recomputed for the new text.
   const changed = [{ id: 'a', ids: [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] }, texts[1]];
@@ -50,14 +66,21 @@ test('a re-run with other options, another text, or records without a fingerprin
   const a2 = third.grid.find((r) => r.id === 'a')!;
   const a1 = second.grid.find((r) => r.id === 'a')!;
   assert.notEqual(a2.fingerprint, a1.fingerprint);
-  assert.equal(third.grid.find((r) => r.id === 'b')!.fingerprint, second.grid.find((r) => r.id === 'b')!.fingerprint, 'the unchanged text is reused');
+  assert.equal(
+    third.grid.find((r) => r.id === 'b')!.fingerprint,
+    second.grid.find((r) => r.id === 'b')!.fingerprint,
+    'the unchanged text is reused',
+  );
 
   // Records of an older version (no fingerprint) are stale.
   const old = readLines<CramRecord>(file).map(({ fingerprint: _f, ...r }) => r);
   fs.writeFileSync(file, old.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const again: string[] = [];
   const fourth = await capacitySweep(model, changed, { ...base, maxSteps: 6, runDir, log: (s) => again.push(s) });
-  assert.ok(fourth.grid.every((r) => r.fingerprint), 'records without a fingerprint were reused');
+  assert.ok(
+    fourth.grid.every((r) => r.fingerprint),
+    'records without a fingerprint were reused',
+  );
   assert.ok(again.some((l) => /older version\): recomputing/.test(l)));
 });
 
@@ -74,18 +97,23 @@ test('a torn last line is cut off, so the next record starts a clean line', asyn
   await capacitySweep(model, texts, { ...base, runDir, log: (s) => lines.push(s) });
   const text = fs.readFileSync(file, 'utf8');
   assert.ok(text.endsWith('\n'));
-  for (const l of text.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(l), `a torn line is left in the file: ${l.slice(0, 60)}`);
+  for (const l of text.trim().split('\n'))
+    assert.doesNotThrow(() => JSON.parse(l), `a torn line is left in the file: ${l.slice(0, 60)}`);
   assert.equal(text.trim().split('\n').length, 2);
   assert.ok(lines.some((l) => /cut a torn last line/.test(l)));
 });
 
-test('a live lock refuses the folder; a dead owner\'s lock is taken over; the lock goes on exit and on error', async () => {
+test("a live lock refuses the folder; a dead owner's lock is taken over; the lock goes on exit and on error", async () => {
   await initBackend();
   const model = gqa();
   const runDir = tmp();
   const lock = path.join(runDir, '.lock');
   fs.writeFileSync(lock, String(process.ppid)); // a live process that is not this one
-  await assert.rejects(capacitySweep(model, texts, { ...base, runDir, log: () => {} }), (e: Error) => e.name === 'CramError' && new RegExp(`in use by process ${process.ppid} .*use another --out`).test(e.message));
+  await assert.rejects(
+    capacitySweep(model, texts, { ...base, runDir, log: () => {} }),
+    (e: Error) =>
+      e.name === 'CramError' && new RegExp(`in use by process ${process.ppid} .*use another --out`).test(e.message),
+  );
   assert.ok(!fs.existsSync(path.join(runDir, 'results.jsonl')), 'the refused run wrote records');
 
   const dead = spawnSync(process.execPath, ['-e', '']).pid!;
@@ -95,7 +123,10 @@ test('a live lock refuses the folder; a dead owner\'s lock is taken over; the lo
   assert.ok(!fs.existsSync(lock), 'the lock is left after the run');
 
   // A cram error inside the locked part still releases the lock.
-  await assert.rejects(capacitySweep(model, [{ id: 'z', ids: [1, 2, 99999, 4, 5, 6, 7, 8, 9, 10] }], { ...base, runDir, log: () => {} }), /outside the vocabulary/);
+  await assert.rejects(
+    capacitySweep(model, [{ id: 'z', ids: [1, 2, 99999, 4, 5, 6, 7, 8, 9, 10] }], { ...base, runDir, log: () => {} }),
+    /outside the vocabulary/,
+  );
   assert.ok(!fs.existsSync(lock), 'the lock is left after an error');
 });
 
@@ -103,7 +134,15 @@ test('NaN runs are counted, shown and kept out of the means', async () => {
   await initBackend();
   const model = gqa();
   const { grid } = await capacitySweep(model, texts, { ...base, runDir: tmp(), log: () => {} });
-  const nan = { ...grid[0], id: 'n', status: 'nan', bestAccuracy: NaN, infoGainBits: NaN, paperInfoGainNats: NaN, tokenGain: NaN };
+  const nan = {
+    ...grid[0],
+    id: 'n',
+    status: 'nan',
+    bestAccuracy: NaN,
+    infoGainBits: NaN,
+    paperInfoGainNats: NaN,
+    tokenGain: NaN,
+  };
   const nan2 = { ...grid[0], id: 'm', bestAccuracy: NaN };
   const recs = [...grid, nan, nan2];
   const g = groupByLength(recs)[0];

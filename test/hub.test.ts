@@ -43,7 +43,10 @@ test('a cached snapshot is used offline without any network', async () => {
     fs.mkdirSync(snap, { recursive: true });
     fs.writeFileSync(path.join(snap, 'config.json'), '{}');
     assert.equal(await hubSnapshot('org/tiny', ['config.json', 'generation_config.json?']), snap);
-    await assert.rejects(hubSnapshot('org/tiny', ['model.safetensors']), /'org\/tiny' is not in the cache .*offline mode is on/);
+    await assert.rejects(
+      hubSnapshot('org/tiny', ['model.safetensors']),
+      /'org\/tiny' is not in the cache .*offline mode is on/,
+    );
   } finally {
     process.env = saved;
   }

@@ -46,7 +46,9 @@ const CONFIG = {
 function writeLarge(dir: string): number {
   const written: [string, number[], Float32Array][] = [];
   let s = 12345;
-  const embed = new Float32Array(V * D).map(() => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), (s / 2 ** 32 - 0.5) * 0.1));
+  const embed = new Float32Array(V * D).map(
+    () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), (s / 2 ** 32 - 0.5) * 0.1),
+  );
   written.push(['model.embed_tokens.weight', [V, D], embed]);
   const ones = new Float32Array(D).fill(1);
   written.push(['model.norm.weight', [D], ones]);
@@ -58,7 +60,11 @@ function writeLarge(dir: string): number {
   for (let l = 0; l < LAYERS; l++) {
     const p = `model.layers.${l}.`;
     for (const n of ['q', 'k', 'v', 'o']) holes.push([`${p}self_attn.${n}_proj.weight`, [D, D]]);
-    holes.push([`${p}mlp.gate_proj.weight`, [FFN, D]], [`${p}mlp.up_proj.weight`, [FFN, D]], [`${p}mlp.down_proj.weight`, [D, FFN]]);
+    holes.push(
+      [`${p}mlp.gate_proj.weight`, [FFN, D]],
+      [`${p}mlp.up_proj.weight`, [FFN, D]],
+      [`${p}mlp.down_proj.weight`, [D, FFN]],
+    );
   }
   const header: Record<string, unknown> = {};
   let off = 0;
@@ -103,38 +109,48 @@ function skipReason(): string | undefined {
   if (!nativeAddon()) return 'native engine not built (npm run build:native)';
   const st = fs.statfsSync(os.tmpdir());
   const free = st.bavail * st.bsize;
-  if (free < FILE_BYTES + 2 ** 30) return `needs ${(FILE_BYTES / 2 ** 30 + 1).toFixed(1)} GiB free in ${os.tmpdir()} (in case it is not sparse), has ${(free / 2 ** 30).toFixed(1)} GiB`;
+  if (free < FILE_BYTES + 2 ** 30)
+    return `needs ${(FILE_BYTES / 2 ** 30 + 1).toFixed(1)} GiB free in ${os.tmpdir()} (in case it is not sparse), has ${(free / 2 ** 30).toFixed(1)} GiB`;
   // One fp32 native copy (2.2 GB) + one tensor in flight + the process: ask for 2x that.
-  if (os.totalmem() < 8 * 2 ** 30) return `needs 8 GiB of RAM, the machine has ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`;
-  if (os.freemem() < 4.5 * 2 ** 30) return `needs 4.5 GiB of free RAM, ${(os.freemem() / 2 ** 30).toFixed(1)} GiB free now`;
+  if (os.totalmem() < 8 * 2 ** 30)
+    return `needs 8 GiB of RAM, the machine has ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`;
+  if (os.freemem() < 4.5 * 2 ** 30)
+    return `needs 4.5 GiB of free RAM, ${(os.freemem() / 2 ** 30).toFixed(1)} GiB free now`;
   return undefined;
 }
 
-test('a > 2 GiB safetensors file loads by byte range and generates natively', { skip: skipReason(), timeout: 180_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-large-'));
-  try {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(stories.dir!, f), path.join(dir, f));
-    const size = writeLarge(dir);
-    assert.ok(size > 2 ** 31, `file is ${size} bytes, past 2 GiB`);
-    const t0 = performance.now();
-    const { model, weightsHash } = await loadModel(dir);
-    const tLoad = performance.now() - t0;
+test(
+  'a > 2 GiB safetensors file loads by byte range and generates natively',
+  { skip: skipReason(), timeout: 180_000 },
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-large-'));
     try {
-      assert.ok(model instanceof NativeModel, `native engine model, got ${model.constructor.name}`);
-      assert.ok(model.numParams * 4 > 2 ** 31, `${model.numParams} params`);
-      // Zero projections leave the residual stream = the token's embedding; with tied embeddings the
-      // nearest row is the token itself, so greedy decoding repeats the last prompt token.
-      const out = await greedyGenerate(model, [1, 100, 37], { maxNewTokens: 3, eosTokenIds: [] });
-      assert.deepEqual(out, [37, 37, 37]);
-      assert.equal(weightsHashOf(dir), weightsHash, 'weightsHashOf (chunked) agrees with loadModel');
-      console.log(`${(size / 1e9).toFixed(2)} GB file: loadModel ${(tLoad / 1000).toFixed(1)} s, total ${((performance.now() - t0) / 1000).toFixed(1)} s, maxRSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+      for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+        fs.copyFileSync(path.join(stories.dir!, f), path.join(dir, f));
+      const size = writeLarge(dir);
+      assert.ok(size > 2 ** 31, `file is ${size} bytes, past 2 GiB`);
+      const t0 = performance.now();
+      const { model, weightsHash } = await loadModel(dir);
+      const tLoad = performance.now() - t0;
+      try {
+        assert.ok(model instanceof NativeModel, `native engine model, got ${model.constructor.name}`);
+        assert.ok(model.numParams * 4 > 2 ** 31, `${model.numParams} params`);
+        // Zero projections leave the residual stream = the token's embedding; with tied embeddings the
+        // nearest row is the token itself, so greedy decoding repeats the last prompt token.
+        const out = await greedyGenerate(model, [1, 100, 37], { maxNewTokens: 3, eosTokenIds: [] });
+        assert.deepEqual(out, [37, 37, 37]);
+        assert.equal(weightsHashOf(dir), weightsHash, 'weightsHashOf (chunked) agrees with loadModel');
+        console.log(
+          `${(size / 1e9).toFixed(2)} GB file: loadModel ${(tLoad / 1000).toFixed(1)} s, total ${((performance.now() - t0) / 1000).toFixed(1)} s, maxRSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`,
+        );
+      } finally {
+        model.dispose();
+      }
     } finally {
-      model.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('a file tensor is read by its byte range on use, afresh each time, and refused once the file changed', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-lazy-'));
@@ -154,7 +170,10 @@ test('a file tensor is read by its byte range on use, afresh each time, and refu
     assert.deepEqual(Object.keys(lazy), ['a', 'b']);
     assert.notEqual(lazy.a, lazy.a);
     assert.deepEqual(Array.from(lazy.b), [1, 1, 1]);
-    assert.throws(() => new Weights(tensors, 'm').lazyArrays({ a: [4] }).a, /tensor 'a' has shape \[2,2\] but the config implies \[4\]/);
+    assert.throws(
+      () => new Weights(tensors, 'm').lazyArrays({ a: [4] }).a,
+      /tensor 'a' has shape \[2,2\] but the config implies \[4\]/,
+    );
     fs.appendFileSync(file, Buffer.alloc(4));
     assert.throws(() => t.read!(), /changed since/);
   } finally {
@@ -162,8 +181,15 @@ test('a file tensor is read by its byte range on use, afresh each time, and refu
   }
 });
 
-test('weightsHashOf is still sha256 over config.json and the whole weight file (streamed in chunks)', { skip: stories.skip }, () => {
-  const dir = stories.dir!;
-  const old = createHash('sha256').update(fs.readFileSync(path.join(dir, 'config.json'))).update(fs.readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
-  assert.equal(weightsHashOf(dir), old);
-});
+test(
+  'weightsHashOf is still sha256 over config.json and the whole weight file (streamed in chunks)',
+  { skip: stories.skip },
+  () => {
+    const dir = stories.dir!;
+    const old = createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, 'config.json')))
+      .update(fs.readFileSync(path.join(dir, 'model.safetensors')))
+      .digest('hex');
+    assert.equal(weightsHashOf(dir), old);
+  },
+);

@@ -92,5 +92,8 @@ test('no circle of imports between files', () => {
   };
   for (const f of files) if (!index.has(f)) visit(f);
   assert.deepEqual(circles, []);
-  assert.ok(graph.size > 50 && [...graph.values()].some((d) => d.length > 3), 'the import scan found the files and their imports');
+  assert.ok(
+    graph.size > 50 && [...graph.values()].some((d) => d.length > 3),
+    'the import scan found the files and their imports',
+  );
 });

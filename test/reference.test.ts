@@ -17,7 +17,10 @@ import type { Mamba } from '../src/models/mamba';
 import { selectiveScanChunked, selectiveScanSequential, type SelectiveScan } from '../src/models/mamba_scan';
 
 const REF = path.join(__dirname, 'fixtures', 'reference');
-const dirs = fs.readdirSync(REF).filter((d) => fs.existsSync(path.join(REF, d, 'config.json'))).sort();
+const dirs = fs
+  .readdirSync(REF)
+  .filter((d) => fs.existsSync(path.join(REF, d, 'config.json')))
+  .sort();
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, 'length mismatch');
@@ -26,7 +29,11 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-function load(dir: string): { model: CausalLM; vectors: any; logits: Map<string, { shape: number[]; data: Float32Array }> } {
+function load(dir: string): {
+  model: CausalLM;
+  vectors: any;
+  logits: Map<string, { shape: number[]; data: Float32Array }>;
+} {
   const config = JSON.parse(fs.readFileSync(path.join(REF, dir, 'config.json'), 'utf8'));
   const { tensors } = readSafetensors(path.join(REF, dir, 'model.safetensors'));
   const model = tfjsModel(modelFromTensors(config, tensors)); // the tfjs models (the native one has its own test)
@@ -95,8 +102,13 @@ for (const dir of dirs) {
     const refGrad = (m.grad_mem as number[][]).flat();
     const maxGrad = Math.max(...refGrad.map(Math.abs));
     const dGrad = maxAbsDiff(grad.dataSync(), refGrad);
-    assert.ok(dGrad <= 1e-5 || dGrad / maxGrad <= 1e-3, `${dir} mem: max |dL/dmem diff| ${dGrad.toExponential(2)} (max |grad| ${maxGrad.toExponential(2)})`);
-    t.diagnostic(`mem: text logits ${dLogits.toExponential(2)}, loss ${Math.abs(loss - m.loss).toExponential(2)}, dL/dmem ${dGrad.toExponential(2)} (max |grad| ${maxGrad.toExponential(2)})`);
+    assert.ok(
+      dGrad <= 1e-5 || dGrad / maxGrad <= 1e-3,
+      `${dir} mem: max |dL/dmem diff| ${dGrad.toExponential(2)} (max |grad| ${maxGrad.toExponential(2)})`,
+    );
+    t.diagnostic(
+      `mem: text logits ${dLogits.toExponential(2)}, loss ${Math.abs(loss - m.loss).toExponential(2)}, dL/dmem ${dGrad.toExponential(2)} (max |grad| ${maxGrad.toExponential(2)})`,
+    );
     for (const x of [value, grad, mem, tokens]) x.dispose();
     model.dispose();
   });
@@ -127,7 +139,10 @@ test('mamba: the chunked log-depth scan equals the sequential recurrence, values
     };
     const seq = run(selectiveScanSequential);
     // The sequential scan is itself checked against the reference logits.
-    assert.ok(maxAbsDiff(seq.logits, logits.get(`${name}.logits`)!.data) <= 1e-4, `case ${name}: sequential scan vs reference logits`);
+    assert.ok(
+      maxAbsDiff(seq.logits, logits.get(`${name}.logits`)!.data) <= 1e-4,
+      `case ${name}: sequential scan vs reference logits`,
+    );
     let gradNonZero = 0;
     for (const g of seq.grad) if (Math.abs(g) > 1e-6) gradNonZero++;
     assert.ok(gradNonZero > seq.grad.length / 2, 'gradients reach the input embeddings');
@@ -136,7 +151,9 @@ test('mamba: the chunked log-depth scan equals the sequential recurrence, values
       const fast = run(selectiveScanChunked(chunk));
       const dl = maxAbsDiff(fast.logits, seq.logits);
       const dg = maxAbsDiff(fast.grad, seq.grad);
-      t.diagnostic(`case ${name}, chunk ${chunk}: max |logit diff| ${dl.toExponential(2)}, max |grad diff| ${dg.toExponential(2)} (max |grad| ${Math.max(...Array.from(seq.grad, Math.abs)).toExponential(2)})`);
+      t.diagnostic(
+        `case ${name}, chunk ${chunk}: max |logit diff| ${dl.toExponential(2)}, max |grad diff| ${dg.toExponential(2)} (max |grad| ${Math.max(...Array.from(seq.grad, Math.abs)).toExponential(2)})`,
+      );
       assert.ok(dl <= 1e-5, `case ${name}, chunk ${chunk}: logits differ by ${dl}`);
       assert.ok(dg <= 1e-5, `case ${name}, chunk ${chunk}: gradients differ by ${dg}`);
     }
@@ -149,13 +166,17 @@ test('mamba scan: chunked equals sequential with extreme decays (exactly 0 and 1
   await initBackend();
   const [B, T, I, N] = [2, 37, 3, 4];
   // Decays spanning full forgetting (0, as exp(Δ·A) underflows to) through none (1).
-  const dA = tf.tidy(() => tf.clipByValue(tf.randomUniform([B, T, I, N], -0.3, 1.3, 'float32', 11), 0, 1)) as tf.Tensor4D;
+  const dA = tf.tidy(() =>
+    tf.clipByValue(tf.randomUniform([B, T, I, N], -0.3, 1.3, 'float32', 11), 0, 1),
+  ) as tf.Tensor4D;
   const dBu = tf.randomNormal([B, T, I, N], 0, 1, 'float32', 12) as tf.Tensor4D;
   const C = tf.randomNormal([B, T, N], 0, 1, 'float32', 13) as tf.Tensor3D;
   const w = tf.randomNormal([B, T, I], 0, 1, 'float32', 14);
   const both = (scan: SelectiveScan) => {
     const y = tf.tidy(() => scan(dA, dBu, C));
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(scan(a as tf.Tensor4D, b as tf.Tensor4D, C), w)))([dA, dBu]);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(scan(a as tf.Tensor4D, b as tf.Tensor4D, C), w)),
+    )([dA, dBu]);
     const out = [y, ...grads].map((x) => x.dataSync());
     for (const x of [y, ...grads]) x.dispose();
     return out;
@@ -177,7 +198,11 @@ test('mamba scan: chunked equals sequential with extreme decays (exactly 0 and 1
   assert.ok(maxAbsDiff(seq[0], yHand) < 1e-4, 'sequential scan vs hand loop');
   for (const chunk of [1, 4, 16, 37, 50]) {
     const fast = both(selectiveScanChunked(chunk));
-    for (let j = 0; j < 3; j++) assert.ok(maxAbsDiff(fast[j], seq[j]) <= 1e-5, `chunk ${chunk}: ${['y', 'dL/ddA', 'dL/ddBu'][j]} differs by ${maxAbsDiff(fast[j], seq[j])}`);
+    for (let j = 0; j < 3; j++)
+      assert.ok(
+        maxAbsDiff(fast[j], seq[j]) <= 1e-5,
+        `chunk ${chunk}: ${['y', 'dL/ddA', 'dL/ddBu'][j]} differs by ${maxAbsDiff(fast[j], seq[j])}`,
+      );
   }
   for (const x of [dA, dBu, C, w]) x.dispose();
 });

@@ -41,7 +41,11 @@ test('F16 and BF16 are widened to the exact float32 values', () => {
   const bf16 = Buffer.alloc(6);
   [0x3f80, 0xbf00, 0x4049].forEach((v, i) => bf16.writeUInt16LE(v, 2 * i));
   const file = handMade(
-    { h: { dtype: 'F16', shape: [4], data_offsets: [0, 8] }, b: { dtype: 'BF16', shape: [3], data_offsets: [8, 14] }, __metadata__: { format: 'pt' } },
+    {
+      h: { dtype: 'F16', shape: [4], data_offsets: [0, 8] },
+      b: { dtype: 'BF16', shape: [3], data_offsets: [8, 14] },
+      __metadata__: { format: 'pt' },
+    },
     Buffer.concat([f16, bf16]),
   );
   const { tensors } = readSafetensors(file);
@@ -51,13 +55,34 @@ test('F16 and BF16 are widened to the exact float32 values', () => {
 
 test('malformed files get errors that name the problem', () => {
   const ok = { w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
-  assert.throws(() => readSafetensors(handMade(ok, Buffer.alloc(4))), /tensor 'w' ends at byte 8 but the data is 4 bytes \(truncated file\?\)/);
-  assert.throws(() => readSafetensors(handMade(ok, Buffer.alloc(8), 1e12)), /header length 1000000000000 is out of bounds/);
-  assert.throws(() => readSafetensors(handMade(ok, Buffer.alloc(8), 500)), /header says 500 bytes but the file has only/);
-  assert.throws(() => readSafetensors(handMade({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, Buffer.alloc(8))), /tensor 'w' has unknown dtype 'Q4'/);
-  assert.throws(() => readSafetensors(handMade({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8))), /tensor 'w' holds 8 bytes but F32\[3\] needs 12/);
-  assert.throws(() => readSafetensors(handMade({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, Buffer.alloc(8))), /invalid offsets/);
-  assert.throws(() => readSafetensors(handMade({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, Buffer.alloc(8))), /invalid shape/);
+  assert.throws(
+    () => readSafetensors(handMade(ok, Buffer.alloc(4))),
+    /tensor 'w' ends at byte 8 but the data is 4 bytes \(truncated file\?\)/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade(ok, Buffer.alloc(8), 1e12)),
+    /header length 1000000000000 is out of bounds/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade(ok, Buffer.alloc(8), 500)),
+    /header says 500 bytes but the file has only/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, Buffer.alloc(8))),
+    /tensor 'w' has unknown dtype 'Q4'/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8))),
+    /tensor 'w' holds 8 bytes but F32\[3\] needs 12/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, Buffer.alloc(8))),
+    /invalid offsets/,
+  );
+  assert.throws(
+    () => readSafetensors(handMade({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, Buffer.alloc(8))),
+    /invalid shape/,
+  );
   const garbage = path.join(tmp(), 'g.safetensors');
   fs.writeFileSync(garbage, Buffer.concat([Buffer.from([5, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{oops')]));
   assert.throws(() => readSafetensors(garbage), /header is not valid JSON/);

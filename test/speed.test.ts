@@ -27,7 +27,8 @@ test('cramStepFlops: hand count from config.json (linear 2·P·T fwd, same again
   const { cfg, model } = loadGqa();
   const d = cfg.hidden_size;
   const D = cfg.head_dim ?? d / cfg.num_attention_heads;
-  const perLayer = d * cfg.num_attention_heads * D * 2 + 2 * d * cfg.num_key_value_heads * D + 3 * d * cfg.intermediate_size;
+  const perLayer =
+    d * cfg.num_attention_heads * D * 2 + 2 * d * cfg.num_key_value_heads * D + 3 * d * cfg.intermediate_size;
   const lmHead = cfg.vocab_size * d;
   const norms = (2 * cfg.num_hidden_layers + 1) * d; // counted by numParams, not matmuls: a small known excess
   const P = cfg.num_hidden_layers * perLayer + lmHead;
@@ -41,7 +42,7 @@ test('cramStepFlops: hand count from config.json (linear 2·P·T fwd, same again
   model.dispose();
 });
 
-test('meanEmbeddingInit: the mean of the text token embeddings plus 0.1 × the authors\' seeded noise', async () => {
+test("meanEmbeddingInit: the mean of the text token embeddings plus 0.1 × the authors' seeded noise", async () => {
   await initBackend();
   const { model } = loadGqa();
   const ids = [1, 5, 9, 33, 2];

@@ -25,7 +25,10 @@ const TOK = path.join(tmp, 'tok300');
 const { train: trainCh, heldOut: heldCh } = mobyDickSplit();
 
 // A small (300-token) BPE keeps this file fast; the suite's 512-token one is checked in suite.test.ts.
-const bpe = trainBpe(trainCh.map((c) => c.text), 300);
+const bpe = trainBpe(
+  trainCh.map((c) => c.text),
+  300,
+);
 writeTokenizer(TOK, bpe, 64);
 
 test('BPE: trained on the train split, loads through transformers.js, round-trips held-out text exactly', () => {
@@ -34,8 +37,14 @@ test('BPE: trained on the train split, loads through transformers.js, round-trip
   assert.equal(tok.bosTokenId, 1);
   assert.equal(tok.eosTokenId, 2);
   const held = heldCh.map((c) => c.text).join('\n\n');
-  for (const ch of ['—', '\n', ';', '"', "'", '!']) assert.ok(held.includes(ch), `held-out text has ${JSON.stringify(ch)}`);
-  for (const text of [...heldCh.map((c) => c.text), 'Ahab—“Thar she blows!”\n\n\tnaïve café 鯨 🐋  two  spaces ', ' leading space', '']) {
+  for (const ch of ['—', '\n', ';', '"', "'", '!'])
+    assert.ok(held.includes(ch), `held-out text has ${JSON.stringify(ch)}`);
+  for (const text of [
+    ...heldCh.map((c) => c.text),
+    'Ahab—“Thar she blows!”\n\n\tnaïve café 鯨 🐋  two  spaces ',
+    ' leading space',
+    '',
+  ]) {
     const ids = tok.encode(text);
     assert.equal(ids[0], 1, 'texts start with <s>');
     assert.equal(tok.decode(ids), text);
@@ -44,7 +53,10 @@ test('BPE: trained on the train split, loads through transformers.js, round-trip
   // The merges are the learned ones: the commonest word piece is one token, and BPE compresses.
   assert.equal(tok.encode(' the', { addSpecialTokens: false }).length, 1);
   const sample = heldCh[0].text;
-  assert.ok(tok.encode(sample).length < Buffer.byteLength(sample) / 1.3, "fewer tokens than bytes (1.43 bytes/token at vocab 300)");
+  assert.ok(
+    tok.encode(sample).length < Buffer.byteLength(sample) / 1.3,
+    'fewer tokens than bytes (1.43 bytes/token at vocab 300)',
+  );
 });
 
 test('BPE: merges are learned from counts (hand-checkable toy corpus) and bad sizes are refused', () => {
@@ -121,12 +133,16 @@ test('init: every tensor the architectures read, under HF names, with HF-style s
     const model = buildModel(config, w);
     assert.equal(w.tensors().length, names.length, `${config.model_type}: every initialised tensor is used`);
     assert.ok(!names.includes('lm_head.weight'), 'tied embeddings: no lm_head');
-    const E = raw.get(config.model_type === 'llama' ? 'model.embed_tokens.weight' : 'backbone.embeddings.weight')!.data as Float32Array;
+    const E = raw.get(config.model_type === 'llama' ? 'model.embed_tokens.weight' : 'backbone.embeddings.weight')!
+      .data as Float32Array;
     const std = Math.sqrt(E.reduce((s, x) => s + x * x, 0) / E.length);
     assert.ok(Math.abs(std - 0.02) < 0.001, `embedding std ${std}`);
     if (config.model_type === 'mamba') {
       const A = raw.get('backbone.layers.0.mixer.A_log')!.data;
-      assert.deepEqual(Array.from(A.slice(0, 3), (x) => Math.round(Math.exp(x))), [1, 2, 3]);
+      assert.deepEqual(
+        Array.from(A.slice(0, 3), (x) => Math.round(Math.exp(x))),
+        [1, 2, 3],
+      );
       const softplus = (x: number) => Math.log1p(Math.exp(x));
       for (const b of raw.get('backbone.layers.1.mixer.dt_proj.bias')!.data) {
         const dt = softplus(b);
@@ -138,11 +154,14 @@ test('init: every tensor the architectures read, under HF names, with HF-style s
     logits.dispose();
     model.dispose();
   }
-  assert.deepEqual(initTensors(llamaConfig(16, 1, 300), 3).get('model.layers.0.mlp.up_proj.weight')!.data, initTensors(llamaConfig(16, 1, 300), 3).get('model.layers.0.mlp.up_proj.weight')!.data);
+  assert.deepEqual(
+    initTensors(llamaConfig(16, 1, 300), 3).get('model.layers.0.mlp.up_proj.weight')!.data,
+    initTensors(llamaConfig(16, 1, 300), 3).get('model.layers.0.mlp.up_proj.weight')!.data,
+  );
   assert.throws(() => initTensors({ model_type: 'opt' }, 1), /cannot initialise model_type 'opt'/);
 });
 
-test('the trainable Llama gives the frozen one\'s logits and its gradient reaches every named tensor (GQA)', async () => {
+test("the trainable Llama gives the frozen one's logits and its gradient reaches every named tensor (GQA)", async () => {
   await initBackend();
   const config = { ...llamaConfig(32, 2, 300, 64), num_key_value_heads: 1 }; // grouped-query too
   const raw = initTensors(config, 9);
@@ -155,7 +174,8 @@ test('the trainable Llama gives the frozen one\'s logits and its gradient reache
   assert.ok(diff < 1e-5, `max |Δlogit| ${diff}`);
   const { grads } = tf.variableGrads(() => tf.mean(net.logits(ids)) as tf.Scalar, [...net.params.values()]);
   assert.equal(Object.keys(grads).length, raw.size, 'one gradient per checkpoint tensor');
-  for (const [name, g] of Object.entries(grads)) assert.ok(tf.max(tf.abs(g)).dataSync()[0] > 0, `zero gradient for ${name}`);
+  for (const [name, g] of Object.entries(grads))
+    assert.ok(tf.max(tf.abs(g)).dataSync()[0] > 0, `zero gradient for ${name}`);
   tf.dispose([a, b, ids, ...Object.values(grads)]);
   net.dispose();
   frozen.dispose();
@@ -212,7 +232,11 @@ test('training loop: held-out loss falls well below its start and the tensor cou
   const start = Math.log(300);
   const held = await evalLoss(res.net.logits, windows);
   assert.ok(held < start - 1, `held-out ${held} nats after 40 steps vs ${start} at uniform`);
-  const log = fs.readFileSync(path.join(opts.runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = fs
+    .readFileSync(path.join(opts.runDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(log.length, 40);
   assert.equal(log[39].tokens, 40 * 4 * 31);
   res.net.dispose();
@@ -240,8 +264,16 @@ test('resume: a run stopped after one step and restarted ends with the same weig
     const diff = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
     assert.ok(diff < 1e-6, `${k} differs by ${diff}`);
   }
-  const logged = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(logged.map((e) => e.step), [1, 2, 3, 4, 5, 6], 'each step logged once, the redone steps replacing the dead run\'s');
+  const logged = fs
+    .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    logged.map((e) => e.step),
+    [1, 2, 3, 4, 5, 6],
+    "each step logged once, the redone steps replacing the dead run's",
+  );
   assert.ok(logged.every((e) => e.loss !== 9));
 });
 
@@ -249,11 +281,43 @@ test('cramlab train: writes an HF folder that loadModel reads back to the record
   const out = path.join(tmp, 'models', 'tiny');
   const r = spawnSync(
     process.execPath,
-    [path.join(ROOT, 'bin', 'cramlab.js'), 'train', '--out', out, '--d', '16', '--layers', '1', '--steps', '6', '--batch', '2', '--seq-len', '32', '--tokenizer', TOK, '--vocab-size', '300', '--run-dir', path.join(tmp, 'run-cli'), '--eval-every', '3', '--quiet'],
+    [
+      path.join(ROOT, 'bin', 'cramlab.js'),
+      'train',
+      '--out',
+      out,
+      '--d',
+      '16',
+      '--layers',
+      '1',
+      '--steps',
+      '6',
+      '--batch',
+      '2',
+      '--seq-len',
+      '32',
+      '--tokenizer',
+      TOK,
+      '--vocab-size',
+      '300',
+      '--run-dir',
+      path.join(tmp, 'run-cli'),
+      '--eval-every',
+      '3',
+      '--quiet',
+    ],
     { cwd: ROOT, encoding: 'utf8' },
   );
   assert.equal(r.status, 0, r.stderr);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'training.json', 'README.md']) {
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+    'training.json',
+    'README.md',
+  ]) {
     assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
   }
   const rec = JSON.parse(fs.readFileSync(path.join(out, 'training.json'), 'utf8'));
@@ -266,9 +330,15 @@ test('cramlab train: writes an HF folder that loadModel reads back to the record
   const loss = await evalLoss(modelLogits(model), slice);
   assert.ok(Math.abs(loss - rec.heldout_slice.loss_nats) < 1e-4, `${loss} vs recorded ${rec.heldout_slice.loss_nats}`);
   const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
-  assert.ok(card.includes(rec.heldout.loss_nats.toFixed(4)) && card.includes(rec.heldout.unigram_entropy_bits.toFixed(4)));
+  assert.ok(
+    card.includes(rec.heldout.loss_nats.toFixed(4)) && card.includes(rec.heldout.unigram_entropy_bits.toFixed(4)),
+  );
   model.dispose();
-  const bad = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'cramlab.js'), 'train', '--out', out, '--arch', 'gru'], { cwd: ROOT, encoding: 'utf8' });
+  const bad = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'bin', 'cramlab.js'), 'train', '--out', out, '--arch', 'gru'],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--arch must be llama or mamba/);
 });

@@ -43,6 +43,10 @@ test('serializeTslabSends: inside tslab a burst of 2000 sends all arrive, in ord
 });
 
 test('serializeTslabSends is a no-op outside tslab', () => {
-  const r = spawnSync(process.execPath, ['-e', "require('tsx/cjs'); console.log(require('./src/workbook/tslab-sends').serializeTslabSends())"], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', "require('tsx/cjs'); console.log(require('./src/workbook/tslab-sends').serializeTslabSends())"],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   assert.equal(r.stdout.trim(), 'false');
 });

@@ -13,7 +13,8 @@ export class UsageError extends Error {
 }
 
 const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-const dashed = (key: string): string => (key.length === 1 ? '-' : '--') + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+const dashed = (key: string): string =>
+  (key.length === 1 ? '-' : '--') + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
 /** The flags (camelCase keys) that a usage line names: `--max-steps 5000` → maxSteps, `-o F` → o. */
 export function flagsOfUsage(usage: string): string[] {
@@ -27,7 +28,8 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length];
@@ -35,7 +37,12 @@ function editDistance(a: string, b: string): number {
 
 function unknownFlag(want: string, known: string[]): UsageError {
   const near = known.map((k) => ({ k, d: editDistance(want, dashed(k)) })).sort((x, y) => x.d - y.d)[0];
-  const hint = near && near.d <= Math.max(2, Math.floor(want.length / 3)) ? `; did you mean ${dashed(near.k)}?` : known.length ? `; known flags: ${known.map(dashed).join(' ')}` : '';
+  const hint =
+    near && near.d <= Math.max(2, Math.floor(want.length / 3))
+      ? `; did you mean ${dashed(near.k)}?`
+      : known.length
+        ? `; known flags: ${known.map(dashed).join(' ')}`
+        : '';
   return new UsageError(`unknown flag ${want}${hint}`);
 }
 
@@ -44,7 +51,11 @@ export function parseArgs(argv: string[], booleans: string[] = [], known?: strin
   const out: Args = { _: [] };
   const all = known && [...new Set([...known, ...booleans])];
   const check = (key: string, raw: string) => {
-    if (all && !all.includes(key)) throw unknownFlag(raw, all.filter((k) => k !== 'help'));
+    if (all && !all.includes(key))
+      throw unknownFlag(
+        raw,
+        all.filter((k) => k !== 'help'),
+      );
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -80,22 +91,70 @@ export function str(args: Args, key: string, fallback?: string): string {
 }
 
 // One home for what each numeric flag may be; num() and numList() enforce it for every command.
-interface NumRule { int?: boolean; min?: number; max?: number; above?: number; word?: string }
+interface NumRule {
+  int?: boolean;
+  min?: number;
+  max?: number;
+  above?: number;
+  word?: string;
+}
 const POSITIVE_INT: NumRule = { int: true, min: 1 };
 const COUNT: NumRule = { int: true, min: 0 };
 const NUM_RULES: Record<string, NumRule> = {
-  mem: POSITIVE_INT, K: POSITIVE_INT, batch: POSITIVE_INT, steps: POSITIVE_INT, maxSteps: POSITIVE_INT, patience: POSITIVE_INT,
-  count: POSITIVE_INT, stride: POSITIVE_INT, stageSteps: POSITIVE_INT, stagePatience: POSITIVE_INT, lengths: { int: true, min: 2 }, layers: POSITIVE_INT, d: POSITIVE_INT, maxTokens: POSITIVE_INT, tokens: { int: true, min: 2, word: 'auto' },
-  vocabSize: POSITIVE_INT, seqLen: POSITIVE_INT, evalEvery: POSITIVE_INT, checkpointEvery: POSITIVE_INT, logEvery: POSITIVE_INT,
-  maxNewTokens: COUNT, seed: COUNT, passage: COUNT, warmup: COUNT,
-  lr: { above: 0 }, clip: { above: 0 }, maxMinutes: { above: 0 }, weightDecay: { min: 0 }, bosProb: { min: 0, max: 1 },
+  mem: POSITIVE_INT,
+  K: POSITIVE_INT,
+  batch: POSITIVE_INT,
+  steps: POSITIVE_INT,
+  maxSteps: POSITIVE_INT,
+  patience: POSITIVE_INT,
+  count: POSITIVE_INT,
+  stride: POSITIVE_INT,
+  stageSteps: POSITIVE_INT,
+  stagePatience: POSITIVE_INT,
+  lengths: { int: true, min: 2 },
+  layers: POSITIVE_INT,
+  d: POSITIVE_INT,
+  maxTokens: POSITIVE_INT,
+  tokens: { int: true, min: 2, word: 'auto' },
+  vocabSize: POSITIVE_INT,
+  seqLen: POSITIVE_INT,
+  evalEvery: POSITIVE_INT,
+  checkpointEvery: POSITIVE_INT,
+  logEvery: POSITIVE_INT,
+  maxNewTokens: COUNT,
+  seed: COUNT,
+  passage: COUNT,
+  warmup: COUNT,
+  lr: { above: 0 },
+  clip: { above: 0 },
+  maxMinutes: { above: 0 },
+  weightDecay: { min: 0 },
+  bosProb: { min: 0, max: 1 },
 };
 
 function checkNum(key: string, raw: string, n: number): number {
   const r = NUM_RULES[key] ?? {};
   if (r.word !== undefined && raw === r.word) return NaN;
-  const what = r.int ? (r.min === 1 ? 'a positive integer' : r.min === 0 ? 'an integer ≥ 0' : `an integer ≥ ${r.min}`) : r.above !== undefined ? `a number > ${r.above}` : r.max !== undefined ? `a number in [${r.min}, ${r.max}]` : r.min !== undefined ? `a number ≥ ${r.min}` : 'a number';
-  const ok = Number.isFinite(n) && raw.trim() !== '' && (!r.int || Number.isSafeInteger(n)) && (r.min === undefined || n >= r.min) && (r.max === undefined || n <= r.max) && (r.above === undefined || n > r.above);
+  const what = r.int
+    ? r.min === 1
+      ? 'a positive integer'
+      : r.min === 0
+        ? 'an integer ≥ 0'
+        : `an integer ≥ ${r.min}`
+    : r.above !== undefined
+      ? `a number > ${r.above}`
+      : r.max !== undefined
+        ? `a number in [${r.min}, ${r.max}]`
+        : r.min !== undefined
+          ? `a number ≥ ${r.min}`
+          : 'a number';
+  const ok =
+    Number.isFinite(n) &&
+    raw.trim() !== '' &&
+    (!r.int || Number.isSafeInteger(n)) &&
+    (r.min === undefined || n >= r.min) &&
+    (r.max === undefined || n <= r.max) &&
+    (r.above === undefined || n > r.above);
   if (!ok) throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}, got '${raw}'`);
   return n;
 }

@@ -20,11 +20,14 @@ export function readTextFile(file: string, args: Args): string {
 /** Refuse an output path that cannot be written, or that is one of the inputs. */
 export function checkOutFile(out: string, ...inputs: string[]): void {
   const abs = path.resolve(out);
-  for (const inp of inputs) if (path.resolve(inp) === abs) throw new UsageError(`output ${out} is the input file: give another -o`);
+  for (const inp of inputs)
+    if (path.resolve(inp) === abs) throw new UsageError(`output ${out} is the input file: give another -o`);
   const dir = path.dirname(abs);
   if (!fs.existsSync(dir)) throw new UsageError(`cannot write ${out}: directory ${path.dirname(out)} does not exist`);
-  if (!fs.statSync(dir).isDirectory()) throw new UsageError(`cannot write ${out}: ${path.dirname(out)} is not a directory`);
-  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) throw new UsageError(`cannot write ${out}: it is a directory`);
+  if (!fs.statSync(dir).isDirectory())
+    throw new UsageError(`cannot write ${out}: ${path.dirname(out)} is not a directory`);
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory())
+    throw new UsageError(`cannot write ${out}: it is a directory`);
   try {
     fs.accessSync(fs.existsSync(abs) ? abs : dir, fs.constants.W_OK);
   } catch {

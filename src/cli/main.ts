@@ -37,7 +37,12 @@ function knownFlags(cmd: Command): string[] {
 }
 
 // Errors reach users as one line, whatever the thrower put in the message.
-const oneLine = (e: Error): string => String(e?.message ?? e).split('\n').map((l) => l.trim()).filter(Boolean).join(' ') || String(e);
+const oneLine = (e: Error): string =>
+  String(e?.message ?? e)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ') || String(e);
 
 export async function main(argv: string[]): Promise<number> {
   const commands = loadCommands();

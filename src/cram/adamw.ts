@@ -16,7 +16,14 @@ export interface AdamWConfig {
 export const AUTHORS_ADAMW: AdamWConfig = { lr: 1e-2, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0.01 };
 
 /** One AdamW update at step t (1-based). Returns new tensors; the caller disposes the old ones. */
-export function adamwStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, t: number, c: AdamWConfig): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+export function adamwStep(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  t: number,
+  c: AdamWConfig,
+): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
   return tf.tidy(() => {
     const decayed = tf.mul(p, 1 - c.lr * c.weightDecay);
     const m2 = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));

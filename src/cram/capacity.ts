@@ -43,8 +43,11 @@ export interface CapacitySearchOptions extends Omit<CramOptions, 'initMem' | 'on
   maxN?: number;
 }
 
-
-export async function capacitySearch(model: CausalLM, texts: number[][], opts: CapacitySearchOptions = {}): Promise<TextCapacity[]> {
+export async function capacitySearch(
+  model: CausalLM,
+  texts: number[][],
+  opts: CapacitySearchOptions = {},
+): Promise<TextCapacity[]> {
   const K = opts.K ?? 1;
   const startN = opts.startN ?? 8;
   if (!Number.isInteger(startN) || startN < 2) throw new CramError(`startN must be an integer ≥ 2, got ${startN}`);
@@ -74,7 +77,13 @@ export async function capacitySearch(model: CausalLM, texts: number[][], opts: C
     if (!todo.length) break;
     const inits = todo.map(({ i }) => st[i].mem ?? initialMem(model, K, st[i].seed + 7919 * round));
     // Every attempt gets an explicit init (warm or seeded above), so the seeds stay here.
-    const { onText: _onText, seed: _seed, startN: _startN, maxN: _maxN, ...cramOpts } = opts as CapacitySearchOptions & CramOptions;
+    const {
+      onText: _onText,
+      seed: _seed,
+      startN: _startN,
+      maxN: _maxN,
+      ...cramOpts
+    } = opts as CapacitySearchOptions & CramOptions;
     const results: CramResult[] = await cram(
       model,
       todo.map(({ i, N }) => st[i].ids.slice(0, N)),
@@ -84,7 +93,14 @@ export async function capacitySearch(model: CausalLM, texts: number[][], opts: C
       const s = st[i];
       const r = results[j];
       const prefix = await heldPrefix(model, s.ids, r.bestMem, K);
-      s.attempts.push({ N, bestAccuracy: r.bestAccuracy, decodedPrefix: prefix, steps: r.steps, status: r.status, warm: s.mem !== null });
+      s.attempts.push({
+        N,
+        bestAccuracy: r.bestAccuracy,
+        decodedPrefix: prefix,
+        steps: r.steps,
+        status: r.status,
+        warm: s.mem !== null,
+      });
       s.steps += r.steps;
       if (prefix > s.lo) {
         s.lo = prefix;
@@ -118,9 +134,16 @@ export interface FewestVectors {
 }
 
 /** The fewest mem vectors that make greedy decoding reproduce `ids` exactly (K doubled, then bisected). */
-export async function fewestVectors(model: CausalLM, ids: number[], opts: Omit<CramOptions, 'K' | 'initMem'> & { maxK?: number } = {}): Promise<FewestVectors> {
+export async function fewestVectors(
+  model: CausalLM,
+  ids: number[],
+  opts: Omit<CramOptions, 'K' | 'initMem'> & { maxK?: number } = {},
+): Promise<FewestVectors> {
   const maxK = Math.min(opts.maxK ?? 64, model.info.maxPositions - ids.length);
-  if (maxK < 1) throw new CramError(`a text of ${ids.length} tokens leaves no room for a mem vector in the model's context of ${model.info.maxPositions}`);
+  if (maxK < 1)
+    throw new CramError(
+      `a text of ${ids.length} tokens leaves no room for a mem vector in the model's context of ${model.info.maxPositions}`,
+    );
   const t0 = performance.now();
   const attempts: FewestVectors['attempts'] = [];
   const found = new Map<number, CramResult>();
@@ -128,8 +151,18 @@ export async function fewestVectors(model: CausalLM, ids: number[], opts: Omit<C
     const t = performance.now();
     const [r] = await cram(model, [ids], { ...opts, K });
     // Exact means what a reader gets back: check by generating, not only by teacher-forced accuracy.
-    const ok = r.status === 'decoded' && (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every((x, i) => x === ids[i]);
-    attempts.push({ K, decoded: ok, bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: (performance.now() - t) / 1000 });
+    const ok =
+      r.status === 'decoded' &&
+      (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every(
+        (x, i) => x === ids[i],
+      );
+    attempts.push({
+      K,
+      decoded: ok,
+      bestAccuracy: r.bestAccuracy,
+      steps: r.steps,
+      seconds: (performance.now() - t) / 1000,
+    });
     if (ok) found.set(K, r);
     return ok;
   };
@@ -143,11 +176,20 @@ export async function fewestVectors(model: CausalLM, ids: number[], opts: Omit<C
     lo = K;
     if (K >= maxK) break;
   }
-  if (!hi) throw new CramError(`no K ≤ ${maxK} decoded the text exactly (best accuracy ${Math.max(...attempts.map((a) => a.bestAccuracy)).toFixed(3)})`);
+  if (!hi)
+    throw new CramError(
+      `no K ≤ ${maxK} decoded the text exactly (best accuracy ${Math.max(...attempts.map((a) => a.bestAccuracy)).toFixed(3)})`,
+    );
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
     if (await tryK(mid)) hi = mid;
     else lo = mid;
   }
-  return { K: hi, result: found.get(hi)!, attempts, totalSteps: attempts.reduce((n, a) => n + a.steps, 0), seconds: (performance.now() - t0) / 1000 };
+  return {
+    K: hi,
+    result: found.get(hi)!,
+    attempts,
+    totalSteps: attempts.reduce((n, a) => n + a.steps, 0),
+    seconds: (performance.now() - t0) / 1000,
+  };
 }

@@ -16,7 +16,17 @@ import { adamwStep, AUTHORS_ADAMW, type AdamWConfig } from './adamw';
 import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
 import { randn } from '../random';
-import { CramError, progressInfo, sampleCurve, STATUS_CODE, textResult, type Bookkeeping, type CramResult, type CramRun, type Curve } from './result';
+import {
+  CramError,
+  progressInfo,
+  sampleCurve,
+  STATUS_CODE,
+  textResult,
+  type Bookkeeping,
+  type CramResult,
+  type CramRun,
+  type Curve,
+} from './result';
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from './native';
@@ -80,32 +90,51 @@ export function initialMem(model: CausalLM, K: number, seed: number): Float32Arr
 }
 
 function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions): void {
-  if (!Number.isInteger(K) || K < 1) throw new CramError(`K (number of mem vectors) must be a positive integer, got ${K}`);
+  if (!Number.isInteger(K) || K < 1)
+    throw new CramError(`K (number of mem vectors) must be a positive integer, got ${K}`);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
   const V = model.info.vocabSize;
   texts.forEach((ids, i) => {
     if (!ids || ids.length === 0) throw new CramError(`text ${i} is empty`);
-    if (ids.length < 2) throw new CramError(`text ${i} has 1 token; cramming needs at least 2 (the first one is only read, never predicted)`);
+    if (ids.length < 2)
+      throw new CramError(
+        `text ${i} has 1 token; cramming needs at least 2 (the first one is only read, never predicted)`,
+      );
     const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= V);
     if (bad !== undefined) throw new CramError(`text ${i} has token id ${bad}, outside the vocabulary [0, ${V})`);
     if (K + ids.length > model.info.maxPositions) {
-      throw new CramError(`text ${i}: ${ids.length} tokens + ${K} mem vectors = ${ids.length + K} positions, beyond the model's context of ${model.info.maxPositions}`);
+      throw new CramError(
+        `text ${i}: ${ids.length} tokens + ${K} mem vectors = ${ids.length + K} positions, beyond the model's context of ${model.info.maxPositions}`,
+      );
     }
   });
-  for (const [name, min] of [['maxSteps', 1], ['patience', 1], ['syncEvery', 1], ['curveEvery', 1]] as const) {
+  for (const [name, min] of [
+    ['maxSteps', 1],
+    ['patience', 1],
+    ['syncEvery', 1],
+    ['curveEvery', 1],
+  ] as const) {
     const v = o[name];
-    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new CramError(`${name} must be an integer ≥ ${min}, got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min))
+      throw new CramError(`${name} must be an integer ≥ ${min}, got ${v}`);
   }
   for (const name of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
     const v = o[name];
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new CramError(`${name} must be a finite number ≥ 0, got ${v}`);
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0))
+      throw new CramError(`${name} must be a finite number ≥ 0, got ${v}`);
   }
-  if (Array.isArray(o.seed) && o.seed.length !== texts.length) throw new CramError(`seed has ${o.seed.length} entries for ${texts.length} texts`);
-  if (Array.isArray(o.initMem) && o.initMem.length !== texts.length) throw new CramError(`initMem has ${o.initMem.length} entries for ${texts.length} texts`);
+  if (Array.isArray(o.seed) && o.seed.length !== texts.length)
+    throw new CramError(`seed has ${o.seed.length} entries for ${texts.length} texts`);
+  if (Array.isArray(o.initMem) && o.initMem.length !== texts.length)
+    throw new CramError(`initMem has ${o.initMem.length} entries for ${texts.length} texts`);
   const inits = o.initMem === undefined ? [] : Array.isArray(o.initMem) ? o.initMem : [o.initMem];
   inits.forEach((m, i) => {
-    if (m.length !== K * model.info.memDim) throw new CramError(`initMem${inits.length > 1 ? ` for text ${i}` : ''} has ${m.length} values; K=${K} vectors of width ${model.info.memDim} need ${K * model.info.memDim}`);
-    if (!m.every(Number.isFinite)) throw new CramError(`initMem${inits.length > 1 ? ` for text ${i}` : ''} contains NaN or Infinity`);
+    if (m.length !== K * model.info.memDim)
+      throw new CramError(
+        `initMem${inits.length > 1 ? ` for text ${i}` : ''} has ${m.length} values; K=${K} vectors of width ${model.info.memDim} need ${K * model.info.memDim}`,
+      );
+    if (!m.every(Number.isFinite))
+      throw new CramError(`initMem${inits.length > 1 ? ` for text ${i}` : ''} contains NaN or Infinity`);
   });
 }
 
@@ -204,7 +233,13 @@ function initState(inits: Float32Array[], K: number, d: number): State {
 }
 
 /** Iteration `it` (0-based) on the device: loss and accuracy at the current mem, the bookkeeping, AdamW. */
-function step(model: CausalLM, live: Live, s: State, it: number, run: CramRun): { next: State; loss: tf.Tensor1D; correct: tf.Tensor1D } {
+function step(
+  model: CausalLM,
+  live: Live,
+  s: State,
+  it: number,
+  run: CramRun,
+): { next: State; loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
     let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
     const { grad } = tf.valueAndGrad((mem: tf.Tensor) => {
@@ -223,9 +258,16 @@ function step(model: CausalLM, live: Live, s: State, it: number, run: CramRun): 
     const full = tf.greaterEqual(bestCorrect, live.predicted);
     const patient = tf.greaterEqual(counter, run.patience);
     const last = it + 1 >= run.maxSteps;
-    const stopNow = tf.logicalAnd(running, tf.logicalOr(tf.logicalOr(nan, full), tf.logicalOr(patient, tf.scalar(last, 'bool'))));
+    const stopNow = tf.logicalAnd(
+      running,
+      tf.logicalOr(tf.logicalOr(nan, full), tf.logicalOr(patient, tf.scalar(last, 'bool'))),
+    );
     // Authors' order of checks: 100% first, then patience; max-steps only when neither.
-    const code = tf.where(nan, STATUS_CODE.nan, tf.where(full, STATUS_CODE.decoded, tf.where(patient, STATUS_CODE.patience, STATUS_CODE.maxSteps)));
+    const code = tf.where(
+      nan,
+      STATUS_CODE.nan,
+      tf.where(full, STATUS_CODE.decoded, tf.where(patient, STATUS_CODE.patience, STATUS_CODE.maxSteps)),
+    );
     const upd = adamwStep(s.mem, grad, s.m, s.v, it + 1, run.adam);
     const running3 = tf.reshape(running, [B, 1, 1]);
     const next: State = {
@@ -249,7 +291,13 @@ function step(model: CausalLM, live: Live, s: State, it: number, run: CramRun): 
 type Pending = { loss: tf.Tensor1D; correct: tf.Tensor1D; it: number };
 
 /** What a read-back copies to the host: the pending steps' losses/corrects [step][row] and the bookkeeping per row. */
-type Seen = { its: number[]; loss: number[][]; correct: number[][]; done: ArrayLike<number>; book: (row: number) => Bookkeeping };
+type Seen = {
+  its: number[];
+  loss: number[][];
+  correct: number[][];
+  done: ArrayLike<number>;
+  book: (row: number) => Bookkeeping;
+};
 
 /** Copy the steps run since the last read-back and the bookkeeping to the host (frees the pending tensors). */
 async function readBack(s: State, pending: Pending[]): Promise<Seen> {
@@ -262,19 +310,39 @@ async function readBack(s: State, pending: Pending[]): Promise<Seen> {
   const [done, doneAt, status, bestCorrect, bestStep, bestLoss, minLoss] = await Promise.all(
     [s.done, s.doneAt, s.status, s.bestCorrect, s.bestStep, s.bestLoss, s.minLoss].map((t) => t.data()),
   );
-  const book = (row: number): Bookkeeping => ({ bestCorrect: bestCorrect[row], bestStep: bestStep[row], doneAt: doneAt[row], status: status[row], minLoss: minLoss[row], bestLoss: bestLoss[row] });
+  const book = (row: number): Bookkeeping => ({
+    bestCorrect: bestCorrect[row],
+    bestStep: bestStep[row],
+    doneAt: doneAt[row],
+    status: status[row],
+    minLoss: minLoss[row],
+    bestLoss: bestLoss[row],
+  });
   return { its, loss, correct, done, book };
 }
 
 /** Results of the finished rows (text indices `active[row]`), with their best and final mem. */
-async function finish(s: State, rows: number[], active: number[], texts: number[][], run: CramRun, seen: Seen, curves: Curve[], seconds: number): Promise<CramResult[]> {
+async function finish(
+  s: State,
+  rows: number[],
+  active: number[],
+  texts: number[][],
+  run: CramRun,
+  seen: Seen,
+  curves: Curve[],
+  seconds: number,
+): Promise<CramResult[]> {
   const Kd = s.mem.shape[1] * s.mem.shape[2];
   const sel = selectRows(s, rows);
   const [best, last] = [await sel.bestMem.data(), await sel.mem.data()] as Float32Array[];
   disposeState(sel);
   return rows.map((row, j) => {
     const ti = active[row];
-    const mems = { best: best.slice(j * Kd, (j + 1) * Kd), final: last.slice(j * Kd, (j + 1) * Kd), init: run.inits[ti] };
+    const mems = {
+      best: best.slice(j * Kd, (j + 1) * Kd),
+      final: last.slice(j * Kd, (j + 1) * Kd),
+      init: run.inits[ti],
+    };
     return textResult(ti, texts[ti], run.K, mems, seen.book(row), curves[ti], seconds);
   });
 }
@@ -315,7 +383,11 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
         });
       });
       const lastK = seen.its.length - 1;
-      const liveRows = active.map((text, row) => ({ text, loss: seen.loss[lastK][row], correct: seen.correct[lastK][row] }));
+      const liveRows = active.map((text, row) => ({
+        text,
+        loss: seen.loss[lastK][row],
+        correct: seen.correct[lastK][row],
+      }));
       const rowBest = new Map(active.map((ti, row) => [ti, seen.book(row).bestCorrect]));
       const rows = active.map((_, row) => row);
       const finished = rows.filter((row) => seen.done[row]);
@@ -331,7 +403,12 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
         state = kept;
         active = keep.map((row) => active[row]);
         disposeLive(live);
-        live = active.length ? liveTexts(model, active.map((i) => texts[i])) : undefined;
+        live = active.length
+          ? liveTexts(
+              model,
+              active.map((i) => texts[i]),
+            )
+          : undefined;
       }
       const info = progressInfo({
         step: it + 1,

@@ -64,7 +64,11 @@ export function disposeBatch(b: TextBatch): void {
 }
 
 /** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */
-export function batchLoss(model: CausalLM, mem: tf.Tensor3D, batch: TextBatch): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
+export function batchLoss(
+  model: CausalLM,
+  mem: tf.Tensor3D,
+  batch: TextBatch,
+): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
     const K = mem.shape[1];
     const logits = model.forward(tf.concat([mem, batch.embeds], 1) as tf.Tensor3D);

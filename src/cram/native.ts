@@ -47,7 +47,8 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
   try {
     while (results.filter(Boolean).length < B) {
       const steps = Math.min(S, a.maxSteps - st.it0);
-      if (st.lossOut.length !== steps * B) [st.lossOut, st.correctOut] = [new Float32Array(steps * B), new Int32Array(steps * B)];
+      if (st.lossOut.length !== steps * B)
+        [st.lossOut, st.correctOut] = [new Float32Array(steps * B), new Int32Array(steps * B)];
       const ran = addon.cramSteps(h, st, steps);
       const seconds = (performance.now() - t0) / 1000;
       for (let k = 0; k < ran; k++) {
@@ -60,8 +61,19 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
       st.it0 += ran;
       for (let b = 0; b < B; b++) {
         if (results[b] || !st.done[b]) continue;
-        const mems = { best: st.bestMem.slice(b * Kd, (b + 1) * Kd), final: st.mem.slice(b * Kd, (b + 1) * Kd), init: a.inits[b] };
-        const book = { bestCorrect: st.bestCorrect[b], bestStep: st.bestStep[b], doneAt: st.doneAt[b], status: st.status[b], minLoss: st.minLoss[b], bestLoss: st.bestLoss[b] };
+        const mems = {
+          best: st.bestMem.slice(b * Kd, (b + 1) * Kd),
+          final: st.mem.slice(b * Kd, (b + 1) * Kd),
+          init: a.inits[b],
+        };
+        const book = {
+          bestCorrect: st.bestCorrect[b],
+          bestStep: st.bestStep[b],
+          doneAt: st.doneAt[b],
+          status: st.status[b],
+          minLoss: st.minLoss[b],
+          bestLoss: st.bestLoss[b],
+        };
         const r = textResult(b, texts[b], a.K, mems, book, curves[b], seconds);
         results[b] = r;
         await a.onText?.(r);

@@ -31,7 +31,10 @@ function inJupyter(): boolean {
 }
 
 /** A printer for ProgressInfo; call end() once to finish the line. */
-export function progressPrinter(stream: NodeJS.WriteStream = process.stdout, everySeconds = 5): { update(p: ProgressInfo): void; end(): void } {
+export function progressPrinter(
+  stream: NodeJS.WriteStream = process.stdout,
+  everySeconds = 5,
+): { update(p: ProgressInfo): void; end(): void } {
   const live = Boolean(stream.isTTY) || inJupyter();
   let last = 0;
   let shown = false;

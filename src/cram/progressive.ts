@@ -59,21 +59,30 @@ export interface ProgressiveResult {
   seconds: number;
 }
 
-
 function positiveInt(name: string, v: number | undefined): void {
-  if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new CramError(`${name} must be a positive integer, got ${v}`);
+  if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+    throw new CramError(`${name} must be a positive integer, got ${v}`);
 }
 
-export async function progressiveCram(model: CausalLM, texts: number[][], opts: ProgressiveOptions = {}): Promise<ProgressiveResult[]> {
+export async function progressiveCram(
+  model: CausalLM,
+  texts: number[][],
+  opts: ProgressiveOptions = {},
+): Promise<ProgressiveResult[]> {
   const K = opts.K ?? 1;
   const stride = opts.stride ?? 8;
-  for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const) positiveInt(name, opts[name]);
+  for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const)
+    positiveInt(name, opts[name]);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
-  if (Array.isArray(opts.seed) && opts.seed.length !== texts.length) throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
+  if (Array.isArray(opts.seed) && opts.seed.length !== texts.length)
+    throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
   const t0 = performance.now();
   const st = texts.map((ids, i) => {
     const limit = Math.min(ids.length, opts.maxTokens ?? Infinity, model.info.maxPositions - K);
-    if (limit < 2) throw new CramError(`text ${i} has fewer than 2 tokens to cram (within the model's context of ${model.info.maxPositions} with ${K} mem vectors)`);
+    if (limit < 2)
+      throw new CramError(
+        `text ${i} has fewer than 2 tokens to cram (within the model's context of ${model.info.maxPositions} with ${K} mem vectors)`,
+      );
     const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
     return {
       ids: ids.slice(0, limit),
@@ -86,7 +95,16 @@ export async function progressiveCram(model: CausalLM, texts: number[][], opts: 
       seconds: 0,
     };
   });
-  const { stride: _s, maxTokens: _m, stageSteps: _ss, stagePatience: _sp, maxStages: _ms, onStage, seed: _seed, ...cramOpts } = opts;
+  const {
+    stride: _s,
+    maxTokens: _m,
+    stageSteps: _ss,
+    stagePatience: _sp,
+    maxStages: _ms,
+    onStage,
+    seed: _seed,
+    ...cramOpts
+  } = opts;
 
   for (;;) {
     const todo = st.map((s, i) => ({ s, i })).filter(({ s }) => s.growing);
@@ -95,7 +113,13 @@ export async function progressiveCram(model: CausalLM, texts: number[][], opts: 
     const results = await cram(
       model,
       todo.map(({ s }, j) => s.ids.slice(0, targets[j])),
-      { ...cramOpts, K, initMem: todo.map(({ s }) => s.mem), maxSteps: opts.stageSteps ?? 1000, patience: opts.stagePatience ?? 200 },
+      {
+        ...cramOpts,
+        K,
+        initMem: todo.map(({ s }) => s.mem),
+        maxSteps: opts.stageSteps ?? 1000,
+        patience: opts.stagePatience ?? 200,
+      },
     );
     for (const [j, { s, i }] of todo.entries()) {
       const r = results[j];
@@ -106,7 +130,14 @@ export async function progressiveCram(model: CausalLM, texts: number[][], opts: 
         s.mem = r.bestMem;
       }
       s.steps += r.steps;
-      const stage: ProgressiveStage = { N: targets[j], status: r.status, bestAccuracy: r.bestAccuracy, steps: r.steps, held: s.held, warm: s.stages.length > 0 };
+      const stage: ProgressiveStage = {
+        N: targets[j],
+        status: r.status,
+        bestAccuracy: r.bestAccuracy,
+        steps: r.steps,
+        held: s.held,
+        warm: s.stages.length > 0,
+      };
       s.stages.push(stage);
       s.curve.steps.push(s.steps);
       s.curve.held.push(s.held);

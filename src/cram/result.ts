@@ -71,7 +71,15 @@ export interface Bookkeeping {
   bestLoss: number;
 }
 
-export function textResult(index: number, ids: number[], K: number, mems: { best: Float32Array; final: Float32Array; init: Float32Array }, b: Bookkeeping, curve: Curve, seconds: number): CramResult {
+export function textResult(
+  index: number,
+  ids: number[],
+  K: number,
+  mems: { best: Float32Array; final: Float32Array; init: Float32Array },
+  b: Bookkeeping,
+  curve: Curve,
+  seconds: number,
+): CramResult {
   const n = ids.length - 1;
   return {
     index,
@@ -94,7 +102,14 @@ export function textResult(index: number, ids: number[], K: number, mems: { best
 }
 
 /** Record iteration `it` of a text in its curve: every `every`-th, and its last one. */
-export function sampleCurve(curve: Curve, it: number, loss: number, correct: number, every: number, doneAt: number): void {
+export function sampleCurve(
+  curve: Curve,
+  it: number,
+  loss: number,
+  correct: number,
+  every: number,
+  doneAt: number,
+): void {
   if (it % every === 0 || it + 1 === doneAt) {
     curve.step.push(it);
     curve.loss.push(loss);
@@ -103,7 +118,14 @@ export function sampleCurve(curve: Curve, it: number, loss: number, correct: num
 }
 
 /** The progress line's numbers: live texts' current loss/accuracy, every text's best so far. */
-export function progressInfo(o: { step: number; maxSteps: number; texts: number[][]; live: { text: number; loss: number; correct: number }[]; best: (text: number) => number; seconds: number }): ProgressInfo {
+export function progressInfo(o: {
+  step: number;
+  maxSteps: number;
+  texts: number[][];
+  live: { text: number; loss: number; correct: number }[];
+  best: (text: number) => number;
+  seconds: number;
+}): ProgressInfo {
   const acc = (ti: number, c: number) => c / (o.texts[ti].length - 1);
   return {
     step: o.step,

@@ -37,13 +37,21 @@ export function weightsHashOf(dir: string): string {
   return hash.digest('hex');
 }
 
-const HUB_FILES = ['config.json', 'generation_config.json?', 'tokenizer.json', 'tokenizer_config.json?', 'special_tokens_map.json?', 'model.safetensors.index.json?'];
+const HUB_FILES = [
+  'config.json',
+  'generation_config.json?',
+  'tokenizer.json',
+  'tokenizer_config.json?',
+  'special_tokens_map.json?',
+  'model.safetensors.index.json?',
+];
 
 async function resolveFolder(idOrPath: string): Promise<string> {
   if (isLocal(idOrPath)) {
     const dir = path.resolve(expandHome(idOrPath));
     if (!fs.existsSync(dir)) throw new ModelError(`model folder '${idOrPath}' does not exist`);
-    if (!fs.statSync(dir).isDirectory()) throw new ModelError(`'${idOrPath}' is a file; pass the folder holding config.json`);
+    if (!fs.statSync(dir).isDirectory())
+      throw new ModelError(`'${idOrPath}' is a file; pass the folder holding config.json`);
     return dir;
   }
   const dir = await hubSnapshot(idOrPath, HUB_FILES);
@@ -59,7 +67,8 @@ function shardNames(index: string): string[] {
   if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelError(`${index}: no weight_map object`);
   const names = [...new Set(Object.values<unknown>(map))];
   for (const f of names) {
-    if (typeof f !== 'string') throw new ModelError(`${index}: weight_map names a shard ${JSON.stringify(f)} that is not a string`);
+    if (typeof f !== 'string')
+      throw new ModelError(`${index}: weight_map names a shard ${JSON.stringify(f)} that is not a string`);
     try {
       checkRepoName(f, 'shard');
     } catch (e) {
@@ -82,7 +91,9 @@ function weightFiles(dir: string): string[] {
     });
   }
   if (fs.existsSync(path.join(dir, 'pytorch_model.bin'))) {
-    throw new ModelError(`${dir}: only pytorch_model.bin found; cramlab reads safetensors only (no pickle): convert it or pick a safetensors revision`);
+    throw new ModelError(
+      `${dir}: only pytorch_model.bin found; cramlab reads safetensors only (no pickle): convert it or pick a safetensors revision`,
+    );
   }
   throw new ModelError(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
@@ -117,7 +128,9 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   if (unused.length) {
     model.dispose();
     const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
-    throw new ModelError(`${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`);
+    throw new ModelError(
+      `${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`,
+    );
   }
   weights.release();
   rememberWeights(model, reread); // native engine

@@ -11,7 +11,8 @@ import { isInside } from './hub';
 export function checkedFile(dir: string, file: string): string {
   const real = fs.realpathSync(file);
   const realDir = fs.realpathSync(dir);
-  if (!isInside(realDir, real)) throw new ModelError(`${file}: resolves to ${real}, outside the model folder ${realDir} (symlink?)`);
+  if (!isInside(realDir, real))
+    throw new ModelError(`${file}: resolves to ${real}, outside the model folder ${realDir} (symlink?)`);
   if (!fs.statSync(real).isFile()) throw new ModelError(`${file}: not a regular file (a folder, FIFO or device)`);
   return file;
 }
@@ -22,14 +23,15 @@ export const MAX_JSON_BYTES = 64 * 1024 * 1024;
 export function readJson(file: string, what: string): Record<string, any> {
   const st = fs.statSync(file);
   if (!st.isFile()) throw new ModelError(`${file}: ${what} is not a regular file (a folder, FIFO or device)`);
-  if (st.size > MAX_JSON_BYTES) throw new ModelError(`${file}: ${what} is ${st.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
+  if (st.size > MAX_JSON_BYTES)
+    throw new ModelError(`${file}: ${what} is ${st.size} bytes, over the ${MAX_JSON_BYTES}-byte limit`);
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new ModelError(`${file}: cannot read ${what} (${(e as Error).message})`);
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ModelError(`${file}: ${what} is not a JSON object`);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new ModelError(`${file}: ${what} is not a JSON object`);
   return json as Record<string, any>;
 }
-

@@ -10,7 +10,8 @@ export type RepoType = 'model' | 'dataset';
 export function hubCacheDir(): string {
   if (process.env.CRAMLAB_CACHE) return process.env.CRAMLAB_CACHE;
   if (process.env.HF_HUB_CACHE) return process.env.HF_HUB_CACHE;
-  const home = process.env.HF_HOME ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
+  const home =
+    process.env.HF_HOME ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
   return path.join(home, 'hub');
 }
 
@@ -53,7 +54,10 @@ export function checkRepoName(name: string, what: string): void {
     name.startsWith('/') ||
     /[?#\\\0]/.test(name) ||
     name.split('/').some((seg) => seg === '' || seg === '.' || seg === '..');
-  if (bad) throw new HubError(`refusing ${what} ${JSON.stringify(name)}: it must be a plain relative name (no '..', '/', '?', '#', '\\', empty segments)`);
+  if (bad)
+    throw new HubError(
+      `refusing ${what} ${JSON.stringify(name)}: it must be a plain relative name (no '..', '/', '?', '#', '\\', empty segments)`,
+    );
 }
 
 /** Seconds without a byte before a download is given up (not total time: large files take long). */
@@ -73,7 +77,10 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
     clearTimeout(timer);
     timer = setTimeout(() => abort.abort(), idleMs);
   };
-  const stalled = () => new HubError(`downloading '${path.basename(dest)}' for '${id}' stalled: no data for ${idleMs / 1000} s (CRAMLAB_HUB_IDLE_TIMEOUT_S)`);
+  const stalled = () =>
+    new HubError(
+      `downloading '${path.basename(dest)}' for '${id}' stalled: no data for ${idleMs / 1000} s (CRAMLAB_HUB_IDLE_TIMEOUT_S)`,
+    );
   let res: Response;
   try {
     res = await fetch(url, { headers, signal: abort.signal });
@@ -87,7 +94,10 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
   }
   try {
     if (res.status === 404 && optional) return false;
-    if (res.status === 401 || res.status === 403) throw new HubError(`the Hub refused '${id}' (HTTP ${res.status}): a gated model needs HF_TOKEN and accepted terms`);
+    if (res.status === 401 || res.status === 403)
+      throw new HubError(
+        `the Hub refused '${id}' (HTTP ${res.status}): a gated model needs HF_TOKEN and accepted terms`,
+      );
     if (!res.ok) throw new HubError(`downloading ${url} for '${id}' failed: HTTP ${res.status}`);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     // Stream into a temporary name in the same folder, rename when complete: a killed download
@@ -129,7 +139,10 @@ export async function hubSnapshot(id: string, files: string[], type: RepoType = 
     const optional = spec.endsWith('?');
     const file = optional ? spec.slice(0, -1) : spec;
     const dest = path.join(dir, file);
-    if (!isInside(hubCacheDir(), dest)) throw new HubError(`refusing file ${JSON.stringify(file)} of '${id}': it resolves outside the cache ${hubCacheDir()}`);
+    if (!isInside(hubCacheDir(), dest))
+      throw new HubError(
+        `refusing file ${JSON.stringify(file)} of '${id}': it resolves outside the cache ${hubCacheDir()}`,
+      );
     if (fs.existsSync(dest) || fs.existsSync(dest + '.absent')) continue;
     if (offline) {
       if (optional) continue;

@@ -9,7 +9,18 @@ import type { RawTensor } from '../models/types';
 export type { RawTensor };
 
 const MAX_HEADER = 100 * 1024 * 1024; // the format's own limit
-const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const DTYPE_BYTES: Record<string, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 export class SafetensorsError extends Error {
   constructor(file: string, what: string) {
@@ -30,7 +41,8 @@ function f16ToF32(h: number): number {
 /** Decode one tensor's bytes into float32 (floats) or int32 (ints). */
 function decode(file: string, name: string, dtype: string, bytes: Buffer): Float32Array | Int32Array {
   // F32 already 4-aligned in the file: a view, no second copy of the weights (matters at 100M+ params).
-  if (dtype === 'F32' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  if (dtype === 'F32' && bytes.byteOffset % 4 === 0)
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   // Otherwise copy into an aligned buffer: the data region need not start at a multiple of 4.
   // (A fresh read's buffer is aligned already: a view, no copy.)
   let buf: Uint8Array = bytes;
@@ -119,16 +131,23 @@ function topLevelKeys(text: string): string[] {
 export function readHeader(file: string, bytes: Buffer, size = bytes.length): SafetensorsHeader {
   if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short to be safetensors (truncated?)`);
   const n = Number(bytes.readBigUInt64LE(0));
-  if (n < 2 || n > MAX_HEADER) throw new SafetensorsError(file, `header length ${n} is out of bounds (not a safetensors file?)`);
-  if (8 + n > size) throw new SafetensorsError(file, `header says ${n} bytes but the file has only ${size - 8} after the length (truncated?)`);
-  if (8 + n > bytes.length) throw new SafetensorsError(file, `readHeader: given ${bytes.length} bytes, the header needs ${8 + n}`);
+  if (n < 2 || n > MAX_HEADER)
+    throw new SafetensorsError(file, `header length ${n} is out of bounds (not a safetensors file?)`);
+  if (8 + n > size)
+    throw new SafetensorsError(
+      file,
+      `header says ${n} bytes but the file has only ${size - 8} after the length (truncated?)`,
+    );
+  if (8 + n > bytes.length)
+    throw new SafetensorsError(file, `readHeader: given ${bytes.length} bytes, the header needs ${8 + n}`);
   let json: Record<string, any>;
   try {
     json = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
   } catch (e) {
     throw new SafetensorsError(file, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError(file, 'header is not a JSON object');
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new SafetensorsError(file, 'header is not a JSON object');
   const keys = topLevelKeys(bytes.subarray(8, 8 + n).toString('utf8'));
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup !== undefined) throw new SafetensorsError(file, `header names '${dup}' twice`);
@@ -146,27 +165,45 @@ export function readHeader(file: string, bytes: Buffer, size = bytes.length): Sa
     if (!Array.isArray(shape) || shape.some((s: unknown) => !Number.isInteger(s) || (s as number) < 0)) {
       throw new SafetensorsError(file, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
     }
-    if (!Array.isArray(data_offsets) || data_offsets.length !== 2) throw new SafetensorsError(file, `tensor '${name}' has no data_offsets`);
+    if (!Array.isArray(data_offsets) || data_offsets.length !== 2)
+      throw new SafetensorsError(file, `tensor '${name}' has no data_offsets`);
     const [begin, end] = data_offsets;
     const expected = shape.reduce((a: number, b: number) => a * b, 1) * DTYPE_BYTES[dtype];
     if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end)) {
       throw new SafetensorsError(file, `tensor '${name}' has invalid offsets [${begin}, ${end}]`);
     }
-    if (end > dataLen) throw new SafetensorsError(file, `tensor '${name}' ends at byte ${end} but the data is ${dataLen} bytes (truncated file?)`);
-    if (end - begin !== expected) throw new SafetensorsError(file, `tensor '${name}' holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`);
+    if (end > dataLen)
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}' ends at byte ${end} but the data is ${dataLen} bytes (truncated file?)`,
+      );
+    if (end - begin !== expected)
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}' holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`,
+      );
     tensors[name] = { dtype, shape, data_offsets: [begin, end] };
   }
   // The tensors must tile the data section exactly: no gap, no overlap, nothing after the last.
-  const spans = Object.entries(tensors).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1]);
+  const spans = Object.entries(tensors).sort(
+    (a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1],
+  );
   let pos = 0;
   let prev = '';
-  for (const [name, { data_offsets: [b, e] }] of spans) {
+  for (const [
+    name,
+    {
+      data_offsets: [b, e],
+    },
+  ] of spans) {
     if (b < pos) throw new SafetensorsError(file, `tensor '${name}' bytes [${b}, ${e}] overlap tensor '${prev}'`);
-    if (b > pos) throw new SafetensorsError(file, `data bytes [${pos}, ${b}] before tensor '${name}' belong to no tensor`);
+    if (b > pos)
+      throw new SafetensorsError(file, `data bytes [${pos}, ${b}] before tensor '${name}' belong to no tensor`);
     pos = e;
     if (e > b) prev = name;
   }
-  if (pos !== dataLen) throw new SafetensorsError(file, `data bytes [${pos}, ${dataLen}] after the last tensor belong to no tensor`);
+  if (pos !== dataLen)
+    throw new SafetensorsError(file, `data bytes [${pos}, ${dataLen}] after the last tensor belong to no tensor`);
   return { tensors, metadata, dataStart };
 }
 
@@ -174,9 +211,13 @@ const CHUNK = 64 * 1024 * 1024; // one read: readSync refuses lengths past 2 GiB
 
 /** Fill `into` from `fd` at `pos`, in chunks (a short read means the file shrank under us). */
 function readFully(file: string, fd: number, into: Uint8Array, pos: number): void {
-  for (let done = 0; done < into.length; ) {
+  for (let done = 0; done < into.length;) {
     const n = fs.readSync(fd, into, done, Math.min(CHUNK, into.length - done), pos + done);
-    if (n <= 0) throw new SafetensorsError(file, `file ended at byte ${pos + done} while reading (changed since its header was read?)`);
+    if (n <= 0)
+      throw new SafetensorsError(
+        file,
+        `file ended at byte ${pos + done} while reading (changed since its header was read?)`,
+      );
     done += n;
   }
 }
@@ -211,7 +252,11 @@ class LazyTensor implements RawTensor {
     const fd = openRegular(this.file);
     try {
       const st = fs.fstatSync(fd);
-      if (st.size !== this.size) throw new SafetensorsError(this.file, `file is ${st.size} bytes, ${this.size} when its header was read (changed since?)`);
+      if (st.size !== this.size)
+        throw new SafetensorsError(
+          this.file,
+          `file is ${st.size} bytes, ${this.size} when its header was read (changed since?)`,
+        );
       const nbytes = this.end - this.start;
       if (this.dtype === 'F32') {
         // Straight into the float32 array: no second copy of the bytes.
@@ -230,9 +275,10 @@ class LazyTensor implements RawTensor {
 
 function streamFd(file: string, fd: number, size: number, onBytes: (bytes: Uint8Array) => void): void {
   const chunk = Buffer.allocUnsafeSlow(Math.min(CHUNK, Math.max(1, size)));
-  for (let pos = 0; pos < size; ) {
+  for (let pos = 0; pos < size;) {
     const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - pos), pos);
-    if (n <= 0) throw new SafetensorsError(file, `file ended at byte ${pos} while reading (changed since its header was read?)`);
+    if (n <= 0)
+      throw new SafetensorsError(file, `file ended at byte ${pos} while reading (changed since its header was read?)`);
     onBytes(chunk.subarray(0, n));
     pos += n;
   }
@@ -266,7 +312,11 @@ function openRegular(file: string): number {
  * checked now. `onBytes` sees the whole file once, in order, in chunks (loadModel hashes it, so a
  * retrained model never passes for the one it replaced).
  */
-export function readSafetensors(file: string, want?: (name: string) => boolean, onBytes?: (bytes: Uint8Array) => void): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
+export function readSafetensors(
+  file: string,
+  want?: (name: string) => boolean,
+  onBytes?: (bytes: Uint8Array) => void,
+): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
   const fd = openRegular(file);
   let header: SafetensorsHeader;
   let size: number;
@@ -292,13 +342,20 @@ export function readSafetensors(file: string, want?: (name: string) => boolean, 
   for (const [name, info] of Object.entries(header.tensors)) {
     if (want && !want(name)) continue;
     const [b, e] = info.data_offsets;
-    tensors.set(name, new LazyTensor(file, info.dtype, info.shape, name, header.dataStart + b, header.dataStart + e, size));
+    tensors.set(
+      name,
+      new LazyTensor(file, info.dtype, info.shape, name, header.dataStart + b, header.dataStart + e, size),
+    );
   }
   return { tensors, metadata: header.metadata, header };
 }
 
 /** Write float32 (F32) and int32 (I32) tensors with optional string metadata. */
-export function writeSafetensors(file: string, tensors: Record<string, { shape: number[]; data: Float32Array | Int32Array }>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Record<string, { shape: number[]; data: Float32Array | Int32Array }>,
+  metadata: Record<string, string> = {},
+): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -306,9 +363,14 @@ export function writeSafetensors(file: string, tensors: Record<string, { shape: 
   for (const name of names) {
     const t = tensors[name];
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
+    if (count !== t.data.length)
+      throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
     const nbytes = t.data.byteLength;
-    header[name] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: t.shape, data_offsets: [offset, offset + nbytes] };
+    header[name] = {
+      dtype: t.data instanceof Int32Array ? 'I32' : 'F32',
+      shape: t.shape,
+      data_offsets: [offset, offset + nbytes],
+    };
     offset += nbytes;
   }
   let json = JSON.stringify(header);

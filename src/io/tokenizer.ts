@@ -27,7 +27,8 @@ export class TokenizerError extends Error {
 
 export function loadTokenizer(dir: string): Tokenizer {
   const file = path.join(dir, 'tokenizer.json');
-  if (!fs.existsSync(file)) throw new TokenizerError(`${dir}: no tokenizer.json (cramlab needs the fast-tokenizer file)`);
+  if (!fs.existsSync(file))
+    throw new TokenizerError(`${dir}: no tokenizer.json (cramlab needs the fast-tokenizer file)`);
   const json: any = readJson(checkedFile(dir, file), 'tokenizer.json'); // checked: a bounded regular file
   const raw = fs.readFileSync(file, 'utf8'); // the hash is of the file's bytes, as mem files store it
   const cfgFile = path.join(dir, 'tokenizer_config.json');
@@ -37,11 +38,16 @@ export function loadTokenizer(dir: string): Tokenizer {
   const className = String(config.tokenizer_class ?? 'PreTrainedTokenizer').replace(/Fast$/, '');
   const Cls = tfjs[className] ?? tfjs.PreTrainedTokenizer;
   const tok = new Cls(json, config);
-  const vocabSize: number = Math.max(tok.model.vocab?.length ?? 0, ...(json.added_tokens ?? []).map((t: any) => t.id + 1), tok.model.tokens_to_ids?.size ?? 0);
+  const vocabSize: number = Math.max(
+    tok.model.vocab?.length ?? 0,
+    ...(json.added_tokens ?? []).map((t: any) => t.id + 1),
+    tok.model.tokens_to_ids?.size ?? 0,
+  );
   const bos = tok.bos_token_id ?? undefined;
   const eos = tok.eos_token_id ?? undefined;
   return {
-    encode: (text, opts = {}) => Array.from(tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }) as number[]),
+    encode: (text, opts = {}) =>
+      Array.from(tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }) as number[]),
     decode: (ids, opts = {}) => tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? true }),
     tokenStrings: (ids) => {
       // Decode growing prefixes so multi-byte characters and leading-space rules come out as a reader sees them.
@@ -72,7 +78,8 @@ export const MAX_TOKENS_NO_CONTEXT = 1_000_000;
 export function encodeWithin(tokenizer: Tokenizer, text: string, maxTokens: number, what = 'the text'): number[] {
   const cap = Number.isFinite(maxTokens) ? maxTokens : MAX_TOKENS_NO_CONTEXT;
   const prefixChars = 8 * (cap + 1);
-  const tooLong = (n: string) => new TokenizerError(`${what} is ${n} tokens, more than the model's limit of ${cap}: give a shorter text`);
+  const tooLong = (n: string) =>
+    new TokenizerError(`${what} is ${n} tokens, more than the model's limit of ${cap}: give a shorter text`);
   if (text.length > prefixChars) {
     const head = tokenizer.encode(text.slice(0, prefixChars));
     if (head.length > cap) throw tooLong(`${text.length} characters, over ${cap}`);

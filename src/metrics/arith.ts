@@ -19,8 +19,10 @@ function div(a: number, b: number): number {
 }
 
 function checkSymbol(lo: number, hi: number, total: number): void {
-  if (!(Number.isInteger(total) && total >= 1 && total <= MAX_TOTAL)) throw new RangeError(`frequency total must be an integer in [1, ${MAX_TOTAL}], got ${total}`);
-  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && lo < hi && hi <= total)) throw new RangeError(`symbol interval [${lo}, ${hi}) is empty or outside [0, ${total})`);
+  if (!(Number.isInteger(total) && total >= 1 && total <= MAX_TOTAL))
+    throw new RangeError(`frequency total must be an integer in [1, ${MAX_TOTAL}], got ${total}`);
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && lo < hi && hi <= total))
+    throw new RangeError(`symbol interval [${lo}, ${hi}) is empty or outside [0, ${total})`);
 }
 
 export interface ArithCode {
@@ -43,7 +45,7 @@ export class ArithEncoder {
 
   private put(bit: number): void {
     if (this.bits % 8 === 0) this.out.push(0);
-    if (bit) this.out[this.out.length - 1] |= 0x80 >> this.bits % 8;
+    if (bit) this.out[this.out.length - 1] |= 0x80 >> (this.bits % 8);
     this.bits++;
   }
 
@@ -131,7 +133,8 @@ export class ArithDecoder {
  */
 export function quantise(probs: ArrayLike<number>, total = MAX_TOTAL): Uint32Array {
   const V = probs.length;
-  if (2 * V > total) throw new RangeError(`a vocabulary of ${V} needs a frequency total of at least ${2 * V}, got ${total}`);
+  if (2 * V > total)
+    throw new RangeError(`a vocabulary of ${V} needs a frequency total of at least ${2 * V}, got ${total}`);
   const freq = new Uint32Array(V);
   let sum = 0;
   let top = 0;

@@ -18,13 +18,22 @@ export interface Codec {
 
 // lzma-native ships no types: the two calls used here (they return promises without a callback).
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const lzma: { compress(b: Buffer, o: { preset: number }): Promise<Buffer>; decompress(b: Buffer): Promise<Buffer> } = require('lzma-native');
+const lzma: {
+  compress(b: Buffer, o: { preset: number }): Promise<Buffer>;
+  decompress(b: Buffer): Promise<Buffer>;
+} = require('lzma-native');
 
 export const CODECS: Codec[] = [
   { name: 'gzip', compress: async (d) => zlib.gzipSync(d, { level: 9 }), decompress: async (d) => zlib.gunzipSync(d) },
   {
     name: 'brotli',
-    compress: async (d) => zlib.brotliCompressSync(d, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: zlib.constants.BROTLI_MAX_QUALITY, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: d.length } }),
+    compress: async (d) =>
+      zlib.brotliCompressSync(d, {
+        params: {
+          [zlib.constants.BROTLI_PARAM_QUALITY]: zlib.constants.BROTLI_MAX_QUALITY,
+          [zlib.constants.BROTLI_PARAM_SIZE_HINT]: d.length,
+        },
+      }),
     decompress: async (d) => zlib.brotliDecompressSync(d),
   },
   { name: 'xz', compress: (d) => lzma.compress(d, { preset: 9 }), decompress: (d) => lzma.decompress(d) },
@@ -56,7 +65,10 @@ function nextFreqs(model: CausalLM, prefix: number[]): { probs: Float32Array; fr
 
 function checkIds(model: CausalLM, ids: number[]): void {
   if (ids.length < 1) throw new ModelError('nothing to code: no tokens');
-  if (ids.length > model.info.maxPositions) throw new ModelError(`text of ${ids.length} tokens is longer than the model's context (${model.info.maxPositions})`);
+  if (ids.length > model.info.maxPositions)
+    throw new ModelError(
+      `text of ${ids.length} tokens is longer than the model's context (${model.info.maxPositions})`,
+    );
   const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= model.info.vocabSize);
   if (bad !== undefined) throw new ModelError(`token id ${bad} is outside the vocabulary [0, ${model.info.vocabSize})`);
 }
@@ -89,7 +101,8 @@ export function arithEncode(model: CausalLM, ids: number[]): ModelCode {
 /** The ids back from a code: firstId, then `tokens - 1` tokens read under the same model. */
 export function arithDecode(model: CausalLM, code: ArithCode, firstId: number, tokens: number): number[] {
   checkIds(model, [firstId]);
-  if (!Number.isInteger(tokens) || tokens < 1) throw new ModelError(`token count must be a positive integer, got ${tokens}`);
+  if (!Number.isInteger(tokens) || tokens < 1)
+    throw new ModelError(`token count must be a positive integer, got ${tokens}`);
   const dec = new ArithDecoder(code);
   const ids = [firstId];
   while (ids.length < tokens) {
@@ -130,7 +143,13 @@ export interface CompressionRow {
 }
 
 /** Every size above for one text (`text` = what the ids spell, for the byte compressors). */
-export async function compressionRow(model: CausalLM, ids: number[], text: string, K = 1, id?: string): Promise<CompressionRow> {
+export async function compressionRow(
+  model: CausalLM,
+  ids: number[],
+  text: string,
+  K = 1,
+  id?: string,
+): Promise<CompressionRow> {
   const classic = await classicBits(text);
   const code = arithEncode(model, ids);
   const back = arithDecode(model, code, ids[0], ids.length);
@@ -153,6 +172,14 @@ export async function compressionRow(model: CausalLM, ids: number[], text: strin
     memFp16Bits: mem.fp16,
     memFp32Bits: mem.fp32,
     tokensPerVector: ids.length / K,
-    bpc: { gzip: per(classic.gzip), brotli: per(classic.brotli), xz: per(classic.xz), ce: per(code.ceBits), arith: per(code.bits), memFp16: per(mem.fp16), memFp32: per(mem.fp32) },
+    bpc: {
+      gzip: per(classic.gzip),
+      brotli: per(classic.brotli),
+      xz: per(classic.xz),
+      ce: per(code.ceBits),
+      arith: per(code.bits),
+      memFp16: per(mem.fp16),
+      memFp32: per(mem.fp32),
+    },
   };
 }

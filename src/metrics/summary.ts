@@ -52,7 +52,6 @@ export interface CapacitySummary {
 /** A run that diverged (status 'nan' or a NaN accuracy): counted and shown, never averaged in. */
 export const isNaNRun = (r: TextMetrics): boolean => r.status === 'nan' || !Number.isFinite(r.bestAccuracy);
 
-
 export function groupByLength(records: TextMetrics[]): LengthGroup[] {
   const groups = new Map<string, TextMetrics[]>();
   const nans = new Map<string, number>();
@@ -128,12 +127,17 @@ export interface Table1Row extends CapacitySummary {
  * `capacity`, the notebooks and `npm run figures` all print this. `shapeOf(model)` gives d and V
  * for the theoretical columns (NaN where it returns undefined).
  */
-export function table1(records: (TextMetrics & { model: string; set: string })[], shapeOf: (model: string) => ModelShape | undefined = () => undefined): Table1Row[] {
+export function table1(
+  records: (TextMetrics & { model: string; set: string })[],
+  shapeOf: (model: string) => ModelShape | undefined = () => undefined,
+): Table1Row[] {
   const groups = new Map<string, typeof records>();
   for (const r of records) {
     const k = `${r.model}\u0000${r.set}`;
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k)!.push(r);
   }
-  return [...groups.values()].flatMap((g) => capacitySummary(g, shapeOf(g[0].model)).map((s) => ({ model: g[0].model, set: g[0].set, ...s })));
+  return [...groups.values()].flatMap((g) =>
+    capacitySummary(g, shapeOf(g[0].model)).map((s) => ({ model: g[0].model, set: g[0].set, ...s })),
+  );
 }

@@ -4,7 +4,8 @@ import * as aq from 'arquero';
 import { capacitySummary, isNaNRun } from './summary';
 import type { TextMetrics } from './text';
 
-const f = (digits: number) => (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : x == null ? '-' : String(x));
+const f = (digits: number) => (x: unknown) =>
+  typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : x == null ? '-' : String(x);
 
 /** The line that says how many diverged runs a table leaves out ('' when none). */
 export function nanNote(records: TextMetrics[]): string {
@@ -15,13 +16,41 @@ export function nanNote(records: TextMetrics[]): string {
 export function lengthTable(records: TextMetrics[]): string {
   const ok = records.filter((r) => !isNaNRun(r));
   if (!ok.length) return '(no records)' + nanNote(records);
-  const flat = ok.map((r) => ({ K: r.K, N: r.N, acc: r.bestAccuracy, decoded: r.decoded ? 1 : 0, steps: r.stepsToBest, gainBits: r.infoGainBits, paperNats: r.paperInfoGainNats, tokenGain: r.tokenGain }));
-  return aq
-    .from(flat)
-    .groupby('K', 'N')
-    .rollup({ texts: 'count()', 'mean best acc': 'mean(d.acc)', decoded: 'mean(d.decoded)', 'steps to best': 'mean(d.steps)', 'info gain (bits)': 'mean(d.gainBits)', 'paper info gain (nats)': 'mean(d.paperNats)', 'token gain': 'mean(d.tokenGain)' })
-    .orderby('K', 'N')
-    .toMarkdown({ format: { 'mean best acc': f(4), decoded: f(3), 'steps to best': f(0), 'info gain (bits)': f(1), 'paper info gain (nats)': f(1), 'token gain': f(1) } }) + nanNote(records);
+  const flat = ok.map((r) => ({
+    K: r.K,
+    N: r.N,
+    acc: r.bestAccuracy,
+    decoded: r.decoded ? 1 : 0,
+    steps: r.stepsToBest,
+    gainBits: r.infoGainBits,
+    paperNats: r.paperInfoGainNats,
+    tokenGain: r.tokenGain,
+  }));
+  return (
+    aq
+      .from(flat)
+      .groupby('K', 'N')
+      .rollup({
+        texts: 'count()',
+        'mean best acc': 'mean(d.acc)',
+        decoded: 'mean(d.decoded)',
+        'steps to best': 'mean(d.steps)',
+        'info gain (bits)': 'mean(d.gainBits)',
+        'paper info gain (nats)': 'mean(d.paperNats)',
+        'token gain': 'mean(d.tokenGain)',
+      })
+      .orderby('K', 'N')
+      .toMarkdown({
+        format: {
+          'mean best acc': f(4),
+          decoded: f(3),
+          'steps to best': f(0),
+          'info gain (bits)': f(1),
+          'paper info gain (nats)': f(1),
+          'token gain': f(1),
+        },
+      }) + nanNote(records)
+  );
 }
 
 export function capacityTable(records: TextMetrics[], model: { memDim: number; vocabSize: number }): string {
@@ -37,11 +66,39 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
     'info gain, paper (bits)': s.paperInfoGainBits,
     'info gain, best mem (bits)': s.infoGainBits,
   }));
-  return aq.from(rows).toMarkdown({ format: { 'theoretical capacity': f(1), utilisation: f(3), 'token gain': f(1), 'info gain, paper (nats)': f(1), 'info gain, paper (bits)': f(1), 'info gain, best mem (bits)': f(1) } }) + nanNote(records);
+  return (
+    aq.from(rows).toMarkdown({
+      format: {
+        'theoretical capacity': f(1),
+        utilisation: f(3),
+        'token gain': f(1),
+        'info gain, paper (nats)': f(1),
+        'info gain, paper (bits)': f(1),
+        'info gain, best mem (bits)': f(1),
+      },
+    }) + nanNote(records)
+  );
 }
 
-export function bisectTable(records: { id: string; K: number; capacity: number; censored: boolean; gridLargestDecoded: number | null; totalSteps: number; attempts: unknown[] }[]): string {
+export function bisectTable(
+  records: {
+    id: string;
+    K: number;
+    capacity: number;
+    censored: boolean;
+    gridLargestDecoded: number | null;
+    totalSteps: number;
+    attempts: unknown[];
+  }[],
+): string {
   if (!records.length) return '(no bisection records)';
-  const rows = records.map((r) => ({ text: r.id, K: r.K, 'bisection capacity': `${r.capacity}${r.censored ? '+' : ''}`, 'grid largest decoded N': r.gridLargestDecoded ?? '-', attempts: r.attempts.length, steps: r.totalSteps }));
+  const rows = records.map((r) => ({
+    text: r.id,
+    K: r.K,
+    'bisection capacity': `${r.capacity}${r.censored ? '+' : ''}`,
+    'grid largest decoded N': r.gridLargestDecoded ?? '-',
+    attempts: r.attempts.length,
+    steps: r.totalSteps,
+  }));
   return aq.from(rows).orderby('K', 'text').toMarkdown();
 }

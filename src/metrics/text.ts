@@ -46,7 +46,12 @@ export interface TextMetrics {
 }
 
 export function crossEntropy(totalNats: number, predictions: number): CrossEntropy {
-  return { totalNats, perTokenNats: totalNats / predictions, totalBits: totalNats / LN2, perTokenBits: totalNats / LN2 / predictions };
+  return {
+    totalNats,
+    perTokenNats: totalNats / predictions,
+    totalBits: totalNats / LN2,
+    perTokenBits: totalNats / LN2 / predictions,
+  };
 }
 
 /** Metrics from a cram result and the two scores (without mem, and with the best mem). */
@@ -81,8 +86,15 @@ export function textMetrics(r: CramResult, withoutMem: TextScore, withMem: TextS
 }
 
 /** Score a cram result: the text alone (or `without`, that score computed before) and behind its best mem. */
-export async function measure(model: CausalLM, ids: number[], r: CramResult, id?: string, without?: TextScore): Promise<TextMetrics> {
-  if (ids.length !== r.tokens) throw new Error(`measure: the result is for ${r.tokens} tokens but ${ids.length} ids were given`);
+export async function measure(
+  model: CausalLM,
+  ids: number[],
+  r: CramResult,
+  id?: string,
+  without?: TextScore,
+): Promise<TextMetrics> {
+  if (ids.length !== r.tokens)
+    throw new Error(`measure: the result is for ${r.tokens} tokens but ${ids.length} ids were given`);
   without ??= await scoreText(model, ids);
   const mem = tf.tensor2d(r.bestMem, [r.K, model.info.memDim]);
   try {

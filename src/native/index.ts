@@ -11,9 +11,17 @@ import { NATIVE_SPECS, type NativeSpec } from './specs';
 
 /** The addon's functions (native/src/addon.cc). */
 export interface NativeAddon {
-  createModel(modelType: string, config: Record<string, number | boolean>, tensors: Record<string, Float32Array>): NativeHandle;
+  createModel(
+    modelType: string,
+    config: Record<string, number | boolean>,
+    tensors: Record<string, Float32Array>,
+  ): NativeHandle;
   /** = createModel('llama', config, {...tensors, 'rope.inv_freq': invFreq}) */
-  createLlama(config: Record<string, number | boolean>, invFreq: Float32Array, tensors: Record<string, Float32Array>): NativeHandle;
+  createLlama(
+    config: Record<string, number | boolean>,
+    invFreq: Float32Array,
+    tensors: Record<string, Float32Array>,
+  ): NativeHandle;
   modelInfo(h: NativeHandle): { type: string; dIn: number; dOut: number; vocab: number; maxPos: number };
   dispose(h: NativeHandle): void;
   forwardLogits(h: NativeHandle, embeds: Float32Array, B: number, T: number): Float32Array;
@@ -24,8 +32,17 @@ export interface NativeAddon {
   setThreads(n: number): void;
   /** Mamba's selective scan kernel alone (kernels.h): delta, x, dy [B,T,I], A [I,N], Bm, Cm [B,T,N], D [I]. */
   selectiveScan(
-    B: number, T: number, I: number, N: number,
-    delta: Float32Array, A: Float32Array, Bm: Float32Array, Cm: Float32Array, x: Float32Array, D: Float32Array, dy?: Float32Array,
+    B: number,
+    T: number,
+    I: number,
+    N: number,
+    delta: Float32Array,
+    A: Float32Array,
+    Bm: Float32Array,
+    Cm: Float32Array,
+    x: Float32Array,
+    D: Float32Array,
+    dy?: Float32Array,
   ): { y: Float32Array; ddelta?: Float32Array; dx?: Float32Array; dB?: Float32Array; dC?: Float32Array };
 }
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
@@ -46,7 +63,9 @@ export function nativeAddon(): NativeAddon | undefined {
 }
 
 export function nativeUnavailable(): string {
-  return addon ? '' : `the addon ${path.relative(process.cwd(), ADDON)} did not load (${loadError || 'not built'}; build it with: node scripts/build-native.mjs)`;
+  return addon
+    ? ''
+    : `the addon ${path.relative(process.cwd(), ADDON)} did not load (${loadError || 'not built'}; build it with: node scripts/build-native.mjs)`;
 }
 
 /** The model types the native engine runs: a spec here and an implementation in the built addon. */
@@ -63,7 +82,8 @@ export function nativeSpec(modelType: string): NativeSpec | undefined {
 /** Why the native engine cannot run this model ('' when it can). */
 export function unsupportedReason(model: CausalLM): string {
   if (handles.has(model)) return '';
-  if (!nativeSpec(model.info.modelType)) return `model_type '${model.info.modelType}' has no native engine (native: ${nativeTypes().join(', ') || 'none'})`;
+  if (!nativeSpec(model.info.modelType))
+    return `model_type '${model.info.modelType}' has no native engine (native: ${nativeTypes().join(', ') || 'none'})`;
   if (!weightsOf(model)) return 'the model was not built by loadModel/modelFromTensors (no checkpoint tensors to copy)';
   return '';
 }
@@ -79,7 +99,8 @@ function requestedEngine(): Engine | 'auto' {
 export function engineFor(model: CausalLM, requested: Engine | 'auto' = requestedEngine()): Engine {
   if (requested === 'tfjs') return 'tfjs';
   const why = !addon ? nativeUnavailable() : unsupportedReason(model);
-  if (requested === 'native' && why) throw new ModelError(`the native engine was requested (CRAMLAB_ENGINE=native) but ${why}`);
+  if (requested === 'native' && why)
+    throw new ModelError(`the native engine was requested (CRAMLAB_ENGINE=native) but ${why}`);
   return why ? 'tfjs' : 'native';
 }
 
@@ -112,16 +133,28 @@ export function nativeWanted(cfg: Record<string, any>): boolean {
 }
 
 /** A native model from a config and its checkpoint tensors by HF name (copied into native memory). */
-export function createNative(cfg: Record<string, any>, maxPositions: number, tensors: Record<string, Float32Array>): NativeHandle {
+export function createNative(
+  cfg: Record<string, any>,
+  maxPositions: number,
+  tensors: Record<string, Float32Array>,
+): NativeHandle {
   if (!addon) throw new ModelError(`native engine: ${nativeUnavailable()}`);
   const spec = nativeSpec(cfg.model_type);
-  if (!spec) throw new ModelError(`native engine: model_type '${cfg.model_type}' has no native engine (native: ${nativeTypes().join(', ')})`);
+  if (!spec)
+    throw new ModelError(
+      `native engine: model_type '${cfg.model_type}' has no native engine (native: ${nativeTypes().join(', ')})`,
+    );
   const has = (name: string) => name in tensors;
   // Property descriptors, not values: `tensors` may hold lazy getters (Weights.lazyArrays), each read
   // only when the addon copies that tensor, so one tensor at a time is alive in JS.
   const named: Record<string, Float32Array> = {};
-  for (const k of Object.keys(tensors)) Object.defineProperty(named, spec.slot ? spec.slot(k) : k, { ...Object.getOwnPropertyDescriptor(tensors, k)!, configurable: true });
-  for (const [k, v] of Object.entries(spec.derived(cfg))) Object.defineProperty(named, k, { value: v, enumerable: true, configurable: true });
+  for (const k of Object.keys(tensors))
+    Object.defineProperty(named, spec.slot ? spec.slot(k) : k, {
+      ...Object.getOwnPropertyDescriptor(tensors, k)!,
+      configurable: true,
+    });
+  for (const [k, v] of Object.entries(spec.derived(cfg)))
+    Object.defineProperty(named, k, { value: v, enumerable: true, configurable: true });
   return addon.createModel(cfg.model_type, spec.config(cfg, maxPositions, has), named);
 }
 
@@ -139,7 +172,8 @@ export function nativeModel(model: CausalLM): NativeHandle {
   const why = unsupportedReason(model);
   if (why) throw new ModelError(`native engine: ${why}`);
   const flat: Record<string, Float32Array> = {};
-  for (const [k, t] of weightsOf(model)!()) flat[k] = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data); // read once, copied, dropped
+  for (const [k, t] of weightsOf(model)!())
+    flat[k] = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data); // read once, copied, dropped
   h = createNative(model.info.raw, model.info.maxPositions, flat);
   handles.set(model, h);
   const dispose = model.dispose.bind(model);

@@ -52,7 +52,13 @@ export class NativeModel implements CausalLM {
       return {
         value: tf.tensor3d(addon.forwardLogits(this.handle, x.dataSync() as Float32Array, B, T), [B, T, V]),
         gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-          const dx = addon.backwardEmbeds(this.handle, saved[0].dataSync() as Float32Array, (dy as tf.Tensor).dataSync() as Float32Array, B, T);
+          const dx = addon.backwardEmbeds(
+            this.handle,
+            saved[0].dataSync() as Float32Array,
+            (dy as tf.Tensor).dataSync() as Float32Array,
+            B,
+            T,
+          );
           return [tf.tensor3d(dx, [B, T, this.info.memDim])];
         },
       };

@@ -32,7 +32,13 @@ const contextOf = (maxPositions: number) => (Number.isFinite(maxPositions) ? max
 function llamaWidths(cfg: Record<string, any>): { d: number; V: number; I: number; q: number; kv: number } {
   const d = cfg.hidden_size;
   const D = cfg.head_dim ?? d / cfg.num_attention_heads;
-  return { d, V: cfg.vocab_size, I: cfg.intermediate_size, q: cfg.num_attention_heads * D, kv: (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D };
+  return {
+    d,
+    V: cfg.vocab_size,
+    I: cfg.intermediate_size,
+    q: cfg.num_attention_heads * D,
+    kv: (cfg.num_key_value_heads ?? cfg.num_attention_heads) * D,
+  };
 }
 
 /** A Llama-style layer's attention and SwiGLU MLP weights, under prefix p. */
@@ -73,8 +79,17 @@ const llama: NativeSpec = {
     if (!((cfg.tie_word_embeddings ?? false) && !has('lm_head.weight'))) shapes['lm_head.weight'] = [w.V, w.d];
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const p = `model.layers.${i}.`;
-      Object.assign(shapes, { [p + 'input_layernorm.weight']: [w.d], [p + 'post_attention_layernorm.weight']: [w.d] }, decoderLayer(p, w));
-      if (has('model.layers.0.self_attn.q_proj.bias')) Object.assign(shapes, { [p + 'self_attn.q_proj.bias']: [w.q], [p + 'self_attn.k_proj.bias']: [w.kv], [p + 'self_attn.v_proj.bias']: [w.kv] });
+      Object.assign(
+        shapes,
+        { [p + 'input_layernorm.weight']: [w.d], [p + 'post_attention_layernorm.weight']: [w.d] },
+        decoderLayer(p, w),
+      );
+      if (has('model.layers.0.self_attn.q_proj.bias'))
+        Object.assign(shapes, {
+          [p + 'self_attn.q_proj.bias']: [w.q],
+          [p + 'self_attn.k_proj.bias']: [w.kv],
+          [p + 'self_attn.v_proj.bias']: [w.kv],
+        });
     }
     return shapes;
   },
@@ -108,7 +123,8 @@ const gpt_neox: NativeSpec = {
         [p + 'mlp.dense_4h_to_h.bias']: [d],
       });
       // biases as layer 0 has them (one flag for the C side: a checkpoint that mixes them is refused)
-      if (has('gpt_neox.layers.0.attention.query_key_value.bias')) shapes[p + 'attention.query_key_value.bias'] = [3 * d];
+      if (has('gpt_neox.layers.0.attention.query_key_value.bias'))
+        shapes[p + 'attention.query_key_value.bias'] = [3 * d];
       if (has('gpt_neox.layers.0.attention.dense.bias')) shapes[p + 'attention.dense.bias'] = [d];
     }
     shapes['gpt_neox.final_layer_norm.weight'] = [d];
@@ -180,9 +196,12 @@ const opt: NativeSpec = {
       }
       Object.assign(shapes, { [p + 'fc1.weight']: [F, d], [p + 'fc2.weight']: [d, F] });
       if (bias) Object.assign(shapes, { [p + 'fc1.bias']: [F], [p + 'fc2.bias']: [d] });
-      if (affine) for (const n of ['self_attn_layer_norm', 'final_layer_norm']) Object.assign(shapes, { [`${p}${n}.weight`]: [d], [`${p}${n}.bias`]: [d] });
+      if (affine)
+        for (const n of ['self_attn_layer_norm', 'final_layer_norm'])
+          Object.assign(shapes, { [`${p}${n}.weight`]: [d], [`${p}${n}.bias`]: [d] });
     }
-    if (finalNorm && affine) Object.assign(shapes, { [pre + 'final_layer_norm.weight']: [d], [pre + 'final_layer_norm.bias']: [d] });
+    if (finalNorm && affine)
+      Object.assign(shapes, { [pre + 'final_layer_norm.weight']: [d], [pre + 'final_layer_norm.bias']: [d] });
     if (!tied) shapes['lm_head.weight'] = [V, P];
     return shapes;
   },
@@ -229,7 +248,8 @@ const mamba: NativeSpec = {
         [p + 'mixer.D']: [I],
         [p + 'mixer.out_proj.weight']: [d, I],
       });
-      if (has('backbone.layers.0.mixer.in_proj.bias')) Object.assign(shapes, { [p + 'mixer.in_proj.bias']: [2 * I], [p + 'mixer.out_proj.bias']: [d] });
+      if (has('backbone.layers.0.mixer.in_proj.bias'))
+        Object.assign(shapes, { [p + 'mixer.in_proj.bias']: [2 * I], [p + 'mixer.out_proj.bias']: [d] });
       if (has('backbone.layers.0.mixer.conv1d.bias')) shapes[p + 'mixer.conv1d.bias'] = [I];
     }
     shapes['backbone.norm_f.weight'] = [d];

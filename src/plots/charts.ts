@@ -54,7 +54,9 @@ export function accuracyVsN(rows: PointRow[], title = 'Single-vector reconstruct
   const colours = figureColours([...new Set(rows.map((r) => shortName(r.model)))]);
   for (const [model, rs] of groupBy(rows, (r) => r.model)) {
     const colour = colours.get(shortName(model))!;
-    const byN = [...groupBy(rs, (r) => String(r.N))].map(([n, g]) => ({ N: Number(n), acc: g.map((r) => r.accuracy) })).sort((a, b) => a.N - b.N);
+    const byN = [...groupBy(rs, (r) => String(r.N))]
+      .map(([n, g]) => ({ N: Number(n), acc: g.map((r) => r.accuracy) }))
+      .sort((a, b) => a.N - b.N);
     data.push({
       type: 'scatter',
       mode: 'markers',
@@ -75,14 +77,23 @@ export function accuracyVsN(rows: PointRow[], title = 'Single-vector reconstruct
       x: byN.map((b) => b.N),
       y: byN.map((b) => mean(b.acc)),
       error_y: { type: 'data', array: byN.map((b) => std(b.acc)), visible: true },
-      text: byN.map((b) => `${shortName(model)}  N=${b.N}<br>mean accuracy ${(100 * mean(b.acc)).toFixed(1)}% over ${b.acc.length} texts`),
+      text: byN.map(
+        (b) =>
+          `${shortName(model)}  N=${b.N}<br>mean accuracy ${(100 * mean(b.acc)).toFixed(1)}% over ${b.acc.length} texts`,
+      ),
       hovertemplate: '%{text}<extra></extra>',
       line: { color: colour },
     });
   }
   // Log axis ticked at the lengths tried (Plotly's own log ticks label 2, 3, 5 between decades).
   const Ns = [...new Set(rows.map((r) => r.N))].sort((a, b) => a - b);
-  return { data, layout: layout(title, 'text length N (tokens)', 'best reconstruction accuracy', { xaxis: { type: 'log', tickvals: Ns, ticktext: Ns.map(String) }, yaxis: { range: [0, 1.05] } }) };
+  return {
+    data,
+    layout: layout(title, 'text length N (tokens)', 'best reconstruction accuracy', {
+      xaxis: { type: 'log', tickvals: Ns, ticktext: Ns.map(String) },
+      yaxis: { range: [0, 1.05] },
+    }),
+  };
 }
 
 /**
@@ -114,7 +125,10 @@ export function ceScatter(rows: PointRow[], title = 'Compressed vs original cros
     const full = rs.filter((r) => r.accuracy < 1);
     const pts = full.length >= 2 && new Set(full.map((r) => r.ceWithoutBits)).size >= 2 ? full : rs;
     if (pts.length >= 2 && new Set(pts.map((r) => r.ceWithoutBits)).size >= 2) {
-      const f = linearFit(pts.map((r) => r.ceWithoutBits!), pts.map((r) => r.ceWithBits!));
+      const f = linearFit(
+        pts.map((r) => r.ceWithoutBits!),
+        pts.map((r) => r.ceWithBits!),
+      );
       const xs = [Math.min(...pts.map((r) => r.ceWithoutBits!)), Math.max(...pts.map((r) => r.ceWithoutBits!))];
       data.push({
         type: 'scatter',
@@ -128,10 +142,20 @@ export function ceScatter(rows: PointRow[], title = 'Compressed vs original cros
       });
     }
   }
-  data.push({ type: 'scatter', mode: 'lines', name: 'no compression (y = x)', x: [0, max], y: [0, max], line: { color: '#999', dash: 'dot' }, hoverinfo: 'skip' });
+  data.push({
+    type: 'scatter',
+    mode: 'lines',
+    name: 'no compression (y = x)',
+    x: [0, max],
+    y: [0, max],
+    line: { color: '#999', dash: 'dot' },
+    hoverinfo: 'skip',
+  });
   return {
     data,
-    layout: layout(title, 'CE of the text without mem (bits, total)', 'CE of the text with mem (bits, total)', { annotations }),
+    layout: layout(title, 'CE of the text without mem (bits, total)', 'CE of the text with mem (bits, total)', {
+      annotations,
+    }),
   };
 }
 
@@ -151,7 +175,9 @@ export function capacityVsK(rows: CapacityRow[], title = 'Capacity grows with th
   const colours = figureColours([...new Set(rows.map((r) => shortName(r.model)))]);
   for (const [model, rs] of groupBy(rows, (r) => r.model)) {
     const colour = colours.get(shortName(model))!;
-    const byK = [...groupBy(rs, (r) => String(r.K))].map(([k, g]) => ({ K: Number(k), c: g.map((r) => r.capacity) })).sort((a, b) => a.K - b.K);
+    const byK = [...groupBy(rs, (r) => String(r.K))]
+      .map(([k, g]) => ({ K: Number(k), c: g.map((r) => r.capacity) }))
+      .sort((a, b) => a.K - b.K);
     data.push({
       type: 'scatter',
       mode: 'markers',
@@ -160,12 +186,17 @@ export function capacityVsK(rows: CapacityRow[], title = 'Capacity grows with th
       x: byK.map((b) => b.K),
       y: byK.map((b) => mean(b.c)),
       error_y: { type: 'data', array: byK.map((b) => std(b.c)), visible: true },
-      text: byK.map((b) => `${shortName(model)}  K=${b.K}<br>capacity ${mean(b.c).toFixed(1)} tokens (mean of ${b.c.length})`),
+      text: byK.map(
+        (b) => `${shortName(model)}  K=${b.K}<br>capacity ${mean(b.c).toFixed(1)} tokens (mean of ${b.c.length})`,
+      ),
       hovertemplate: '%{text}<extra></extra>',
       marker: { color: colour, size: 9 },
     });
     if (byK.length >= 2) {
-      const f = linearFit(byK.map((b) => b.K), byK.map((b) => mean(b.c)));
+      const f = linearFit(
+        byK.map((b) => b.K),
+        byK.map((b) => mean(b.c)),
+      );
       const xs = [byK[0].K, byK[byK.length - 1].K];
       data.push({
         type: 'scatter',
@@ -193,14 +224,38 @@ export interface TheoryRow {
 export function theoryVsMeasured(rows: TheoryRow[], title = 'Theoretical vs measured capacity'): Figure {
   requireRows(rows, 'theoryVsMeasured');
   const names = rows.map((r) => shortName(r.model));
-  const hover = rows.map((r) => `${shortName(r.model)}<br>theoretical ${r.theoretical.toFixed(0)} tokens<br>measured ${r.measured.toFixed(1)} tokens<br>utilisation ${((100 * r.measured) / r.theoretical).toFixed(1)}%`);
+  const hover = rows.map(
+    (r) =>
+      `${shortName(r.model)}<br>theoretical ${r.theoretical.toFixed(0)} tokens<br>measured ${r.measured.toFixed(1)} tokens<br>utilisation ${((100 * r.measured) / r.theoretical).toFixed(1)}%`,
+  );
   return {
     data: [
-      { type: 'bar', name: 'theoretical d·16/log₂V', x: names, y: rows.map((r) => r.theoretical), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: '#bbb' } },
-      { type: 'bar', name: 'measured', x: names, y: rows.map((r) => r.measured), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: '#1f77b4' } },
+      {
+        type: 'bar',
+        name: 'theoretical d·16/log₂V',
+        x: names,
+        y: rows.map((r) => r.theoretical),
+        text: hover,
+        textposition: 'none',
+        hovertemplate: '%{text}<extra></extra>',
+        marker: { color: '#bbb' },
+      },
+      {
+        type: 'bar',
+        name: 'measured',
+        x: names,
+        y: rows.map((r) => r.measured),
+        text: hover,
+        textposition: 'none',
+        hovertemplate: '%{text}<extra></extra>',
+        marker: { color: '#1f77b4' },
+      },
     ],
     // Log scale for the paper's range (tens to thousands of tokens); linear when a model measured 0.
-    layout: layout(title, 'model', 'tokens in one vector', { barmode: 'group', yaxis: rows.every((r) => r.measured > 0) ? { type: 'log' } : {} }),
+    layout: layout(title, 'model', 'tokens in one vector', {
+      barmode: 'group',
+      yaxis: rows.every((r) => r.measured > 0) ? { type: 'log' } : {},
+    }),
   };
 }
 
@@ -214,7 +269,10 @@ export interface SetRow {
 }
 
 /** Notebook 02: tokens decoded and information gain, natural vs random text, side by side. */
-export function compareSets(rows: SetRow[], title = 'Natural vs random text: fewer tokens, similar information gain'): Figure {
+export function compareSets(
+  rows: SetRow[],
+  title = 'Natural vs random text: fewer tokens, similar information gain',
+): Figure {
   requireRows(rows, 'compareSets');
   const models = [...new Set(rows.map((r) => shortName(r.model)))];
   const data: Trace[] = [];
@@ -222,10 +280,35 @@ export function compareSets(rows: SetRow[], title = 'Natural vs random text: few
   const shades = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728'];
   sets.forEach((set, i) => {
     const rs = models.map((m) => rows.find((r) => r.set === set && shortName(r.model) === m));
-    const hover = rs.map((r) => (r ? `${shortName(r.model)} · ${set}<br>${r.tokens.toFixed(1)} tokens<br>${r.infoGainBits.toFixed(1)} bits` : ''));
+    const hover = rs.map((r) =>
+      r ? `${shortName(r.model)} · ${set}<br>${r.tokens.toFixed(1)} tokens<br>${r.infoGainBits.toFixed(1)} bits` : '',
+    );
     // textposition 'none': the hover text is for hovering, not for printing inside the bars.
-    data.push({ type: 'bar', name: set, legendgroup: set, x: models, y: rs.map((r) => r?.tokens ?? null), text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
-    data.push({ type: 'bar', name: set, legendgroup: set, showlegend: false, x: models, y: rs.map((r) => r?.infoGainBits ?? null), xaxis: 'x2', yaxis: 'y2', text: hover, textposition: 'none', hovertemplate: '%{text}<extra></extra>', marker: { color: shades[i % shades.length] } });
+    data.push({
+      type: 'bar',
+      name: set,
+      legendgroup: set,
+      x: models,
+      y: rs.map((r) => r?.tokens ?? null),
+      text: hover,
+      textposition: 'none',
+      hovertemplate: '%{text}<extra></extra>',
+      marker: { color: shades[i % shades.length] },
+    });
+    data.push({
+      type: 'bar',
+      name: set,
+      legendgroup: set,
+      showlegend: false,
+      x: models,
+      y: rs.map((r) => r?.infoGainBits ?? null),
+      xaxis: 'x2',
+      yaxis: 'y2',
+      text: hover,
+      textposition: 'none',
+      hovertemplate: '%{text}<extra></extra>',
+      marker: { color: shades[i % shades.length] },
+    });
   });
   const base = layout(title, 'model', 'tokens decoded exactly (mean over texts)', { barmode: 'group' });
   return {
@@ -252,8 +335,23 @@ export function trainingCurves(points: CurvePoint[], title = 'Optimising the [me
   const base = layout(title, 'step', 'loss (nats/token)', { yaxis: { type: 'log' } });
   return {
     data: [
-      { type: 'scatter', mode: 'lines', name: 'loss', x: points.map((p) => p.step), y: points.map((p) => p.loss), line: { color: '#d62728' } },
-      { type: 'scatter', mode: 'lines', name: 'accuracy', x: points.map((p) => p.step), y: points.map((p) => p.accuracy), yaxis: 'y2', line: { color: '#1f77b4' } },
+      {
+        type: 'scatter',
+        mode: 'lines',
+        name: 'loss',
+        x: points.map((p) => p.step),
+        y: points.map((p) => p.loss),
+        line: { color: '#d62728' },
+      },
+      {
+        type: 'scatter',
+        mode: 'lines',
+        name: 'accuracy',
+        x: points.map((p) => p.step),
+        y: points.map((p) => p.accuracy),
+        yaxis: 'y2',
+        line: { color: '#1f77b4' },
+      },
     ],
     layout: { ...base, yaxis2: { title: { text: 'accuracy' }, overlaying: 'y', side: 'right', range: [0, 1.05] } },
   };

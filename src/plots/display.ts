@@ -62,7 +62,11 @@ let divCounter = 0;
  */
 export function figureHtml(fig: Figure, plotly: 'inline' | 'wait' = 'inline'): string {
   const id = `cramlab-plot-${Date.now().toString(36)}-${divCounter++}`;
-  const json = JSON.stringify({ data: fig.data, layout: fig.layout, config: { responsive: true, ...(fig.config ?? {}) } }).replace(/</g, '\\u003c');
+  const json = JSON.stringify({
+    data: fig.data,
+    layout: fig.layout,
+    config: { responsive: true, ...(fig.config ?? {}) },
+  }).replace(/</g, '\\u003c');
   const draw =
     `(function(){var f=${json};function draw(){Plotly.newPlot(${JSON.stringify(id)},f.data,f.layout,f.config);}` +
     `var t=0;(function go(){if(window.Plotly)return draw();if(++t===30){var s=document.createElement('script');s.src=${JSON.stringify(cdnUrl())};document.head.appendChild(s);}` +
@@ -78,7 +82,8 @@ export function figureSummary(fig: Figure): string {
 
 /** The Jupyter MIME bundle for a figure: Plotly JSON, HTML fallback, plain text. */
 export function mimeBundle(fig: Figure, plotly: 'inline' | 'wait' = 'inline'): Record<string, unknown> {
-  if (!fig || !Array.isArray(fig.data)) throw new Error('mimeBundle: not a figure (expected {data: [...], layout: {...}})');
+  if (!fig || !Array.isArray(fig.data))
+    throw new Error('mimeBundle: not a figure (expected {data: [...], layout: {...}})');
   return {
     [PLOTLY_MIME]: { data: fig.data, layout: fig.layout, config: fig.config ?? {} },
     'text/html': figureHtml(fig, plotly),
@@ -92,7 +97,11 @@ export function standaloneHtml(fig: Figure, plotlySrc?: string): string {
   const lib = plotlySrc
     ? `<script src="${plotlySrc}"></script><script>window.Plotly||document.write('<script src="${cdnUrl()}"><\\/script>')</script>`
     : plotlyScriptTag();
-  const json = JSON.stringify({ data: fig.data, layout: fig.layout, config: { responsive: true, ...(fig.config ?? {}) } }).replace(/</g, '\\u003c');
+  const json = JSON.stringify({
+    data: fig.data,
+    layout: fig.layout,
+    config: { responsive: true, ...(fig.config ?? {}) },
+  }).replace(/</g, '\\u003c');
   return `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>${title.replace(/</g, '&lt;')}</title>${lib}</head>
 <body style="margin:0;background:white">
@@ -104,7 +113,10 @@ export function standaloneHtml(fig: Figure, plotlySrc?: string): string {
 
 // ---- tslab ---------------------------------------------------------------------------------
 
-type Writer = (content: { data: Record<string, unknown>; metadata: object; transient: object }, update: boolean) => void;
+type Writer = (
+  content: { data: Record<string, unknown>; metadata: object; transient: object },
+  update: boolean,
+) => void;
 
 /** The running tslab kernel's display writer, or undefined outside a kernel. */
 function kernelWriter(): { write?: Writer; tslab?: any } {

@@ -20,7 +20,12 @@ export interface Figure {
 }
 
 /** A layout with the house style: titles on both axes, hover closest to the pointer. */
-export function layout(title: string, xTitle: string, yTitle: string, extra: Record<string, any> = {}): Record<string, any> {
+export function layout(
+  title: string,
+  xTitle: string,
+  yTitle: string,
+  extra: Record<string, any> = {},
+): Record<string, any> {
   return {
     title: { text: title },
     xaxis: { title: { text: xTitle }, zeroline: false, ...(extra.xaxis ?? {}) },
@@ -36,7 +41,18 @@ export function layout(title: string, xTitle: string, yTitle: string, extra: Rec
 }
 
 /** Same colour for the same model in every figure (Plotly's default cycle, keyed by name). */
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 const assigned = new Map<string, string>();
 export function colourOf(name: string): string {
   if (!assigned.has(name)) assigned.set(name, PALETTE[assigned.size % PALETTE.length]);

@@ -33,7 +33,6 @@ export function linearFit(xs: number[], ys: number[]): LineFit {
   return { slope, intercept, r2, n };
 }
 
-
 export function std(xs: number[]): number {
   if (xs.length < 2) return 0;
   const m = mean(xs);

@@ -16,7 +16,12 @@ export const CHROMIUM_ARGS = [
 
 /** Path of a Chromium binary: CRAMLAB_CHROMIUM, or the usual Debian/Ubuntu places; undefined if none. */
 export function findChromium(): string | undefined {
-  const candidates = [process.env.CRAMLAB_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter(Boolean) as string[];
+  const candidates = [
+    process.env.CRAMLAB_CHROMIUM,
+    '/usr/bin/chromium',
+    '/usr/bin/chromium-browser',
+    '/usr/bin/google-chrome',
+  ].filter(Boolean) as string[];
   return candidates.find((p) => fs.existsSync(p));
 }
 
@@ -29,17 +34,27 @@ export interface Renderer {
 /** One browser for many figures (a launch costs seconds). */
 export async function openRenderer(): Promise<Renderer> {
   const executablePath = findChromium();
-  if (!executablePath) throw new Error('no Chromium found (install Debian chromium or set CRAMLAB_CHROMIUM): PNGs need a headless browser');
+  if (!executablePath)
+    throw new Error(
+      'no Chromium found (install Debian chromium or set CRAMLAB_CHROMIUM): PNGs need a headless browser',
+    );
   const { chromium } = require('playwright-core');
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1000, height: 700 } });
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1000, height: 700 },
+  });
   return {
     async png(htmlFile, pngFile) {
       const page = await context.newPage();
       try {
         await page.goto('file://' + path.resolve(htmlFile));
         await page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
-        const traces = await page.evaluate('document.querySelectorAll(".plot .trace, .barlayer .trace, .scatterlayer .trace").length');
+        const traces = await page.evaluate(
+          'document.querySelectorAll(".plot .trace, .barlayer .trace, .scatterlayer .trace").length',
+        );
         await (await page.$('#plot'))!.screenshot({ path: pngFile });
         return { traces: Number(traces) };
       } finally {

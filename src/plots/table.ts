@@ -6,7 +6,14 @@ type Row = Record<string, unknown>;
 
 /** Round numbers for display (arquero prints full float precision otherwise). */
 function rounded(rows: Row[], digits: number): Row[] {
-  return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(digits)) : v])));
+  return rows.map((r) =>
+    Object.fromEntries(
+      Object.entries(r).map(([k, v]) => [
+        k,
+        typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(digits)) : v,
+      ]),
+    ),
+  );
 }
 
 function table(rows: Row[], digits: number) {

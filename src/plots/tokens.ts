@@ -3,7 +3,8 @@ import { escapeHtml } from './charts';
 
 /** HTML: green background for tokens the mem vectors reproduce, red (with the prediction on hover) for misses. */
 export function tokenHtml(tokens: string[], correct: boolean[], predicted?: string[]): string {
-  if (tokens.length !== correct.length) throw new Error(`tokenHtml: ${tokens.length} tokens but ${correct.length} flags`);
+  if (tokens.length !== correct.length)
+    throw new Error(`tokenHtml: ${tokens.length} tokens but ${correct.length} flags`);
   const spans = tokens.map((t, i) => {
     const ok = correct[i];
     const shown = escapeHtml(t).replace(/\n/g, '↵<br>');

@@ -51,7 +51,8 @@ export interface BpeResult {
  */
 export function trainBpe(texts: string[], vocabSize: number): BpeResult {
   const base = SPECIALS.length + 256;
-  if (!Number.isInteger(vocabSize) || vocabSize < base) throw new Error(`vocab size must be an integer ≥ ${base} (3 specials + 256 bytes), got ${vocabSize}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < base)
+    throw new Error(`vocab size must be an integer ≥ ${base} (3 specials + 256 bytes), got ${vocabSize}`);
   const vocab: Record<string, number> = {};
   SPECIALS.forEach((s, i) => (vocab[s] = i));
   for (const ch of bytesToUnicode()) vocab[ch] = Object.keys(vocab).length;
@@ -83,7 +84,15 @@ export function trainBpe(texts: string[], vocabSize: number): BpeResult {
 
 /** The tokenizer.json object (HF tokenizers format) for a trained BPE. */
 export function tokenizerJson(bpe: BpeResult): Record<string, any> {
-  const added = SPECIALS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const added = SPECIALS.map((content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
   const bos = SPECIALS[BOS_ID];
   return {
     version: '1.0',
@@ -95,17 +104,36 @@ export function tokenizerJson(bpe: BpeResult): Record<string, any> {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: bos, type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { [bos]: { id: bos, ids: [BOS_ID], tokens: [bos] } },
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: bpe.vocab, merges: bpe.merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: bpe.vocab,
+      merges: bpe.merges,
+    },
   };
 }
 
 export function tokenizerConfig(maxLength: number): Record<string, any> {
   const decoder: Record<string, any> = {};
-  SPECIALS.forEach((content, id) => (decoder[id] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }));
+  SPECIALS.forEach(
+    (content, id) =>
+      (decoder[id] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }),
+  );
   return {
     add_bos_token: true,
     add_eos_token: false,

@@ -19,8 +19,14 @@ export function tokenStream(tokenizer: Tokenizer, texts: string[]): Int32Array {
 export function bookStreams(tokenizer: Tokenizer): { train: Int32Array; heldOut: Int32Array; heldOutText: string } {
   const { train, heldOut } = mobyDickSplit();
   return {
-    train: tokenStream(tokenizer, train.map((c) => c.text)),
-    heldOut: tokenStream(tokenizer, heldOut.map((c) => c.text)),
+    train: tokenStream(
+      tokenizer,
+      train.map((c) => c.text),
+    ),
+    heldOut: tokenStream(
+      tokenizer,
+      heldOut.map((c) => c.text),
+    ),
     heldOutText: heldOut.map((c) => c.text).join(''),
   };
 }
@@ -30,8 +36,17 @@ export function bookStreams(tokenizer: Tokenizer): { train: Int32Array; heldOut:
  * (seed, step) so a resumed run sees exactly the batches it would have seen. Every row starts
  * with BOS because crammed texts do.
  */
-export function batchAt(stream: Int32Array, bos: number, B: number, T: number, seed: number, step: number, bosProbability = 1): Int32Array {
-  if (stream.length < T) throw new Error(`the training stream has ${stream.length} tokens, fewer than the sequence length ${T}`);
+export function batchAt(
+  stream: Int32Array,
+  bos: number,
+  B: number,
+  T: number,
+  seed: number,
+  step: number,
+  bosProbability = 1,
+): Int32Array {
+  if (stream.length < T)
+    throw new Error(`the training stream has ${stream.length} tokens, fewer than the sequence length ${T}`);
   const rand = rngFor(seed, step);
   const out = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {

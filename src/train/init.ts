@@ -57,11 +57,19 @@ function mambaInit(c: Record<string, any>, seed: number): Map<string, RawTensor>
     if (c.use_conv_bias ?? true) put(p + 'mixer.conv1d.bias', [I], uniform(I, 1 / Math.sqrt(K)));
     put(p + 'mixer.x_proj.weight', [R + 2 * N, I], normals(rand, (R + 2 * N) * I, std));
     put(p + 'mixer.dt_proj.weight', [I, R], uniform(I * R, (c.time_step_scale ?? 1) * R ** -0.5));
-    put(p + 'mixer.dt_proj.bias', [I], Float32Array.from({ length: I }, () => {
-      const dt = Math.max(floor, Math.exp(rand() * (Math.log(dtMax) - Math.log(dtMin)) + Math.log(dtMin)));
-      return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt)
-    }));
-    put(p + 'mixer.A_log', [I, N], Float32Array.from({ length: I * N }, (_, j) => Math.log((j % N) + 1)));
+    put(
+      p + 'mixer.dt_proj.bias',
+      [I],
+      Float32Array.from({ length: I }, () => {
+        const dt = Math.max(floor, Math.exp(rand() * (Math.log(dtMax) - Math.log(dtMin)) + Math.log(dtMin)));
+        return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt)
+      }),
+    );
+    put(
+      p + 'mixer.A_log',
+      [I, N],
+      Float32Array.from({ length: I * N }, (_, j) => Math.log((j % N) + 1)),
+    );
     put(p + 'mixer.D', [I], new Float32Array(I).fill(1));
     put(p + 'mixer.out_proj.weight', [d, I], normals(rand, d * I, std));
   }
@@ -90,6 +98,9 @@ function fromShapes(shapes: Shapes, seed: number, std: number): Map<string, RawT
 /** Random initial tensors for `config` (deterministic in `seed`). */
 export function initTensors(config: Record<string, any>, seed: number): Map<string, RawTensor> {
   const init = INITIALISERS[config.model_type];
-  if (!init) throw new Error(`cramlab train cannot initialise model_type '${config.model_type}' (supported: ${Object.keys(INITIALISERS).join(', ')})`);
+  if (!init)
+    throw new Error(
+      `cramlab train cannot initialise model_type '${config.model_type}' (supported: ${Object.keys(INITIALISERS).join(', ')})`,
+    );
   return init(config, seed);
 }

@@ -88,8 +88,14 @@ export function trainNet(config: Record<string, any>, raw: Map<string, RawTensor
   const weights = new Weights(raw, 'init', true);
   const model = buildModel(config, weights);
   const params = new Map((weights.tensors() as tf.Variable[]).map((v) => [v.name, v]));
-  if (params.size !== raw.size) throw new Error(`${config.model_type}: the model read ${params.size} of ${raw.size} initialised tensors`);
-  return { params, logits: (ids) => model.forward(oneHotEmbed(model.embedMatrix, ids)), numParams: model.numParams, dispose: () => model.dispose() };
+  if (params.size !== raw.size)
+    throw new Error(`${config.model_type}: the model read ${params.size} of ${raw.size} initialised tensors`);
+  return {
+    params,
+    logits: (ids) => model.forward(oneHotEmbed(model.embedMatrix, ids)),
+    numParams: model.numParams,
+    dispose: () => model.dispose(),
+  };
 }
 
 /** Mean next-token CE (nats/token) of [B, T] ids: positions 0..T-2 predict 1..T-1. */
@@ -127,7 +133,12 @@ async function tensorData(t: tf.Tensor): Promise<Float32Array> {
 }
 
 /** Params (HF names) and the optimizer state, written atomically. */
-async function saveCheckpoint(runDir: string, params: Map<string, tf.Variable>, opt: AdamW, meta: Record<string, any>): Promise<void> {
+async function saveCheckpoint(
+  runDir: string,
+  params: Map<string, tf.Variable>,
+  opt: AdamW,
+  meta: Record<string, any>,
+): Promise<void> {
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   let i = 0;
   for (const [name, p] of params) {
@@ -184,10 +195,19 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const net = trainNet(opts.config, raw);
   const params = net.params;
   const vars = [...params.values()];
-  const opt = new AdamW(vars, { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, clip: opts.clip });
+  const opt = new AdamW(vars, {
+    beta1: opts.beta1,
+    beta2: opts.beta2,
+    eps: opts.eps,
+    weightDecay: opts.weightDecay,
+    clip: opts.clip,
+  });
   if (ckpt) {
     vars.forEach((v, i) => {
-      for (const [kind, store] of [['m', opt.m], ['v', opt.v]] as const) {
+      for (const [kind, store] of [
+        ['m', opt.m],
+        ['v', opt.v],
+      ] as const) {
         const t = ckpt!.get(`adam.${kind}.${v.name}`);
         if (!t) throw new Error(`${ckptFile}: optimizer state for '${v.name}' is missing`);
         tf.tidy(() => store[i].assign(tf.tensor(t.data as Float32Array, t.shape)));
@@ -205,7 +225,10 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const bos = opts.tokenizer.bosTokenId ?? 1;
   const heldWindows = evalWindows(opts.heldOut, bos, T, opts.evalWindows);
   const logFile = path.join(opts.runDir, 'log.jsonl');
-  log(opts, `training ${opts.config.model_type} d=${opts.config.hidden_size ?? opts.config.d_model} (${net.numParams} params) on ${opts.train.length} tokens, backend ${backend}, ${opts.steps} steps × ${B}×${T}`);
+  log(
+    opts,
+    `training ${opts.config.model_type} d=${opts.config.hidden_size ?? opts.config.d_model} (${net.numParams} params) on ${opts.train.length} tokens, backend ${backend}, ${opts.steps} steps × ${B}×${T}`,
+  );
 
   let step: number = meta.step;
   const t0 = performance.now();
@@ -215,34 +238,62 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   while (step < opts.steps) {
     const lr = cosineLr(step, opts.steps, opts.warmup, opts.lr, opts.minLrRatio);
     const ids = batchAt(opts.train, bos, B, T, opts.seed, step, opts.bosProbability ?? 1);
-    const { value, grads } = tf.variableGrads(() => tf.tidy(() => lmLoss(net.logits, tf.tensor2d(ids, [B, T], 'int32'))), vars);
-    const norm = opt.step(vars.map((v) => grads[v.name]), lr);
+    const { value, grads } = tf.variableGrads(
+      () => tf.tidy(() => lmLoss(net.logits, tf.tensor2d(ids, [B, T], 'int32'))),
+      vars,
+    );
+    const norm = opt.step(
+      vars.map((v) => grads[v.name]),
+      lr,
+    );
     const loss = (await value.data())[0];
     const gnorm = (await norm.data())[0];
     tf.dispose([value, norm, ...Object.values(grads)]);
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}: lower --lr or check the data`);
     step++;
-    const entry: Record<string, number> = { step, loss, lr, gradNorm: gnorm, tokens: step * B * (T - 1), seconds: elapsed() };
-    if (opts.evalEvery > 0 && (step % opts.evalEvery === 0 || step === opts.steps)) entry.heldOutLoss = await evalLoss(net.logits, heldWindows);
+    const entry: Record<string, number> = {
+      step,
+      loss,
+      lr,
+      gradNorm: gnorm,
+      tokens: step * B * (T - 1),
+      seconds: elapsed(),
+    };
+    if (opts.evalEvery > 0 && (step % opts.evalEvery === 0 || step === opts.steps))
+      entry.heldOutLoss = await evalLoss(net.logits, heldWindows);
     fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
     if (step % opts.logEvery === 0 || step === opts.steps || entry.heldOutLoss !== undefined) {
       const now = performance.now();
       const tps = ((step - lastStep) * B * (T - 1)) / ((now - lastLog) / 1000);
       const eta = ((opts.steps - step) * B * (T - 1)) / tps;
       const held = entry.heldOutLoss !== undefined ? ` held-out ${entry.heldOutLoss.toFixed(4)}` : '';
-      log(opts, `step ${step}/${opts.steps} loss ${loss.toFixed(4)}${held} lr ${lr.toExponential(2)} |g| ${gnorm.toFixed(3)} ${tps.toFixed(0)} tok/s eta ${(eta / 60).toFixed(1)} min`);
+      log(
+        opts,
+        `step ${step}/${opts.steps} loss ${loss.toFixed(4)}${held} lr ${lr.toExponential(2)} |g| ${gnorm.toFixed(3)} ${tps.toFixed(0)} tok/s eta ${(eta / 60).toFixed(1)} min`,
+      );
       lastLog = now;
       lastStep = step;
     }
     const outOfTime = opts.maxSeconds !== undefined && (performance.now() - t0) / 1000 > opts.maxSeconds;
     if (step % opts.checkpointEvery === 0 || step === opts.steps || outOfTime) {
-      await saveCheckpoint(opts.runDir, params, opt, { step, wallSeconds: elapsed(), seed: opts.seed, steps: opts.steps, backend });
+      await saveCheckpoint(opts.runDir, params, opt, {
+        step,
+        wallSeconds: elapsed(),
+        seed: opts.seed,
+        steps: opts.steps,
+        backend,
+      });
     }
     if (outOfTime) break;
   }
   opt.dispose();
   // From the log, not this process's steps: a run resumed at its last step still reports its train loss.
-  const logged = fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss: number });
+  const logged = fs
+    .readFileSync(logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: number; loss: number });
   const last = logged.filter((e) => e.step <= step).slice(-50);
   const trainLoss = last.length ? last.reduce((a, e) => a + e.loss, 0) / last.length : NaN;
   return { net, step, done: step >= opts.steps, tokensSeen: step * B * (T - 1), wallSeconds: elapsed(), trainLoss };

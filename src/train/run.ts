@@ -22,7 +22,9 @@ export interface RunSpec extends Omit<TrainOptions, 'tokenizer' | 'train' | 'hel
 
 /** What the card says of a cramlab tokenizer of this size (259 = the bytes and 3 specials, no merges). */
 export function tokenizerDescription(vocabSize: number): string {
-  return vocabSize <= 259 ? 'bytes (256 byte tokens + 3 specials, no merges), <s> prepended' : 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended';
+  return vocabSize <= 259
+    ? 'bytes (256 byte tokens + 3 specials, no merges), <s> prepended'
+    : 'byte-level BPE (GPT-2 pre-tokenizer), <s> prepended';
 }
 
 export const SAMPLE_PROMPTS = ['Call me', 'The whale'];
@@ -31,9 +33,15 @@ export const SAMPLE_PROMPTS = ['Call me', 'The whale'];
 export function ensureTokenizer(dir: string, vocabSize: number, maxLength: number, quiet = false): void {
   if (fs.existsSync(path.join(dir, 'tokenizer.json'))) return;
   const t0 = performance.now();
-  const bpe = trainBpe(mobyDickSplit().train.map((c) => c.text), vocabSize);
+  const bpe = trainBpe(
+    mobyDickSplit().train.map((c) => c.text),
+    vocabSize,
+  );
   writeTokenizer(dir, bpe, maxLength);
-  if (!quiet) console.log(`trained a ${vocabSize}-token byte-level BPE on the train split in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${dir}`);
+  if (!quiet)
+    console.log(
+      `trained a ${vocabSize}-token byte-level BPE on the train split in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${dir}`,
+    );
 }
 
 /** Train (resuming if a checkpoint exists) and, once all steps are done, write the HF folder. */
@@ -41,7 +49,9 @@ export async function runTraining(spec: RunSpec): Promise<TrainingRecord | undef
   ensureTokenizer(spec.tokenizerDir, spec.vocabSize, spec.seqLen, spec.quiet);
   const tokenizer = loadTokenizer(spec.tokenizerDir);
   if (tokenizer.vocabSize !== spec.config.vocab_size) {
-    throw new Error(`tokenizer in ${spec.tokenizerDir} has ${tokenizer.vocabSize} tokens but the config says vocab_size ${spec.config.vocab_size}`);
+    throw new Error(
+      `tokenizer in ${spec.tokenizerDir} has ${tokenizer.vocabSize} tokens but the config says vocab_size ${spec.config.vocab_size}`,
+    );
   }
   const { train, heldOut } = bookStreams(tokenizer);
   const res = await trainModel({ ...spec, tokenizer, train, heldOut });
@@ -80,11 +90,26 @@ export async function runTraining(spec: RunSpec): Promise<TrainingRecord | undef
     batch_size: spec.batchSize,
     seq_len: spec.seqLen,
     tokens_seen: res.tokensSeen,
-    optimizer: { name: 'AdamW', lr: spec.lr, schedule: `linear warmup ${spec.warmup} steps, cosine to ${spec.minLrRatio}×`, beta1: spec.beta1, beta2: spec.beta2, eps: spec.eps, weight_decay: spec.weightDecay, clip: spec.clip },
+    optimizer: {
+      name: 'AdamW',
+      lr: spec.lr,
+      schedule: `linear warmup ${spec.warmup} steps, cosine to ${spec.minLrRatio}×`,
+      beta1: spec.beta1,
+      beta2: spec.beta2,
+      eps: spec.eps,
+      weight_decay: spec.weightDecay,
+      clip: spec.clip,
+    },
     backend: String(require('@tensorflow/tfjs-core').getBackend()),
     wall_seconds: res.wallSeconds,
     train_loss_nats: res.trainLoss,
-    heldout: { tokens: all.length * (spec.seqLen - 1), windows: all.length, loss_nats: heldLoss, loss_bits: heldLoss / Math.LN2, unigram_entropy_bits: unigramEntropyBits(heldOut.subarray(0, all.length * (spec.seqLen - 1))) },
+    heldout: {
+      tokens: all.length * (spec.seqLen - 1),
+      windows: all.length,
+      loss_nats: heldLoss,
+      loss_bits: heldLoss / Math.LN2,
+      unigram_entropy_bits: unigramEntropyBits(heldOut.subarray(0, all.length * (spec.seqLen - 1))),
+    },
     heldout_slice: { windows: spec.evalWindows, seq_len: spec.seqLen, loss_nats: sliceLoss },
     samples,
     created: new Date().toISOString(),
@@ -92,7 +117,9 @@ export async function runTraining(spec: RunSpec): Promise<TrainingRecord | undef
   writeCard(spec.outDir, spec.config, record);
   model.dispose();
   if (!spec.quiet) {
-    console.log(`${spec.name}: held-out ${heldLoss.toFixed(4)} nats/token (${record.heldout.loss_bits.toFixed(3)} bits) vs unigram entropy ${record.heldout.unigram_entropy_bits.toFixed(3)} bits; saved ${spec.outDir}`);
+    console.log(
+      `${spec.name}: held-out ${heldLoss.toFixed(4)} nats/token (${record.heldout.loss_bits.toFixed(3)} bits) vs unigram entropy ${record.heldout.unigram_entropy_bits.toFixed(3)} bits; saved ${spec.outDir}`,
+    );
     for (const s of samples) console.log(`  ${JSON.stringify(s.prompt + s.greedy)}`);
   }
   return record;

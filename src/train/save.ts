@@ -28,7 +28,12 @@ export interface TrainingRecord {
 }
 
 /** The HF checkpoint files: weights under their HF names, config, generation config, tokenizer. */
-export async function saveModelFolder(dir: string, config: Record<string, any>, params: Map<string, tf.Variable>, tokenizerDir: string): Promise<void> {
+export async function saveModelFolder(
+  dir: string,
+  config: Record<string, any>,
+  params: Map<string, tf.Variable>,
+  tokenizerDir: string,
+): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, p] of params) tensors[name] = { shape: p.shape, data: (await p.data()) as Float32Array };
@@ -36,7 +41,8 @@ export async function saveModelFolder(dir: string, config: Record<string, any>, 
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const gen = { bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id, do_sample: false };
   fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
 }
 
 /** training.json (machine-readable) and the README.md model card. */
@@ -74,7 +80,9 @@ Every training row is \`<s>\` followed by ${r.seq_len - 1} tokens from a random 
 |---|---|
 | steps | ${r.steps} × ${r.batch_size} rows × ${r.seq_len} tokens |
 | tokens seen | ${r.tokens_seen.toLocaleString('en-US')} (predicted positions) |
-| optimizer | ${Object.entries(r.optimizer).map(([k, v]) => `${k} ${v}`).join(', ')} |
+| optimizer | ${Object.entries(r.optimizer)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')} |
 | seed | ${r.seed} |
 | wall time | ${(r.wall_seconds / 60).toFixed(1)} min on ${r.backend} |
 

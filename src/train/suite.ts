@@ -46,7 +46,12 @@ export const SUITE_TRAINING = {
  * (4.0, 8.0, 12.7, 14.3 bytes for K = 1, 2, 4, 8); with 8-dimensional heads, same data and steps,
  * 7.7, 11.3, 13.7, 22.3 (and a lower held-out loss, 2.32 vs 2.37 bits/byte).
  */
-export function llamaConfig(d: number, layers = 4, vocab = SUITE_TRAINING.vocabSize, ctx = SUITE_TRAINING.seqLen): Record<string, any> {
+export function llamaConfig(
+  d: number,
+  layers = 4,
+  vocab = SUITE_TRAINING.vocabSize,
+  ctx = SUITE_TRAINING.seqLen,
+): Record<string, any> {
   if (d % 16 !== 0) throw new Error(`width ${d} must be a multiple of 16 (head_dim 8, SwiGLU rounding)`);
   return {
     architectures: ['LlamaForCausalLM'],

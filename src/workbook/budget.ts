@@ -25,15 +25,43 @@ export interface Budget {
 }
 
 export const BUDGETS: Record<BudgetName, Budget> = {
-  ci: { name: 'ci', texts: 2, lengths: [4, 8, 16], mems: [1, 2], maxLength: 48, maxSteps: 100, patience: 50, stopBelow: 0 },
-  small: { name: 'small', texts: 3, lengths: [4, 8, 16, 32, 64], mems: [1, 2, 4, 8], maxLength: 240, maxSteps: 1000, patience: 300, stopBelow: 0.2 },
-  paper: { name: 'paper', texts: 50, lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048], mems: [1, 2, 4, 8, 16, 32], maxLength: 8192, maxSteps: 5000, patience: 2000, stopBelow: 0 },
+  ci: {
+    name: 'ci',
+    texts: 2,
+    lengths: [4, 8, 16],
+    mems: [1, 2],
+    maxLength: 48,
+    maxSteps: 100,
+    patience: 50,
+    stopBelow: 0,
+  },
+  small: {
+    name: 'small',
+    texts: 3,
+    lengths: [4, 8, 16, 32, 64],
+    mems: [1, 2, 4, 8],
+    maxLength: 240,
+    maxSteps: 1000,
+    patience: 300,
+    stopBelow: 0.2,
+  },
+  paper: {
+    name: 'paper',
+    texts: 50,
+    lengths: [64, 128, 256, 512, 768, 1024, 1568, 2048],
+    mems: [1, 2, 4, 8, 16, 32],
+    maxLength: 8192,
+    maxSteps: 5000,
+    patience: 2000,
+    stopBelow: 0,
+  },
 };
 
 /** The preset named by `name`, or CRAMLAB_BUDGET, or 'ci'. */
 export function budget(name?: string): Budget {
   const n = name ?? process.env.CRAMLAB_BUDGET ?? 'ci';
-  if (!(n in BUDGETS)) throw new Error(`CRAMLAB_BUDGET='${n}' is not a budget; use one of ${Object.keys(BUDGETS).join(', ')}`);
+  if (!(n in BUDGETS))
+    throw new Error(`CRAMLAB_BUDGET='${n}' is not a budget; use one of ${Object.keys(BUDGETS).join(', ')}`);
   return BUDGETS[n as BudgetName];
 }
 

@@ -25,7 +25,8 @@ export async function openModels(ids: string[]): Promise<WorkbookModel[]> {
   const out: WorkbookModel[] = [];
   for (const id of ids) {
     const where = id === 'stories260K' ? sharedModel('stories260K') : modelPath(id);
-    if (!where) throw new Error(`model '${id}' not found (stories260K is read from CRAMLAB_MODELS or ../shared/models)`);
+    if (!where)
+      throw new Error(`model '${id}' not found (stories260K is read from CRAMLAB_MODELS or ../shared/models)`);
     out.push({ ...(await loadModel(where)), name: id });
   }
   return out;
@@ -67,7 +68,14 @@ async function scoreWithout(m: WorkbookModel, key: string, ids: number[]): Promi
 }
 
 const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
-  recordPrint({ ids: t.ids.slice(0, o.N), K: o.K, seed: seedOf(t.id), init: o.init?.get(t.id), weightsHash: m.weightsHash, options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience } });
+  recordPrint({
+    ids: t.ids.slice(0, o.N),
+    K: o.K,
+    seed: seedOf(t.id),
+    init: o.init?.get(t.id),
+    weightsHash: m.weightsHash,
+    options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience },
+  });
 
 async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptions): Promise<CramRecord> {
   const ids = t.ids.slice(0, o.N);
@@ -86,7 +94,9 @@ async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptio
     warmStart: Boolean(o.init?.has(t.id)),
     text: m.tokenizer.decode(ids),
     mem: encodeMem(r.bestMem),
-    ...(o.curveEvery ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } } : {}),
+    ...(o.curveEvery
+      ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } }
+      : {}),
   };
 }
 
@@ -103,7 +113,10 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
   const stored = (t: Text) => o.file.get(key(t), prints.get(t.id)!);
   const todo = eligible.filter((t) => !stored(t));
   if (todo.length) {
-    if (!o.quiet) console.log(`${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`);
+    if (!o.quiet)
+      console.log(
+        `${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`,
+      );
     const seeds = todo.map((t) => seedOf(t.id));
     const initMem = o.init ? todo.map((t, i) => o.init!.get(t.id) ?? initialMem(m.model, o.K, seeds[i])) : undefined;
     let writing: Promise<void> = Promise.resolve();
@@ -134,14 +147,21 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
  * every text to the longest costs more than the bigger batch saves (measured on the wasm backend:
  * 4 lengths × 4 texts took 232 s in one call, 80 s in four).
  */
-export async function cramGrid(m: WorkbookModel, texts: Text[], o: Omit<CramAtOptions, 'N'> & { lengths: number[] }): Promise<CramRecord[]> {
+export async function cramGrid(
+  m: WorkbookModel,
+  texts: Text[],
+  o: Omit<CramAtOptions, 'N'> & { lengths: number[] },
+): Promise<CramRecord[]> {
   const out: CramRecord[] = [];
   for (const N of o.lengths) {
     const recs = await cramAt(m, texts, { ...o, N });
     out.push(...recs);
     const meanAcc = mean(recs.map((r) => r.bestAccuracy));
     if (recs.length && meanAcc < o.budget.stopBelow) {
-      if (!o.quiet) console.log(`${m.name} · ${o.set}: mean accuracy ${meanAcc.toFixed(2)} < ${o.budget.stopBelow} at N=${N}; longer lengths skipped (budget.stopBelow)`);
+      if (!o.quiet)
+        console.log(
+          `${m.name} · ${o.set}: mean accuracy ${meanAcc.toFixed(2)} < ${o.budget.stopBelow} at N=${N}; longer lengths skipped (budget.stopBelow)`,
+        );
       break;
     }
   }
@@ -165,7 +185,11 @@ export interface CapacityRowOut {
  * them exactly; each length starts from the mem of the previous one (a warm start: the paper starts
  * every length from scratch, which finds the same capacity more slowly).
  */
-export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<CramAtOptions, 'N' | 'init'> & { lengths: number[] }): Promise<CapacityRowOut[]> {
+export async function capacityWalk(
+  m: WorkbookModel,
+  texts: Text[],
+  o: Omit<CramAtOptions, 'N' | 'init'> & { lengths: number[] },
+): Promise<CapacityRowOut[]> {
   const capacity = new Map<string, number>(texts.map((t) => [t.id, 0]));
   const warm = new Map<string, Float32Array>();
   let alive = texts;
@@ -198,9 +222,10 @@ export async function capacityWalk(m: WorkbookModel, texts: Text[], o: Omit<Cram
   }));
 }
 
-
 /** Mean best accuracy per (model, set, K, N): metrics/summary groupByLength for each (model, set). */
-export function accuracyTable(records: CramRecord[]): { model: string; set: string; K: number; N: number; texts: number; meanAccuracy: number; decoded: number }[] {
+export function accuracyTable(
+  records: CramRecord[],
+): { model: string; set: string; K: number; N: number; texts: number; meanAccuracy: number; decoded: number }[] {
   const groups = new Map<string, CramRecord[]>();
   for (const r of records) {
     const k = `${r.model}|${r.set}`;
@@ -208,7 +233,17 @@ export function accuracyTable(records: CramRecord[]): { model: string; set: stri
     groups.get(k)!.push(r);
   }
   return [...groups.values()]
-    .flatMap((g) => groupByLength(g).map((l) => ({ model: g[0].model, set: g[0].set, K: l.K, N: l.N, texts: l.texts, meanAccuracy: l.meanBestAccuracy, decoded: Math.round(l.fractionDecoded * l.texts) })))
+    .flatMap((g) =>
+      groupByLength(g).map((l) => ({
+        model: g[0].model,
+        set: g[0].set,
+        K: l.K,
+        N: l.N,
+        texts: l.texts,
+        meanAccuracy: l.meanBestAccuracy,
+        decoded: Math.round(l.fractionDecoded * l.texts),
+      })),
+    )
     .sort((a, b) => a.model.localeCompare(b.model) || a.set.localeCompare(b.set) || a.K - b.K || a.N - b.N);
 }
 
@@ -221,7 +256,9 @@ export function shapes(models: WorkbookModel[]): (name: string) => ModelShape | 
  * Per text: the longest grid length it decoded exactly (0: none), and that prefix's text. A per-text
  * view of capacity that a single hard text cannot pull to 0, unlike the Table-1 rule on the mean.
  */
-export function textCapacities(records: CramRecord[]): { model: string; set: string; K: number; id: string; text: string; capacity: number }[] {
+export function textCapacities(
+  records: CramRecord[],
+): { model: string; set: string; K: number; id: string; text: string; capacity: number }[] {
   const by = new Map<string, { model: string; set: string; K: number; id: string; text: string; capacity: number }>();
   for (const r of records) {
     const k = `${r.model}|${r.set}|${r.K}|${r.id}`;
@@ -233,7 +270,9 @@ export function textCapacities(records: CramRecord[]): { model: string; set: str
 }
 
 /** Rows for the natural-vs-random figure: mean per-text decoded length and mean information gain, per (model, set). */
-export function setComparison(records: CramRecord[]): { model: string; set: string; tokens: number; infoGainBits: number }[] {
+export function setComparison(
+  records: CramRecord[],
+): { model: string; set: string; tokens: number; infoGainBits: number }[] {
   const caps = textCapacities(records);
   const keys = [...new Set(records.map((r) => `${r.model}|${r.set}`))];
   return keys.map((k) => {

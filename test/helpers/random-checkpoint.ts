@@ -27,14 +27,24 @@ function normals(n: number, std: number, seed: number): Float32Array {
 type Spec = { shape: number[]; init: 'normal' | 'ones' | 'zeros' | Float32Array };
 
 /** Config and tensor list of a small model of `modelType` with vocabulary `vocab` (bos 1, eos 2). */
-export function randomSpec(modelType: RandomModelType, vocab = 512): { config: Record<string, any>; tensors: Record<string, Spec> } {
+export function randomSpec(
+  modelType: RandomModelType,
+  vocab = 512,
+): { config: Record<string, any>; tensors: Record<string, Spec> } {
   const d = 32;
   const layers = 2;
   const t: Record<string, Spec> = {};
   const W = (name: string, ...shape: number[]) => (t[name] = { shape, init: 'normal' });
   const ones = (name: string, n: number) => (t[name] = { shape: [n], init: 'ones' });
   const zeros = (name: string, n: number) => (t[name] = { shape: [n], init: 'zeros' });
-  const base = { model_type: modelType, vocab_size: vocab, hidden_size: d, num_hidden_layers: layers, bos_token_id: 1, eos_token_id: 2 };
+  const base = {
+    model_type: modelType,
+    vocab_size: vocab,
+    hidden_size: d,
+    num_hidden_layers: layers,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
   switch (modelType) {
     case 'llama':
     case 'olmo': {
@@ -58,7 +68,20 @@ export function randomSpec(modelType: RandomModelType, vocab = 512): { config: R
       if (modelType === 'llama') ones('model.norm.weight', d);
       W('lm_head.weight', vocab, d);
       const extra = modelType === 'olmo' ? { clip_qkv: 8.0 } : { rms_norm_eps: 1e-5 };
-      return { config: { ...base, architectures: [modelType === 'llama' ? 'LlamaForCausalLM' : 'OlmoForCausalLM'], intermediate_size: I, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, rope_theta: 10000, tie_word_embeddings: false, ...extra }, tensors: t };
+      return {
+        config: {
+          ...base,
+          architectures: [modelType === 'llama' ? 'LlamaForCausalLM' : 'OlmoForCausalLM'],
+          intermediate_size: I,
+          num_attention_heads: 4,
+          num_key_value_heads: 2,
+          max_position_embeddings: 256,
+          rope_theta: 10000,
+          tie_word_embeddings: false,
+          ...extra,
+        },
+        tensors: t,
+      };
     }
     case 'gpt_neox': {
       const I = 4 * d;
@@ -83,7 +106,22 @@ export function randomSpec(modelType: RandomModelType, vocab = 512): { config: R
       ones('gpt_neox.final_layer_norm.weight', d);
       zeros('gpt_neox.final_layer_norm.bias', d);
       W('embed_out.weight', vocab, d);
-      return { config: { ...base, architectures: ['GPTNeoXForCausalLM'], intermediate_size: I, num_attention_heads: 4, rotary_pct: 0.25, rotary_emb_base: 10000, use_parallel_residual: true, hidden_act: 'gelu', layer_norm_eps: 1e-5, max_position_embeddings: 256, tie_word_embeddings: false }, tensors: t };
+      return {
+        config: {
+          ...base,
+          architectures: ['GPTNeoXForCausalLM'],
+          intermediate_size: I,
+          num_attention_heads: 4,
+          rotary_pct: 0.25,
+          rotary_emb_base: 10000,
+          use_parallel_residual: true,
+          hidden_act: 'gelu',
+          layer_norm_eps: 1e-5,
+          max_position_embeddings: 256,
+          tie_word_embeddings: false,
+        },
+        tensors: t,
+      };
     }
     case 'opt': {
       // The opt-350m layout: post-LN, word_embed_proj_dim < hidden, no 'model.' prefix (as some Hub repos).
@@ -109,7 +147,20 @@ export function randomSpec(modelType: RandomModelType, vocab = 512): { config: R
         W(p + 'fc2.weight', d, F);
         zeros(p + 'fc2.bias', d);
       }
-      return { config: { ...base, architectures: ['OPTForCausalLM'], word_embed_proj_dim: P, ffn_dim: F, num_attention_heads: 4, do_layer_norm_before: false, activation_function: 'relu', max_position_embeddings: maxPos, enable_bias: true }, tensors: t };
+      return {
+        config: {
+          ...base,
+          architectures: ['OPTForCausalLM'],
+          word_embed_proj_dim: P,
+          ffn_dim: F,
+          num_attention_heads: 4,
+          do_layer_norm_before: false,
+          activation_function: 'relu',
+          max_position_embeddings: maxPos,
+          enable_bias: true,
+        },
+        tensors: t,
+      };
     }
     case 'mamba': {
       const I = 2 * d;
@@ -127,12 +178,30 @@ export function randomSpec(modelType: RandomModelType, vocab = 512): { config: R
         W(p + 'mixer.dt_proj.weight', I, rank);
         // Δ ≈ softplus(-4) ≈ 0.018 and A = -(1..N): the S4D-real init Mamba uses.
         t[p + 'mixer.dt_proj.bias'] = { shape: [I], init: new Float32Array(I).fill(-4) };
-        t[p + 'mixer.A_log'] = { shape: [I, N], init: Float32Array.from({ length: I * N }, (_, j) => Math.log(1 + (j % N))) };
+        t[p + 'mixer.A_log'] = {
+          shape: [I, N],
+          init: Float32Array.from({ length: I * N }, (_, j) => Math.log(1 + (j % N))),
+        };
         ones(p + 'mixer.D', I);
         W(p + 'mixer.out_proj.weight', d, I);
       }
       ones('backbone.norm_f.weight', d);
-      return { config: { ...base, architectures: ['MambaForCausalLM'], intermediate_size: I, state_size: N, conv_kernel: K, time_step_rank: 'auto', layer_norm_epsilon: 1e-5, use_bias: false, use_conv_bias: true, hidden_act: 'silu', tie_word_embeddings: true }, tensors: t };
+      return {
+        config: {
+          ...base,
+          architectures: ['MambaForCausalLM'],
+          intermediate_size: I,
+          state_size: N,
+          conv_kernel: K,
+          time_step_rank: 'auto',
+          layer_norm_epsilon: 1e-5,
+          use_bias: false,
+          use_conv_bias: true,
+          hidden_act: 'silu',
+          tie_word_embeddings: true,
+        },
+        tensors: t,
+      };
     }
   }
 }
@@ -142,14 +211,25 @@ export function randomSpec(modelType: RandomModelType, vocab = 512): { config: R
  * tokenizer files (vocabulary 512) when the shared model is present; returns whether it did, so callers
  * can skip what needs a tokenizer.
  */
-export function writeRandomCheckpoint(dir: string, modelType: RandomModelType, seed = 1): { dir: string; config: Record<string, any>; hasTokenizer: boolean } {
+export function writeRandomCheckpoint(
+  dir: string,
+  modelType: RandomModelType,
+  seed = 1,
+): { dir: string; config: Record<string, any>; hasTokenizer: boolean } {
   fs.mkdirSync(dir, { recursive: true });
   const { config, tensors } = randomSpec(modelType);
   const data: Record<string, { shape: number[]; data: Float32Array }> = {};
   let k = 0;
   for (const [name, { shape, init }] of Object.entries(tensors)) {
     const n = shape.reduce((a, b) => a * b, 1);
-    const values = init instanceof Float32Array ? init : init === 'ones' ? new Float32Array(n).fill(1) : init === 'zeros' ? new Float32Array(n) : normals(n, 0.2, seed * 1000 + k++);
+    const values =
+      init instanceof Float32Array
+        ? init
+        : init === 'ones'
+          ? new Float32Array(n).fill(1)
+          : init === 'zeros'
+            ? new Float32Array(n)
+            : normals(n, 0.2, seed * 1000 + k++);
     data[name] = { shape, data: values };
   }
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));

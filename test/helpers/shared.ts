@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const MODELS_DIR = path.resolve(process.env.CRAMLAB_MODELS ?? path.join(__dirname, '..', '..', '..', 'shared', 'models'));
+export const MODELS_DIR = path.resolve(
+  process.env.CRAMLAB_MODELS ?? path.join(__dirname, '..', '..', '..', 'shared', 'models'),
+);
 
 /** Path of a shared model folder, or undefined (with the reason) when absent. */
 export function sharedModel(name: string): { dir?: string; skip?: string } {
@@ -15,5 +17,8 @@ export function sharedModel(name: string): { dir?: string; skip?: string } {
 export function documentedGreedyIds(dir: string): number[] {
   const readme = fs.readFileSync(path.join(dir, 'README.md'), 'utf8');
   const block = readme.split('followed by the first 100 greedy tokens:')[1].split('```')[1];
-  return block.split(/[,\s]+/).filter(Boolean).map(Number);
+  return block
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .map(Number);
 }

@@ -10,7 +10,8 @@ import type { Command } from '../main';
 
 export const command: Command = {
   name: 'capacity',
-  summary: 'sweep text lengths × mem counts: accuracy, decoding capacity, information and token gain (resumable run folder)',
+  summary:
+    'sweep text lengths × mem counts: accuracy, decoding capacity, information and token gain (resumable run folder)',
   usage:
     'capacity --model M --texts SET|FILE [--count 16] --mem 1,2,4 --lengths 8,16,32,64 [--bisect] [--out runs/NAME] ' +
     '[--batch B] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--save-mem] [--quiet]',
@@ -20,7 +21,11 @@ export const command: Command = {
     if (!lengths.length) throw new UsageError('--lengths is required, e.g. --lengths 8,16,32,64');
     const Ks = numList(args, 'mem', [1]);
     const loaded = await loadModel(str(args, 'model'));
-    const texts = await loadTexts(str(args, 'texts'), { tokenizer: loaded.tokenizer, maxTokens: Math.max(...lengths), count: args.count === undefined ? 16 : num(args, 'count') });
+    const texts = await loadTexts(str(args, 'texts'), {
+      tokenizer: loaded.tokenizer,
+      maxTokens: Math.max(...lengths),
+      count: args.count === undefined ? 16 : num(args, 'count'),
+    });
     const runDir = str(args, 'out', path.join('runs', `capacity-${path.basename(loaded.dir)}`));
     console.log(`${texts.length} texts, lengths ${lengths.join(',')}, K ${Ks.join(',')} → ${runDir}`);
     const { grid, bisect } = await capacitySweep(loaded.model, texts, {
@@ -41,9 +46,13 @@ export const command: Command = {
     });
     const info = loaded.model.info;
     const mine = grid; // this run's cells only (records of other lengths or texts stay in the folder)
-    console.log('\nMean over texts per length (info gain in bits: CE without − CE at the best mem; paper: (mean loss − min loss) × N, nats):\n');
+    console.log(
+      '\nMean over texts per length (info gain in bits: CE without − CE at the best mem; paper: (mean loss − min loss) × N, nats):\n',
+    );
     console.log(lengthTable(mine));
-    console.log("\nTable 1 conventions (capacity: largest N with mean accuracy ≥ 0.99; gains: means over texts with accuracy ≤ 0.99):\n");
+    console.log(
+      '\nTable 1 conventions (capacity: largest N with mean accuracy ≥ 0.99; gains: means over texts with accuracy ≤ 0.99):\n',
+    );
     console.log(capacityTable(mine, info));
     if (args.bisect) {
       console.log('\nPer-text capacity by bisection (+: the whole searched text decodes) next to the grid:\n');

@@ -14,7 +14,11 @@ export const PROGRESSIVE_USAGE = '--progressive [--stride 8] [--stage-steps 1000
 
 /** --stride, --stage-steps, --stage-patience (progressiveCram checks that each is a positive integer). */
 export function progressiveFlags(args: Args): { stride: number; stageSteps: number; stagePatience: number } {
-  return { stride: num(args, 'stride', 8), stageSteps: num(args, 'stageSteps', 1000), stagePatience: num(args, 'stagePatience', 200) };
+  return {
+    stride: num(args, 'stride', 8),
+    stageSteps: num(args, 'stageSteps', 1000),
+    stagePatience: num(args, 'stagePatience', 200),
+  };
 }
 
 export const command: Command = {
@@ -28,7 +32,12 @@ export const command: Command = {
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
     const K = num(args, 'mem', 1);
-    const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K, typeof args.file === 'string' ? args.file : '--text');
+    const ids = encodeWithin(
+      tokenizer,
+      text,
+      model.info.maxPositions - K,
+      typeof args.file === 'string' ? args.file : '--text',
+    );
     if (args.progressive) {
       const [p] = await progressiveCram(model, [ids], {
         K,
@@ -54,15 +63,28 @@ export const command: Command = {
       return;
     }
     const theory = K * theoreticalCapacity(model.info.memDim, model.info.vocabSize);
-    const ce = (c: typeof m.ceWithMem) => `${c.totalBits.toFixed(2)} bits (${c.perTokenBits.toFixed(3)}/token), ${c.totalNats.toFixed(2)} nats`;
-    console.log(`tokens N           ${m.N} (${m.N - 1} predicted), K = ${K}, compression ${m.compression.toFixed(1)} tokens/vector`);
-    console.log(`status             ${m.status} after ${m.steps} steps (best at step ${m.stepsToBest}), ${m.seconds.toFixed(1)} s`);
-    console.log(`best accuracy      ${(100 * m.bestAccuracy).toFixed(2)}% (${m.correctWithMem}/${m.N - 1})${m.decoded ? ': decoded exactly' : ''}`);
-    console.log(`without mem        accuracy ${((100 * m.correctWithoutMem) / (m.N - 1)).toFixed(2)}%, CE ${ce(m.ceWithoutMem)}`);
+    const ce = (c: typeof m.ceWithMem) =>
+      `${c.totalBits.toFixed(2)} bits (${c.perTokenBits.toFixed(3)}/token), ${c.totalNats.toFixed(2)} nats`;
+    console.log(
+      `tokens N           ${m.N} (${m.N - 1} predicted), K = ${K}, compression ${m.compression.toFixed(1)} tokens/vector`,
+    );
+    console.log(
+      `status             ${m.status} after ${m.steps} steps (best at step ${m.stepsToBest}), ${m.seconds.toFixed(1)} s`,
+    );
+    console.log(
+      `best accuracy      ${(100 * m.bestAccuracy).toFixed(2)}% (${m.correctWithMem}/${m.N - 1})${m.decoded ? ': decoded exactly' : ''}`,
+    );
+    console.log(
+      `without mem        accuracy ${((100 * m.correctWithoutMem) / (m.N - 1)).toFixed(2)}%, CE ${ce(m.ceWithoutMem)}`,
+    );
     console.log(`with best mem      CE ${ce(m.ceWithMem)}`);
-    console.log(`information gain   ${m.infoGainBits.toFixed(2)} bits (${m.infoGainNats.toFixed(2)} nats); paper convention (mean loss − min loss) × N: ${m.paperInfoGainNats.toFixed(2)} nats`);
+    console.log(
+      `information gain   ${m.infoGainBits.toFixed(2)} bits (${m.infoGainNats.toFixed(2)} nats); paper convention (mean loss − min loss) × N: ${m.paperInfoGainNats.toFixed(2)} nats`,
+    );
     console.log(`token gain         ${m.tokenGain}`);
-    console.log(`theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`);
+    console.log(
+      `theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`,
+    );
   },
 };
 
@@ -74,9 +96,13 @@ function printProgressive(p: ProgressiveResult, N: number, json: boolean, model:
     return;
   }
   const grew = p.stages.map((s) => `${s.N}:${s.status === 'decoded' ? 'ok' : s.status}`).join(' ');
-  console.log(`horizon            ${p.horizon} of ${N} tokens${p.censored ? ' (the whole text)' : ''}, K = ${p.K}, ${(p.horizon / p.K).toFixed(1)} tokens/vector`);
+  console.log(
+    `horizon            ${p.horizon} of ${N} tokens${p.censored ? ' (the whole text)' : ''}, K = ${p.K}, ${(p.horizon / p.K).toFixed(1)} tokens/vector`,
+  );
   console.log(`stages             ${p.stages.length} (${grew})`);
   console.log(`steps              ${p.totalSteps}, ${p.seconds.toFixed(1)} s`);
-  console.log(`greedy decode      ${p.check.equal ? `reproduces the first ${p.horizon} tokens exactly` : 'DIFFERS from the prefix (a bug: please report)'}`);
+  console.log(
+    `greedy decode      ${p.check.equal ? `reproduces the first ${p.horizon} tokens exactly` : 'DIFFERS from the prefix (a bug: please report)'}`,
+  );
   if (!p.check.equal) process.exitCode = 1;
 }

@@ -18,7 +18,10 @@ export const command: Command = {
     process.stdout.write(text + '\n');
     // Success needs a text actually decoded (not just the given first token) whose ids hash as stored.
     if (ids.length < 2) throw new MemFileError(`${file}: nothing was decoded (${ids.length} token)`);
-    if (idsSha256(ids) !== mem.idsSha256) throw new MemFileError(`${file}: the decoded ids differ from the stored ids hash (the vectors do not decode the encoded text exactly, or the file was altered)`);
+    if (idsSha256(ids) !== mem.idsSha256)
+      throw new MemFileError(
+        `${file}: the decoded ids differ from the stored ids hash (the vectors do not decode the encoded text exactly, or the file was altered)`,
+      );
     if (args.check) console.error(`${file}: ${ids.length} tokens, ids match the encoded text (sha256)`);
   },
 };

@@ -57,16 +57,41 @@ interface Attempt {
 }
 
 /** Smallest K whose vectors decode `ids` exactly: doubling from `guess` (known to be > `failsAt`), then bisection. */
-async function fewestVectorsFrom(model: CausalLM, ids: number[], guess: number, failsAt: number, opts: { maxSteps: number; patience: number; seed: number }) {
+async function fewestVectorsFrom(
+  model: CausalLM,
+  ids: number[],
+  guess: number,
+  failsAt: number,
+  opts: { maxSteps: number; patience: number; seed: number },
+) {
   const maxK = model.info.maxPositions - ids.length;
-  if (maxK < 1) throw new Error(`a text of ${ids.length} tokens leaves no room for a mem vector in the context of ${model.info.maxPositions}`);
+  if (maxK < 1)
+    throw new Error(
+      `a text of ${ids.length} tokens leaves no room for a mem vector in the context of ${model.info.maxPositions}`,
+    );
   const attempts: Attempt[] = [];
   const found = new Map<number, CramResult>();
   const tryK = async (K: number): Promise<boolean> => {
     const t = performance.now();
-    const [r] = await cram(model, [ids], { K, maxSteps: opts.maxSteps, patience: opts.patience, seed: opts.seed, quiet: true });
-    const ok = r.status === 'decoded' && (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every((x, i) => x === ids[i]);
-    attempts.push({ K, decoded: ok, bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: (performance.now() - t) / 1000 });
+    const [r] = await cram(model, [ids], {
+      K,
+      maxSteps: opts.maxSteps,
+      patience: opts.patience,
+      seed: opts.seed,
+      quiet: true,
+    });
+    const ok =
+      r.status === 'decoded' &&
+      (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every(
+        (x, i) => x === ids[i],
+      );
+    attempts.push({
+      K,
+      decoded: ok,
+      bestAccuracy: r.bestAccuracy,
+      steps: r.steps,
+      seconds: (performance.now() - t) / 1000,
+    });
     if (ok) found.set(K, r);
     return ok;
   };
@@ -78,7 +103,10 @@ async function fewestVectorsFrom(model: CausalLM, ids: number[], guess: number, 
       break;
     }
     lo = K;
-    if (K >= maxK) throw new Error(`no K ≤ ${maxK} (the context's room) decoded the passage exactly: try --chars lower or --max-steps higher`);
+    if (K >= maxK)
+      throw new Error(
+        `no K ≤ ${maxK} (the context's room) decoded the passage exactly: try --chars lower or --max-steps higher`,
+      );
   }
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
@@ -89,7 +117,12 @@ async function fewestVectorsFrom(model: CausalLM, ids: number[], guess: number, 
 }
 
 /** The text's cross-entropy under the model (bits, N-1 predicted tokens) without mem and behind `mem`. */
-async function ceBits(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<{ without: number; with: number }> {
+async function ceBits(
+  model: CausalLM,
+  ids: number[],
+  mem: Float32Array,
+  K: number,
+): Promise<{ without: number; with: number }> {
   const without = await scoreText(model, ids);
   const prefix = tf.tensor2d(mem, [K, model.info.memDim]);
   try {
@@ -105,7 +138,8 @@ function charDiff(tokenizer: Tokenizer, original: number[], decoded: number[]): 
 
 export const command: Command = {
   name: 'demo',
-  summary: 'the built-in model at its best honest size: one vector\'s horizon on an unseen passage, then the fewest vectors that hold a whole short passage (offline, < 1 min)',
+  summary:
+    "the built-in model at its best honest size: one vector's horizon on an unseen passage, then the fewest vectors that hold a whole short passage (offline, < 1 min)",
   usage: `demo [--model ${DEFAULT_MODEL}] [--passage 0] [--chars ${DEMO_PASSAGE_BYTES}] [--mem auto|K] [--seed 0] [--max-steps 1000] [--json]`,
   booleans: ['json'],
   async run(args: Args) {
@@ -117,14 +151,19 @@ export const command: Command = {
     const fixedK = autoK ? 0 : num(args, 'mem');
     const maxSteps = num(args, 'maxSteps', 1000);
     const seed = num(args, 'seed', 0);
-    if (!Number.isInteger(chars) || chars < 2) throw new UsageError(`--chars must be an integer ≥ 2, got ${args.chars}`);
-    if (!Number.isInteger(passage) || passage < 0) throw new UsageError(`--passage must be an integer ≥ 0, got ${passage}`);
-    if (!autoK && !(Number.isInteger(fixedK) && fixedK >= 1)) throw new UsageError(`--mem must be 'auto' or an integer ≥ 1, got ${args.mem}`);
-    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new UsageError(`--max-steps must be a positive integer, got ${args.maxSteps}`);
+    if (!Number.isInteger(chars) || chars < 2)
+      throw new UsageError(`--chars must be an integer ≥ 2, got ${args.chars}`);
+    if (!Number.isInteger(passage) || passage < 0)
+      throw new UsageError(`--passage must be an integer ≥ 0, got ${passage}`);
+    if (!autoK && !(Number.isInteger(fixedK) && fixedK >= 1))
+      throw new UsageError(`--mem must be 'auto' or an integer ≥ 1, got ${args.mem}`);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1)
+      throw new UsageError(`--max-steps must be a positive integer, got ${args.maxSteps}`);
     const { model, tokenizer, dir } = await loadModel(modelArg);
     const ctx = model.info.maxPositions;
     const texts = await loadTexts('unseen', { tokenizer, maxTokens: ctx - 1, count: passage + 1 });
-    if (passage >= texts.length) throw new UsageError(`--passage ${passage}: the unseen set has ${texts.length} passages`);
+    if (passage >= texts.length)
+      throw new UsageError(`--passage ${passage}: the unseen set has ${texts.length} passages`);
     const { id } = texts[passage];
     const full = tokenizer.decode(texts[passage].ids);
     const quiet = Boolean(args.json);
@@ -133,7 +172,14 @@ export const command: Command = {
     // 1. One vector: the progressive horizon (the target grows 2 tokens per stage, warm-started).
     if (!quiet) console.log(`1/2 progressive horizon of unseen passage ${id} with 1 vector of ${name}...`);
     const hIds = texts[passage].ids.slice(0, Math.min(texts[passage].ids.length, 64));
-    const [p] = await progressiveCram(model, [hIds], { K: 1, stride: 2, stageSteps: 1500, stagePatience: 500, seed, quiet: true });
+    const [p] = await progressiveCram(model, [hIds], {
+      K: 1,
+      stride: 2,
+      stageSteps: 1500,
+      stagePatience: 500,
+      seed,
+      quiet: true,
+    });
     const hHeld = hIds.slice(0, p.horizon);
     const hce = p.horizon >= 2 ? await ceBits(model, hHeld, p.mem, 1) : { without: 0, with: 0 };
     const horizon = {
@@ -159,18 +205,32 @@ export const command: Command = {
     // Guess K from one vector's horizon (h tokens = h-1 predicted per vector), rounded up to a power of two.
     const perVector = Math.max(1, p.horizon - 1);
     const guess = 2 ** Math.ceil(Math.log2(Math.max(1, (ids.length - 1) / perVector)));
-    if (!quiet) console.log(`2/2 fewest vectors of ${name} that hold the whole ${opening.sentence ? 'opening sentence' : 'opening'} (${Buffer.byteLength(original)} bytes, ${ids.length} tokens; K from ${autoK ? guess : fixedK})...`);
+    if (!quiet)
+      console.log(
+        `2/2 fewest vectors of ${name} that hold the whole ${opening.sentence ? 'opening sentence' : 'opening'} (${Buffer.byteLength(original)} bytes, ${ids.length} tokens; K from ${autoK ? guess : fixedK})...`,
+      );
     const t2 = performance.now();
     let K: number;
     let r: CramResult;
     let attempts: Attempt[];
     if (autoK) {
-      ({ K, result: r, attempts } = await fewestVectorsFrom(model, ids, guess, p.horizon >= ids.length ? 0 : 1, { maxSteps, patience: Math.max(50, Math.round(maxSteps / 5)), seed }));
+      ({
+        K,
+        result: r,
+        attempts,
+      } = await fewestVectorsFrom(model, ids, guess, p.horizon >= ids.length ? 0 : 1, {
+        maxSteps,
+        patience: Math.max(50, Math.round(maxSteps / 5)),
+        seed,
+      }));
     } else {
       K = fixedK;
-      if (ids.length + K > ctx) throw new UsageError(`--mem ${K}: ${ids.length} tokens + ${K} vectors exceed the context of ${ctx}`);
+      if (ids.length + K > ctx)
+        throw new UsageError(`--mem ${K}: ${ids.length} tokens + ${K} vectors exceed the context of ${ctx}`);
       [r] = await cram(model, [ids], { K, maxSteps, seed, quiet: true });
-      attempts = [{ K, decoded: r.status === 'decoded', bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: r.seconds }];
+      attempts = [
+        { K, decoded: r.status === 'decoded', bestAccuracy: r.bestAccuracy, steps: r.steps, seconds: r.seconds },
+      ];
     }
     const wholeSeconds = (performance.now() - t2) / 1000;
     const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] });
@@ -221,33 +281,54 @@ export const command: Command = {
     if (args.json) console.log(JSON.stringify(report));
     else {
       const b = (x: number) => `${x.toFixed(1)} bits`;
-      console.log(`model             ${name} (${report.modelType}, ${report.params.toLocaleString('en-US')} parameters, d = ${report.memDim}, context ${ctx})`);
-      console.log(`engine            ${report.engine === 'native' ? 'native (C)' : 'tfjs'} for cramming; tfjs backend ${report.backend} for scoring`);
+      console.log(
+        `model             ${name} (${report.modelType}, ${report.params.toLocaleString('en-US')} parameters, d = ${report.memDim}, context ${ctx})`,
+      );
+      console.log(
+        `engine            ${report.engine === 'native' ? 'native (C)' : 'tfjs'} for cramming; tfjs backend ${report.backend} for scoring`,
+      );
       console.log(`passage           ${id} (held-out Moby-Dick chapter: never seen in training)`);
       console.log('');
       console.log(`── one vector: progressive horizon`);
       console.log(`original          ${JSON.stringify(horizon.original)}`);
       console.log(`decoded from mem  ${JSON.stringify(horizon.decoded)}`);
       console.log(`diff              ${horizon.diff}`);
-      console.log(`horizon           ${horizon.tokens} tokens (${horizon.tokens - 1} predicted) in 1 vector, ${horizon.stages} stages`);
+      console.log(
+        `horizon           ${horizon.tokens} tokens (${horizon.tokens - 1} predicted) in 1 vector, ${horizon.stages} stages`,
+      );
       console.log(`steps, seconds    ${horizon.steps} steps, ${horizon.seconds.toFixed(1)} s`);
-      console.log(`bits per vector   ${b(horizon.bitsPerVector)} (CE ${horizon.ceWithoutMemBits.toFixed(1)} → ${horizon.ceWithMemBits.toFixed(1)} bits)`);
+      console.log(
+        `bits per vector   ${b(horizon.bitsPerVector)} (CE ${horizon.ceWithoutMemBits.toFixed(1)} → ${horizon.ceWithMemBits.toFixed(1)} bits)`,
+      );
       console.log('');
       console.log(`── the whole ${opening.sentence ? 'opening sentence' : 'opening, cut at a word'}: fewest vectors`);
-      console.log(`why this long     context ${ctx} positions = text + K vectors, so a ~200-character passage does not fit;`);
-      console.log(chars === DEMO_PASSAGE_BYTES
-        ? `                  the default budget, ${chars} bytes (--chars), keeps the whole run under a minute on 2 CPU cores`
-        : `                  budget ${chars} bytes set by --chars (the default, ${DEMO_PASSAGE_BYTES}, keeps the run under a minute on 2 CPU cores)`);
+      console.log(
+        `why this long     context ${ctx} positions = text + K vectors, so a ~200-character passage does not fit;`,
+      );
+      console.log(
+        chars === DEMO_PASSAGE_BYTES
+          ? `                  the default budget, ${chars} bytes (--chars), keeps the whole run under a minute on 2 CPU cores`
+          : `                  budget ${chars} bytes set by --chars (the default, ${DEMO_PASSAGE_BYTES}, keeps the run under a minute on 2 CPU cores)`,
+      );
       console.log(`original          ${JSON.stringify(original)}`);
       console.log(`decoded from mem  ${JSON.stringify(whole.decoded)}`);
       console.log(`diff              ${whole.diff}`);
-      console.log(`K                 ${K} vectors of ${report.memDim} for ${whole.tokens} tokens (${whole.chars} chars); ${autoK ? `search ${attempts.map((a) => `K=${a.K}:${a.decoded ? 'ok' : `${(100 * a.bestAccuracy).toFixed(0)}%`}`).join(' ')}` : 'given by --mem'}`);
+      console.log(
+        `K                 ${K} vectors of ${report.memDim} for ${whole.tokens} tokens (${whole.chars} chars); ${autoK ? `search ${attempts.map((a) => `K=${a.K}:${a.decoded ? 'ok' : `${(100 * a.bestAccuracy).toFixed(0)}%`}`).join(' ')}` : 'given by --mem'}`,
+      );
       console.log(`steps, seconds    ${whole.steps} steps, ${whole.seconds.toFixed(1)} s`);
-      console.log(`bits per vector   ${b(whole.bitsPerVector)} (CE ${whole.ceWithoutMemBits.toFixed(1)} → ${whole.ceWithMemBits.toFixed(1)} bits = ${b(whole.infoGainBits)} over ${K} vectors)`);
-      console.log(`same text as      gzip ${whole.gzipBits}, brotli ${whole.brotliBits}, xz ${whole.xzBits} bits; model CE alone ${b(whole.ceWithoutMemBits)}; the ${K} vectors raw (fp16) ${whole.memFp16Bits} bits`);
+      console.log(
+        `bits per vector   ${b(whole.bitsPerVector)} (CE ${whole.ceWithoutMemBits.toFixed(1)} → ${whole.ceWithMemBits.toFixed(1)} bits = ${b(whole.infoGainBits)} over ${K} vectors)`,
+      );
+      console.log(
+        `same text as      gzip ${whole.gzipBits}, brotli ${whole.brotliBits}, xz ${whole.xzBits} bits; model CE alone ${b(whole.ceWithoutMemBits)}; the ${K} vectors raw (fp16) ${whole.memFp16Bits} bits`,
+      );
       console.log('');
       console.log(`seconds in all    ${seconds.toFixed(1)}`);
     }
-    if (!horizon.identical || !identical) throw new Error(`the decoded text differs from the original (${!identical ? `whole passage, K = ${K}` : 'horizon'}): try --max-steps higher or --chars lower`);
+    if (!horizon.identical || !identical)
+      throw new Error(
+        `the decoded text differs from the original (${!identical ? `whole passage, K = ${K}` : 'horizon'}): try --max-steps higher or --chars lower`,
+      );
   },
 };

@@ -13,7 +13,8 @@ import { encodeWithin } from '../../io/tokenizer';
 
 export const command: Command = {
   name: 'encode',
-  summary: 'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
+  summary:
+    'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
   usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--quiet]`,
   booleans: ['quiet', 'progressive'],
   async run(args: Args) {
@@ -27,24 +28,53 @@ export const command: Command = {
     const { model, tokenizer } = loaded;
     const K0 = args.mem === undefined ? 1 : num(args, 'mem');
     const ids = encodeWithin(tokenizer, text, model.info.maxPositions - K0, input);
-    const opts = { maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps), patience: num(args, 'patience', CRAM_DEFAULTS.patience), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) };
+    const opts = {
+      maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
+      patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      seed: num(args, 'seed', 0),
+      quiet: Boolean(args.quiet),
+    };
     const t0 = performance.now();
     if (args.progressive) {
       // The target grows --stride tokens per stage from K vectors (default 1); the file holds the final mem
       // and the horizon (the longest prefix it reproduces), so `decode` gives back exactly that prefix.
-      const [p] = await progressiveCram(model, [ids], { K: K0, ...progressiveFlags(args), seed: num(args, 'seed', 0), quiet: Boolean(args.quiet) });
+      const [p] = await progressiveCram(model, [ids], {
+        K: K0,
+        ...progressiveFlags(args),
+        seed: num(args, 'seed', 0),
+        quiet: Boolean(args.quiet),
+      });
       const seconds = (performance.now() - t0) / 1000;
       const held = ids.slice(0, p.horizon);
       const back = await decode(model, { vectors: p.mem, K: K0, tokens: p.horizon, firstId: ids[0] });
       const diff = diffIds(held, back.ids);
       saveMem(out, {
-        vectors: p.mem, K: K0, memDim: model.info.memDim, tokens: p.horizon, firstId: ids[0],
-        model: loaded.id, weightsHash: loaded.weightsHash, tokenizerHash: tokenizer.hash,
-        idsSha256: idsSha256(held), textSha256: sha256(text), cramlab: CRAMLAB_VERSION,
-        extra: { progressive: 'true', horizon: String(p.horizon), textTokens: String(ids.length), stages: String(p.stages.length), steps: String(p.totalSteps), seconds: seconds.toFixed(2) },
+        vectors: p.mem,
+        K: K0,
+        memDim: model.info.memDim,
+        tokens: p.horizon,
+        firstId: ids[0],
+        model: loaded.id,
+        weightsHash: loaded.weightsHash,
+        tokenizerHash: tokenizer.hash,
+        idsSha256: idsSha256(held),
+        textSha256: sha256(text),
+        cramlab: CRAMLAB_VERSION,
+        extra: {
+          progressive: 'true',
+          horizon: String(p.horizon),
+          textTokens: String(ids.length),
+          stages: String(p.stages.length),
+          steps: String(p.totalSteps),
+          seconds: seconds.toFixed(2),
+        },
       });
-      console.log(`${input}: horizon ${p.horizon} of ${ids.length} tokens${p.censored ? ' (the whole text)' : ''} → ${K0} vector${K0 > 1 ? 's' : ''} of ${model.info.memDim} (${(p.horizon / K0).toFixed(1)} tokens/vector), ${p.stages.length} stages`);
-      console.log(`steps ${p.totalSteps}, ${seconds.toFixed(1)} s, greedy decoding ${diff.equal ? `reproduces the first ${p.horizon} tokens exactly` : `differs from token ${diff.firstMismatch} on`}`);
+      console.log(
+        `${input}: horizon ${p.horizon} of ${ids.length} tokens${p.censored ? ' (the whole text)' : ''} → ${K0} vector${K0 > 1 ? 's' : ''} of ${model.info.memDim} (${(p.horizon / K0).toFixed(1)} tokens/vector), ${p.stages.length} stages`,
+      );
+      console.log(
+        `steps ${p.totalSteps}, ${seconds.toFixed(1)} s, greedy decoding ${diff.equal ? `reproduces the first ${p.horizon} tokens exactly` : `differs from token ${diff.firstMismatch} on`}`,
+      );
       console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
       if (!diff.equal) process.exitCode = 1;
       return;
@@ -58,20 +88,35 @@ export const command: Command = {
       steps = r.steps;
     } else {
       const f = await fewestVectors(model, ids, opts);
-      for (const a of f.attempts) console.log(`  K=${a.K}: ${a.decoded ? 'decodes' : 'fails'} (best accuracy ${a.bestAccuracy.toFixed(4)}, ${a.steps} steps, ${a.seconds.toFixed(1)} s)`);
+      for (const a of f.attempts)
+        console.log(
+          `  K=${a.K}: ${a.decoded ? 'decodes' : 'fails'} (best accuracy ${a.bestAccuracy.toFixed(4)}, ${a.steps} steps, ${a.seconds.toFixed(1)} s)`,
+        );
       ({ K, result: r, totalSteps: steps } = f);
     }
     const seconds = (performance.now() - t0) / 1000;
     const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] });
     const diff = diffIds(ids, back.ids);
     saveMem(out, {
-      vectors: r.bestMem, K, memDim: model.info.memDim, tokens: ids.length, firstId: ids[0],
-      model: loaded.id, weightsHash: loaded.weightsHash, tokenizerHash: tokenizer.hash,
-      idsSha256: idsSha256(ids), textSha256: sha256(text), cramlab: CRAMLAB_VERSION,
+      vectors: r.bestMem,
+      K,
+      memDim: model.info.memDim,
+      tokens: ids.length,
+      firstId: ids[0],
+      model: loaded.id,
+      weightsHash: loaded.weightsHash,
+      tokenizerHash: tokenizer.hash,
+      idsSha256: idsSha256(ids),
+      textSha256: sha256(text),
+      cramlab: CRAMLAB_VERSION,
       extra: { accuracy: String(r.bestAccuracy), steps: String(steps), seconds: seconds.toFixed(2) },
     });
-    console.log(`${input}: ${ids.length} tokens → ${K} vector${K > 1 ? 's' : ''} of ${model.info.memDim} (${(ids.length / K).toFixed(1)} tokens/vector)`);
-    console.log(`steps ${steps}, ${seconds.toFixed(1)} s, best accuracy ${(100 * r.bestAccuracy).toFixed(2)}%, greedy decoding ${diff.equal ? 'reproduces the text exactly' : `differs from token ${diff.firstMismatch} on`}`);
+    console.log(
+      `${input}: ${ids.length} tokens → ${K} vector${K > 1 ? 's' : ''} of ${model.info.memDim} (${(ids.length / K).toFixed(1)} tokens/vector)`,
+    );
+    console.log(
+      `steps ${steps}, ${seconds.toFixed(1)} s, best accuracy ${(100 * r.bestAccuracy).toFixed(2)}%, greedy decoding ${diff.equal ? 'reproduces the text exactly' : `differs from token ${diff.firstMismatch} on`}`,
+    );
     console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
   },
 };

@@ -13,13 +13,17 @@ async function tokenizerOf(model: string): Promise<Tokenizer> {
     if (!fs.existsSync(dir)) throw new UsageError(`model folder '${model}' does not exist`);
     return loadTokenizer(dir);
   }
-  return loadTokenizer(await hubSnapshot(model, ['tokenizer.json', 'tokenizer_config.json?', 'special_tokens_map.json?']));
+  return loadTokenizer(
+    await hubSnapshot(model, ['tokenizer.json', 'tokenizer_config.json?', 'special_tokens_map.json?']),
+  );
 }
 
 export const command: Command = {
   name: 'texts',
-  summary: 'show a text set as cramlab compresses it (books, unseen, random, pg19, fanfics or a file) with token statistics',
-  usage: 'texts --texts books|unseen|random|pg19|fanfics|FILE --model M [--max-tokens N] [--count C] [--seed S] [--random-length] [--json]',
+  summary:
+    'show a text set as cramlab compresses it (books, unseen, random, pg19, fanfics or a file) with token statistics',
+  usage:
+    'texts --texts books|unseen|random|pg19|fanfics|FILE --model M [--max-tokens N] [--count C] [--seed S] [--random-length] [--json]',
   booleans: ['json', 'randomLength'],
   async run(args: Args) {
     const source = str(args, 'texts');
@@ -27,7 +31,13 @@ export const command: Command = {
     const maxTokens = args.maxTokens === undefined ? undefined : num(args, 'maxTokens');
     const count = args.count === undefined ? undefined : num(args, 'count');
     const seed = args.seed === undefined ? undefined : num(args, 'seed');
-    const texts = await loadTexts(source, { tokenizer, maxTokens, count, seed, randomLength: Boolean(args.randomLength) });
+    const texts = await loadTexts(source, {
+      tokenizer,
+      maxTokens,
+      count,
+      seed,
+      randomLength: Boolean(args.randomLength),
+    });
     if (args.json) {
       for (const t of texts) console.log(JSON.stringify(t));
       return;

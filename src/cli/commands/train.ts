@@ -19,14 +19,21 @@ export const command: Command = {
     const d = num(args, 'd', 64);
     const vocab = num(args, 'vocabSize', SUITE_TRAINING.vocabSize);
     const seqLen = num(args, 'seqLen', SUITE_TRAINING.seqLen);
-    if (!Number.isInteger(d) || d < 16 || d % 16 !== 0) throw new UsageError(`--d must be a positive multiple of 16, got ${d}`);
-    if (!Number.isInteger(seqLen) || seqLen < 8) throw new UsageError(`--seq-len must be an integer ≥ 8, got ${seqLen}`);
+    if (!Number.isInteger(d) || d < 16 || d % 16 !== 0)
+      throw new UsageError(`--d must be a positive multiple of 16, got ${d}`);
+    if (!Number.isInteger(seqLen) || seqLen < 8)
+      throw new UsageError(`--seq-len must be an integer ≥ 8, got ${seqLen}`);
     let config: Record<string, any>;
     if (arch === 'llama') config = llamaConfig(d, num(args, 'layers', 4), vocab, seqLen);
     else if (arch === 'mamba') config = mambaConfig(d, num(args, 'layers', 6), vocab);
     else throw new UsageError(`--arch must be llama or mamba, got '${arch}'`);
-    const ints: [string, number][] = [['steps', num(args, 'steps', SUITE_TRAINING.steps)], ['batch', num(args, 'batch', SUITE_TRAINING.batchSize)], ['layers', config.num_hidden_layers]];
-    for (const [k, v] of ints) if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k} must be a positive integer, got ${v}`);
+    const ints: [string, number][] = [
+      ['steps', num(args, 'steps', SUITE_TRAINING.steps)],
+      ['batch', num(args, 'batch', SUITE_TRAINING.batchSize)],
+      ['layers', config.num_hidden_layers],
+    ];
+    for (const [k, v] of ints)
+      if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k} must be a positive integer, got ${v}`);
     const maxMinutes = args.maxMinutes === undefined ? undefined : num(args, 'maxMinutes');
     await runTraining({
       ...SUITE_TRAINING,
