@@ -137,9 +137,16 @@ export interface FewestVectors {
 export async function fewestVectors(
   model: CausalLM,
   ids: number[],
-  opts: Omit<CramOptions, 'K' | 'initMem'> & { maxK?: number } = {},
+  opts: Omit<CramOptions, 'K' | 'initMem'> & {
+    maxK?: number;
+    /** First K to try (default 1), doubled from there. */
+    guess?: number;
+    /** A K already known to fail (default 0: none): the search starts above it. */
+    failsAt?: number;
+  } = {},
 ): Promise<FewestVectors> {
-  const maxK = Math.min(opts.maxK ?? 64, model.info.maxPositions - ids.length);
+  const { maxK: maxKOpt, guess = 1, failsAt = 0, ...cramOpts } = opts;
+  const maxK = Math.min(maxKOpt ?? 64, model.info.maxPositions - ids.length);
   if (maxK < 1)
     throw new CramError(
       `a text of ${ids.length} tokens leaves no room for a mem vector in the model's context of ${model.info.maxPositions}`,
@@ -149,7 +156,7 @@ export async function fewestVectors(
   const found = new Map<number, CramResult>();
   const tryK = async (K: number): Promise<boolean> => {
     const t = performance.now();
-    const [r] = await cram(model, [ids], { ...opts, K });
+    const [r] = await cram(model, [ids], { ...cramOpts, K });
     // Exact means what a reader gets back: check by generating, not only by teacher-forced accuracy.
     const ok =
       r.status === 'decoded' &&
@@ -166,9 +173,9 @@ export async function fewestVectors(
     if (ok) found.set(K, r);
     return ok;
   };
-  let lo = 0; // largest K known to fail
+  let lo = Math.max(0, Math.min(failsAt, maxK - 1)); // largest K known to fail
   let hi = 0; // smallest K known to work
-  for (let K = 1; ; K = Math.min(2 * K, maxK)) {
+  for (let K = Math.min(Math.max(guess, lo + 1), maxK); ; K = Math.min(2 * K, maxK)) {
     if (await tryK(K)) {
       hi = K;
       break;

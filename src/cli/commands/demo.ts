@@ -13,6 +13,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend } from '../../backend';
+import { fewestVectors, type FewestVectors } from '../../cram/capacity';
 import { cram, type CramResult } from '../../cram/cram';
 import { progressiveCram } from '../../cram/progressive';
 import { loadTexts } from '../../datasets/index';
@@ -46,74 +47,6 @@ export function passageOpening(text: string, maxBytes: number): { text: string; 
   }
   if (!cut) cut = [...text].reduce((s, ch) => (fits(s + ch) ? s + ch : s), '');
   return { text: cut.replace(/[\s,;:—-]+$/, ''), sentence: false };
-}
-
-interface Attempt {
-  K: number;
-  decoded: boolean;
-  bestAccuracy: number;
-  steps: number;
-  seconds: number;
-}
-
-/** Smallest K whose vectors decode `ids` exactly: doubling from `guess` (known to be > `failsAt`), then bisection. */
-async function fewestVectorsFrom(
-  model: CausalLM,
-  ids: number[],
-  guess: number,
-  failsAt: number,
-  opts: { maxSteps: number; patience: number; seed: number },
-) {
-  const maxK = model.info.maxPositions - ids.length;
-  if (maxK < 1)
-    throw new Error(
-      `a text of ${ids.length} tokens leaves no room for a mem vector in the context of ${model.info.maxPositions}`,
-    );
-  const attempts: Attempt[] = [];
-  const found = new Map<number, CramResult>();
-  const tryK = async (K: number): Promise<boolean> => {
-    const t = performance.now();
-    const [r] = await cram(model, [ids], {
-      K,
-      maxSteps: opts.maxSteps,
-      patience: opts.patience,
-      seed: opts.seed,
-      quiet: true,
-    });
-    const ok =
-      r.status === 'decoded' &&
-      (await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] })).ids.every(
-        (x, i) => x === ids[i],
-      );
-    attempts.push({
-      K,
-      decoded: ok,
-      bestAccuracy: r.bestAccuracy,
-      steps: r.steps,
-      seconds: (performance.now() - t) / 1000,
-    });
-    if (ok) found.set(K, r);
-    return ok;
-  };
-  let lo = Math.max(0, Math.min(failsAt, maxK - 1)); // largest K known to fail
-  let hi = 0; // smallest K known to work
-  for (let K = Math.min(Math.max(guess, lo + 1), maxK); ; K = Math.min(2 * K, maxK)) {
-    if (await tryK(K)) {
-      hi = K;
-      break;
-    }
-    lo = K;
-    if (K >= maxK)
-      throw new Error(
-        `no K ≤ ${maxK} (the context's room) decoded the passage exactly: try --chars lower or --max-steps higher`,
-      );
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await tryK(mid)) hi = mid;
-    else lo = mid;
-  }
-  return { K: hi, result: found.get(hi)!, attempts };
 }
 
 /** The text's cross-entropy under the model (bits, N-1 predicted tokens) without mem and behind `mem`. */
@@ -212,16 +145,20 @@ export const command: Command = {
     const t2 = performance.now();
     let K: number;
     let r: CramResult;
-    let attempts: Attempt[];
+    let attempts: FewestVectors['attempts'];
     if (autoK) {
       ({
         K,
         result: r,
         attempts,
-      } = await fewestVectorsFrom(model, ids, guess, p.horizon >= ids.length ? 0 : 1, {
+      } = await fewestVectors(model, ids, {
+        guess,
+        failsAt: p.horizon >= ids.length ? 0 : 1,
+        maxK: model.info.maxPositions - ids.length,
         maxSteps,
         patience: Math.max(50, Math.round(maxSteps / 5)),
         seed,
+        quiet: true,
       }));
     } else {
       K = fixedK;
