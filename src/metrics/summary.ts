@@ -5,7 +5,7 @@
 //   information gain in the table = the authors' CE totals (mean loss × N, natural log) even where
 //   the paper's header says bits: both are given here, named by unit and convention.
 // Theoretical capacity of K vectors: K · d · 16 / log2(V) tokens (16-bit numbers, log2 V bits a token).
-import { mean } from '../math';
+import { groupBy, mean } from '../math';
 import { theoreticalCapacity } from '../models/registry';
 import type { TextMetrics } from './text';
 
@@ -131,12 +131,7 @@ export function table1(
   records: (TextMetrics & { model: string; set: string })[],
   shapeOf: (model: string) => ModelShape | undefined = () => undefined,
 ): Table1Row[] {
-  const groups = new Map<string, typeof records>();
-  for (const r of records) {
-    const k = `${r.model}\u0000${r.set}`;
-    if (!groups.has(k)) groups.set(k, []);
-    groups.get(k)!.push(r);
-  }
+  const groups = groupBy(records, (r) => `${r.model}\u0000${r.set}`);
   return [...groups.values()].flatMap((g) =>
     capacitySummary(g, shapeOf(g[0].model)).map((s) => ({ model: g[0].model, set: g[0].set, ...s })),
   );

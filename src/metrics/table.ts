@@ -2,6 +2,7 @@
 // and the per-text bisection capacity next to the grid's answer.
 import * as aq from 'arquero';
 import { capacitySummary, isNaNRun } from './summary';
+import type { TextCapacity } from '../cram/capacity';
 import type { TextMetrics } from './text';
 
 const f = (digits: number) => (x: unknown) =>
@@ -81,15 +82,10 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
 }
 
 export function bisectTable(
-  records: {
+  records: (Pick<TextCapacity, 'K' | 'capacity' | 'censored' | 'totalSteps' | 'attempts'> & {
     id: string;
-    K: number;
-    capacity: number;
-    censored: boolean;
     gridLargestDecoded: number | null;
-    totalSteps: number;
-    attempts: unknown[];
-  }[],
+  })[],
 ): string {
   if (!records.length) return '(no bisection records)';
   const rows = records.map((r) => ({

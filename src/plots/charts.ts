@@ -1,6 +1,7 @@
 // Builders for the paper's figures. Each takes plain rows (one per text, or per model) and
 // returns a Plotly figure; hover shows the text, N, K and bits wherever a point stands for a text.
 import { figureColours, layout, requireRows, shortName, type Figure, type Trace } from './figure';
+import { groupBy } from '../math';
 import { linearFit, mean, std } from './fit';
 
 /** One crammed (text, N, K) result, as the figures need it. */
@@ -15,16 +16,6 @@ export interface PointRow {
   ceWithoutBits?: number;
   ceWithBits?: number;
   infoGainBits?: number;
-}
-
-function groupBy<T>(rows: T[], key: (r: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const r of rows) {
-    const k = key(r);
-    if (!out.has(k)) out.set(k, []);
-    out.get(k)!.push(r);
-  }
-  return out;
 }
 
 const fmt = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));

@@ -58,7 +58,9 @@ export function lockRunDir(runDir: string): () => void {
     }
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new CramError(`${runDir} is in use by process ${pid} (${file}); wait for it to finish or use another --out`);
+      throw new CramError(
+        `${runDir} is in use by process ${pid} (${file}); wait for it to finish or use another --out`,
+      );
     }
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
@@ -89,7 +91,11 @@ function folderDefaults(dir: string): StoredDefaults {
   if (!fs.existsSync(cfg)) return {};
   try {
     const c = JSON.parse(fs.readFileSync(cfg, 'utf8'));
-    return { model: c.model?.id, weights: typeof c.model?.weightsHash === 'string' ? c.model.weightsHash.slice(0, 16) : undefined, set: c.set };
+    return {
+      model: c.model?.id,
+      weights: typeof c.model?.weightsHash === 'string' ? c.model.weightsHash.slice(0, 16) : undefined,
+      set: c.set,
+    };
   } catch {
     return {};
   }

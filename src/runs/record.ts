@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { AUTHORS_ADAMW, type AdamWConfig } from '../cram/adamw';
 import { CRAM_DEFAULTS } from '../cram/cram';
-import type { CapacityAttempt } from '../cram/capacity';
+import type { TextCapacity } from '../cram/capacity';
 import { crossEntropy, type TextMetrics } from '../metrics/text';
 
 export interface CramRecord extends TextMetrics {
@@ -35,18 +35,12 @@ export interface CramRecord extends TextMetrics {
   curve?: { step: number[]; loss: number[]; accuracy: number[] };
 }
 
-/** A per-text capacity found by bisection (CLI `capacity --bisect`), in <run>/bisect.jsonl. */
-export interface BisectRecord {
+/** A per-text capacity found by bisection (CLI `capacity --bisect`, cram/capacity.ts), in <run>/bisect.jsonl. */
+export interface BisectRecord extends Omit<TextCapacity, 'index' | 'mem'> {
   kind: 'bisect';
   id: string;
-  K: number;
-  capacity: number;
-  censored: boolean;
   /** Largest grid N this text decoded (null when no grid record for it). */
   gridLargestDecoded: number | null;
-  totalSteps: number;
-  seconds: number;
-  attempts: CapacityAttempt[];
   fingerprint: string;
 }
 
@@ -81,7 +75,14 @@ export interface PrintParts {
 export function recordPrint(p: PrintParts): string {
   const o = { ...AUTHORS_ADAMW, maxSteps: CRAM_DEFAULTS.maxSteps, patience: CRAM_DEFAULTS.patience };
   for (const [k, v] of Object.entries(p.options)) if (v !== undefined && k in o) (o as any)[k] = v;
-  return fingerprint({ ids: p.ids, K: p.K, seed: p.seed, init: p.init ? encodeMem(p.init) : 'authors', weights: p.weightsHash, ...o });
+  return fingerprint({
+    ids: p.ids,
+    K: p.K,
+    seed: p.seed,
+    init: p.init ? encodeMem(p.init) : 'authors',
+    weights: p.weightsHash,
+    ...o,
+  });
 }
 
 export function encodeMem(mem: Float32Array): string {
@@ -112,8 +113,14 @@ export function fromStored(x: any, d: StoredDefaults = {}): CramRecord | undefin
   if (x.kind === 'grid') {
     const { kind: _k, bestMem, ...m } = x;
     return {
-      ...m, kind: 'cram', model: x.model ?? d.model ?? '', weights: x.weights ?? d.weights ?? '', set: x.set ?? d.set ?? '',
-      maxSteps: x.maxSteps ?? NaN, patience: x.patience ?? NaN, warmStart: false,
+      ...m,
+      kind: 'cram',
+      model: x.model ?? d.model ?? '',
+      weights: x.weights ?? d.weights ?? '',
+      set: x.set ?? d.set ?? '',
+      maxSteps: x.maxSteps ?? NaN,
+      patience: x.patience ?? NaN,
+      warmStart: false,
       ...(bestMem ? { mem: encodeMem(Float32Array.from(bestMem)) } : {}),
     };
   }
@@ -122,12 +129,38 @@ export function fromStored(x: any, d: StoredDefaults = {}): CramRecord | undefin
     const without = crossEntropy(x.ceWithoutBits * Math.LN2, n);
     const withMem = crossEntropy(x.ceWithBits * Math.LN2, n);
     return {
-      kind: 'cram', id: x.textId, model: x.model, weights: x.weights ?? d.weights ?? '', set: x.set, seed: x.seed ?? NaN,
-      fingerprint: x.fingerprint ?? '', N: x.N, K: x.K, status: x.status, steps: x.steps, stepsToBest: x.stepsToBest, seconds: x.seconds,
-      bestAccuracy: x.bestAccuracy, decoded: x.correct === n, correctWithMem: x.correct, correctWithoutMem: x.correctWithout,
-      tokenGain: x.tokenGain, ceWithoutMem: without, ceWithMem: withMem, infoGainNats: without.totalNats - withMem.totalNats,
-      infoGainBits: x.infoGainBits, compression: x.N / x.K, paperCeWithoutMemNats: NaN, paperCeWithMemNats: NaN, paperInfoGainNats: NaN,
-      maxSteps: x.maxSteps, patience: x.patience, warmStart: Boolean(x.warmStart), text: x.text, mem: x.mem, curve: x.curve,
+      kind: 'cram',
+      id: x.textId,
+      model: x.model,
+      weights: x.weights ?? d.weights ?? '',
+      set: x.set,
+      seed: x.seed ?? NaN,
+      fingerprint: x.fingerprint ?? '',
+      N: x.N,
+      K: x.K,
+      status: x.status,
+      steps: x.steps,
+      stepsToBest: x.stepsToBest,
+      seconds: x.seconds,
+      bestAccuracy: x.bestAccuracy,
+      decoded: x.correct === n,
+      correctWithMem: x.correct,
+      correctWithoutMem: x.correctWithout,
+      tokenGain: x.tokenGain,
+      ceWithoutMem: without,
+      ceWithMem: withMem,
+      infoGainNats: without.totalNats - withMem.totalNats,
+      infoGainBits: x.infoGainBits,
+      compression: x.N / x.K,
+      paperCeWithoutMemNats: NaN,
+      paperCeWithMemNats: NaN,
+      paperInfoGainNats: NaN,
+      maxSteps: x.maxSteps,
+      patience: x.patience,
+      warmStart: Boolean(x.warmStart),
+      text: x.text,
+      mem: x.mem,
+      curve: x.curve,
     };
   }
   return undefined;

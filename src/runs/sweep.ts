@@ -36,10 +36,16 @@ export interface SweepOptions extends Omit<CramOptions, 'K' | 'seed' | 'initMem'
   log?: (line: string) => void;
 }
 
-export async function capacitySweep(model: CausalLM, texts: SweepText[], o: SweepOptions): Promise<{ grid: CramRecord[]; bisect: BisectRecord[] }> {
+export async function capacitySweep(
+  model: CausalLM,
+  texts: SweepText[],
+  o: SweepOptions,
+): Promise<{ grid: CramRecord[]; bisect: BisectRecord[] }> {
   if (!texts.length) throw new CramError('no texts for the sweep');
-  if (!o.lengths.length || o.lengths.some((n) => !Number.isInteger(n) || n < 2)) throw new CramError(`lengths must be integers ≥ 2, got ${o.lengths.join(',')}`);
-  if (!o.Ks.length || o.Ks.some((k) => !Number.isInteger(k) || k < 1)) throw new CramError(`mem counts must be positive integers, got ${o.Ks.join(',')}`);
+  if (!o.lengths.length || o.lengths.some((n) => !Number.isInteger(n) || n < 2))
+    throw new CramError(`lengths must be integers ≥ 2, got ${o.lengths.join(',')}`);
+  if (!o.Ks.length || o.Ks.some((k) => !Number.isInteger(k) || k < 1))
+    throw new CramError(`mem counts must be positive integers, got ${o.Ks.join(',')}`);
   const log = o.log ?? ((s: string) => console.log(s));
   const release = lockRunDir(o.runDir);
   try {
@@ -49,31 +55,93 @@ export async function capacitySweep(model: CausalLM, texts: SweepText[], o: Swee
   }
 }
 
-async function sweepLocked(model: CausalLM, texts: SweepText[], o: SweepOptions, log: (line: string) => void): Promise<{ grid: CramRecord[]; bisect: BisectRecord[] }> {
+async function sweepLocked(
+  model: CausalLM,
+  texts: SweepText[],
+  o: SweepOptions,
+  log: (line: string) => void,
+): Promise<{ grid: CramRecord[]; bisect: BisectRecord[] }> {
   const cfgFile = path.join(o.runDir, 'config.json');
   if (fs.existsSync(cfgFile)) {
     const old = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
     if (old.model?.weightsHash && old.model.weightsHash !== o.model.weightsHash) {
-      throw new CramError(`${o.runDir} holds a run of model '${old.model.id}' (other weights); use another --out folder`);
+      throw new CramError(
+        `${o.runDir} holds a run of model '${old.model.id}' (other weights); use another --out folder`,
+      );
     }
   }
-  const { runDir, lengths, Ks, bisect, batch, seed, saveMem, model: modelId, set = 'texts', decode, log: _log, onProgress, ...cramOpts } = o;
-  fs.writeFileSync(cfgFile, JSON.stringify({ model: modelId, set, lengths, Ks, bisect: !!bisect, batch, seed: seed ?? 0, texts: texts.map((t) => t.id), options: cramOpts, updated: new Date().toISOString() }, null, 2));
+  const {
+    runDir,
+    lengths,
+    Ks,
+    bisect,
+    batch,
+    seed,
+    saveMem,
+    model: modelId,
+    set = 'texts',
+    decode,
+    log: _log,
+    onProgress,
+    ...cramOpts
+  } = o;
+  fs.writeFileSync(
+    cfgFile,
+    JSON.stringify(
+      {
+        model: modelId,
+        set,
+        lengths,
+        Ks,
+        bisect: !!bisect,
+        batch,
+        seed: seed ?? 0,
+        texts: texts.map((t) => t.id),
+        options: cramOpts,
+        updated: new Date().toISOString(),
+      },
+      null,
+      2,
+    ),
+  );
   const file = new RecordFile(runDir, log);
   const bisectFile = path.join(runDir, 'bisect.jsonl');
   if (repairTail(bisectFile)) log(`note: cut a torn last line (an interrupted write) from ${bisectFile}`);
   const base = seed ?? 0;
   const size = batch ?? texts.length;
   const seedFor = (t: SweepText) => seedOf(t.id, base);
-  const printOf = (t: SweepText, N: number, K: number) => recordPrint({ ids: t.ids.slice(0, N), K, seed: seedFor(t), weightsHash: modelId.weightsHash, options: cramOpts });
+  // A fingerprint hashes the text's ids: compute each once (the loops below ask for it many times).
+  const prints = new Map<string, string>();
+  const printOf = (t: SweepText, N: number, K: number): string => {
+    const k = `${t.id}|${N}|${K}`;
+    let p = prints.get(k);
+    if (p === undefined) {
+      p = recordPrint({
+        ids: t.ids.slice(0, N),
+        K,
+        seed: seedFor(t),
+        weightsHash: modelId.weightsHash,
+        options: cramOpts,
+      });
+      prints.set(k, p);
+    }
+    return p;
+  };
   const keyOf = (t: SweepText, N: number, K: number) => ({ model: modelId.id, set, id: t.id, N, K });
   const done = (t: SweepText, N: number, K: number) => file.get(keyOf(t, N, K), printOf(t, N, K));
 
-  const cells = texts.flatMap((t) => lengths.flatMap((N) => Ks.map((K) => ({ t, N, K })))).filter(({ t, N }) => t.ids.length >= N);
+  const cells = texts
+    .flatMap((t) => lengths.flatMap((N) => Ks.map((K) => ({ t, N, K }))))
+    .filter(({ t, N }) => t.ids.length >= N);
   const resumed = cells.filter(({ t, N, K }) => done(t, N, K)).length;
-  const stale = cells.filter(({ t, N, K }) => !done(t, N, K) && file.stale(keyOf(t, N, K), printOf(t, N, K)) > 0).length;
+  const stale = cells.filter(
+    ({ t, N, K }) => !done(t, N, K) && file.stale(keyOf(t, N, K), printOf(t, N, K)) > 0,
+  ).length;
   if (resumed) log(`resuming: ${resumed} records already in ${file.file}`);
-  if (stale) log(`${stale} records in ${file.file} were made with other texts or options (or an older version): recomputing them`);
+  if (stale)
+    log(
+      `${stale} records in ${file.file} were made with other texts or options (or an older version): recomputing them`,
+    );
 
   for (const K of Ks) {
     for (const N of lengths) {
@@ -97,9 +165,19 @@ async function sweepLocked(model: CausalLM, texts: SweepText[], o: SweepOptions,
               const ids = t.ids.slice(0, N);
               const m = await measure(model, ids, r, t.id);
               file.add({
-                kind: 'cram', ...m, id: t.id, model: modelId.id, weights: modelId.weightsHash.slice(0, 16), set, seed: seedFor(t),
-                fingerprint: printOf(t, N, K), maxSteps: cramOpts.maxSteps ?? CRAM_DEFAULTS.maxSteps, patience: cramOpts.patience ?? CRAM_DEFAULTS.patience, warmStart: false,
-                ...(decode ? { text: decode(ids) } : {}), ...(saveMem ? { mem: encodeMem(r.bestMem) } : {}),
+                kind: 'cram',
+                ...m,
+                id: t.id,
+                model: modelId.id,
+                weights: modelId.weightsHash.slice(0, 16),
+                set,
+                seed: seedFor(t),
+                fingerprint: printOf(t, N, K),
+                maxSteps: cramOpts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
+                patience: cramOpts.patience ?? CRAM_DEFAULTS.patience,
+                warmStart: false,
+                ...(decode ? { text: decode(ids) } : {}),
+                ...(saveMem ? { mem: encodeMem(r.bestMem) } : {}),
               });
             },
           },
@@ -112,7 +190,10 @@ async function sweepLocked(model: CausalLM, texts: SweepText[], o: SweepOptions,
   const maxN = Math.max(...lengths);
   const startN = Math.min(...lengths);
   const bisectPrint = (t: SweepText, K: number) => fingerprint({ grid: printOf(t, maxN, K), startN, maxN });
-  const bis = readLines<BisectRecord>(bisectFile).filter((r) => texts.some((t) => t.id === r.id && bisectPrint(t, r.K) === r.fingerprint));
+  const byId = new Map(texts.map((t) => [t.id, t]));
+  const bis = readLines<BisectRecord>(bisectFile).filter(
+    (r) => byId.has(r.id) && bisectPrint(byId.get(r.id)!, r.K) === r.fingerprint,
+  );
   if (bisect) {
     const have = new Set(bis.map((r) => `${r.id}|${r.K}`));
     for (const K of Ks) {
@@ -120,14 +201,25 @@ async function sweepLocked(model: CausalLM, texts: SweepText[], o: SweepOptions,
       for (let c = 0; c < todo.length; c += size) {
         const part = todo.slice(c, c + size);
         log(`K=${K}: bisecting capacity of ${part.length} texts (N ≤ ${maxN})`);
-        const found = await capacitySearch(model, part.map((t) => t.ids), { ...cramOpts, onProgress, K, maxN, startN, seed: part.map(seedFor) });
+        const found = await capacitySearch(
+          model,
+          part.map((t) => t.ids),
+          { ...cramOpts, onProgress, K, maxN, startN, seed: part.map(seedFor) },
+        );
         for (const [j, f] of found.entries()) {
           const t = part[j];
           const mine = grid.filter((r) => r.id === t.id && r.K === K);
           const rec: BisectRecord = {
-            kind: 'bisect', id: t.id, K, capacity: f.capacity, censored: f.censored,
+            kind: 'bisect',
+            id: t.id,
+            K,
+            capacity: f.capacity,
+            censored: f.censored,
             gridLargestDecoded: mine.length ? Math.max(0, ...mine.filter((r) => r.decoded).map((r) => r.N)) : null,
-            totalSteps: f.totalSteps, seconds: f.seconds, attempts: f.attempts, fingerprint: bisectPrint(t, K),
+            totalSteps: f.totalSteps,
+            seconds: f.seconds,
+            attempts: f.attempts,
+            fingerprint: bisectPrint(t, K),
           };
           appendLine(bisectFile, rec);
           bis.push(rec);

@@ -6,7 +6,7 @@ import { cram, initialMem } from '../cram/cram';
 import type { CramResult } from '../cram/cram';
 import { loadTexts, type Text } from '../datasets/index';
 import { loadModel, type LoadedModel } from '../io/checkpoint';
-import { mean } from '../math';
+import { groupBy, mean } from '../math';
 import { DECODED_THRESHOLD, groupByLength, type ModelShape } from '../metrics/summary';
 import { measure } from '../metrics/text';
 import type { RecordFile } from '../runs/folder';
@@ -226,12 +226,7 @@ export async function capacityWalk(
 export function accuracyTable(
   records: CramRecord[],
 ): { model: string; set: string; K: number; N: number; texts: number; meanAccuracy: number; decoded: number }[] {
-  const groups = new Map<string, CramRecord[]>();
-  for (const r of records) {
-    const k = `${r.model}|${r.set}`;
-    if (!groups.has(k)) groups.set(k, []);
-    groups.get(k)!.push(r);
-  }
+  const groups = groupBy(records, (r) => `${r.model}|${r.set}`);
   return [...groups.values()]
     .flatMap((g) =>
       groupByLength(g).map((l) => ({

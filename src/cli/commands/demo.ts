@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend } from '../../backend';
 import { fewestVectors, type FewestVectors } from '../../cram/capacity';
-import { cram, type CramResult } from '../../cram/cram';
+import { cram, CramError, type CramResult } from '../../cram/cram';
 import { progressiveCram } from '../../cram/progressive';
 import { loadTexts } from '../../datasets/index';
 import { decode, diffIds, formatDiff } from '../../decode';
@@ -159,6 +159,10 @@ export const command: Command = {
         patience: Math.max(50, Math.round(maxSteps / 5)),
         seed,
         quiet: true,
+      }).catch((e: unknown) => {
+        // The library's message says no K decoded; the demo knows which of its flags would help.
+        if (e instanceof CramError) throw new CramError(`${e.message}: try --chars lower or --max-steps higher`);
+        throw e;
       }));
     } else {
       K = fixedK;
