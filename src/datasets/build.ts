@@ -28,7 +28,10 @@ export function buildBooks(): Chunk[] {
   const train = mobyDickChapters().filter((c) => !HELD_OUT(c.index) && c.title !== 'Contents');
   // Chunks may run across chapter boundaries (as PG-19 chunks do); remember where each starts.
   const sentences = train.flatMap((c) => chapterSentences(c).map((s) => ({ s, ch: c.index })));
-  const ranges = chunkRanges(sentences.map((x) => x.s), BOOKS.minChars);
+  const ranges = chunkRanges(
+    sentences.map((x) => x.s),
+    BOOKS.minChars,
+  );
   const picked: Chunk[] = [];
   for (let k = 0; k < BOOKS.chunks; k++) {
     const j = Math.floor((k * ranges.length) / BOOKS.chunks);
@@ -36,7 +39,10 @@ export function buildBooks(): Chunk[] {
     picked.push({
       id: `moby-dick-${String(j).padStart(3, '0')}`,
       source: `Moby-Dick, train chapters, from chapter index ${sentences[start].ch}`,
-      text: sentences.slice(start, end).map((x) => x.s).join(' '),
+      text: sentences
+        .slice(start, end)
+        .map((x) => x.s)
+        .join(' '),
     });
   }
   return picked;

@@ -12,7 +12,12 @@ import { hubSnapshot, HubError } from '../io/hub';
 export const HUB_SETS: Record<string, { repo: string; files: string[] }> = {
   pg19: {
     repo: 'yurakuratov/pg19_valid_1k_chunks',
-    files: ['data/train-00000-of-00001.parquet', 'pg19_valid_1k_chunks.csv', 'data/pg19_valid_1k_chunks.csv', 'train.csv'],
+    files: [
+      'data/train-00000-of-00001.parquet',
+      'pg19_valid_1k_chunks.csv',
+      'data/pg19_valid_1k_chunks.csv',
+      'train.csv',
+    ],
   },
   fanfics: {
     repo: 'yurakuratov/fanfics_1k_chunks',
@@ -64,9 +69,13 @@ export function parseCsv(src: string): string[][] {
 function csvTexts(file: string): string[] {
   const [header, ...rows] = parseCsv(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''));
   const col = header ? header.indexOf('text') : -1;
-  if (col < 0) throw new DatasetError(`${file}: no 'text' column in the CSV header (${(header ?? []).join(', ') || 'empty file'})`);
+  if (col < 0)
+    throw new DatasetError(
+      `${file}: no 'text' column in the CSV header (${(header ?? []).join(', ') || 'empty file'})`,
+    );
   return rows.map((r, i) => {
-    if (r.length !== header.length) throw new DatasetError(`${file}: row ${i + 2} has ${r.length} fields, the header has ${header.length}`);
+    if (r.length !== header.length)
+      throw new DatasetError(`${file}: row ${i + 2} has ${r.length} fields, the header has ${header.length}`);
     return r[col];
   });
 }
@@ -82,7 +91,8 @@ async function parquetTexts(file: string): Promise<string[]> {
   } catch (e) {
     throw new DatasetError(`${file}: not a readable Parquet file (${(e as Error).message})`);
   }
-  if (!names.includes('text')) throw new DatasetError(`${file}: no 'text' column in the Parquet file (${names.join(', ')})`);
+  if (!names.includes('text'))
+    throw new DatasetError(`${file}: no 'text' column in the Parquet file (${names.join(', ')})`);
   const rows: { text: unknown }[] = await parquetReadObjects({ file: ab, columns: ['text'] });
   return rows.map((r, i) => {
     if (typeof r.text !== 'string') throw new DatasetError(`${file}: row ${i} has a non-string text`);
@@ -115,7 +125,9 @@ export async function readTextColumn(file: string): Promise<string[]> {
   if (ext === '.csv') return csvTexts(file);
   if (ext === '.parquet') return parquetTexts(file);
   if (ext === '.jsonl') return jsonlTexts(file);
-  throw new DatasetError(`${file}: unsupported text file type '${ext}' (use .csv, .parquet or .jsonl with a 'text' column)`);
+  throw new DatasetError(
+    `${file}: unsupported text file type '${ext}' (use .csv, .parquet or .jsonl with a 'text' column)`,
+  );
 }
 
 /** Download (or find in the HF cache) one of the authors' sets and return its chunks. */
@@ -124,7 +136,11 @@ export async function loadHubChunks(name: string): Promise<string[]> {
   if (!set) throw new DatasetError(`unknown Hub text set '${name}' (known: ${Object.keys(HUB_SETS).join(', ')})`);
   let dir: string;
   try {
-    dir = await hubSnapshot(set.repo, set.files.map((f) => f + '?'), 'dataset');
+    dir = await hubSnapshot(
+      set.repo,
+      set.files.map((f) => f + '?'),
+      'dataset',
+    );
   } catch (e) {
     if (!(e instanceof HubError)) throw e;
     throw new DatasetError(

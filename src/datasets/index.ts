@@ -37,12 +37,15 @@ export const DATASETS_DIR = path.join(__dirname, '..', '..', 'datasets');
 export const BUILT_IN = ['books', 'unseen', 'random', ...Object.keys(HUB_SETS)];
 
 function checkOptions(source: string, o: LoadTextsOptions): void {
-  if (!o || !o.tokenizer || typeof o.tokenizer.encode !== 'function') throw new DatasetError(`loadTexts('${source}'): opts.tokenizer is required`);
+  if (!o || !o.tokenizer || typeof o.tokenizer.encode !== 'function')
+    throw new DatasetError(`loadTexts('${source}'): opts.tokenizer is required`);
   for (const k of ['maxTokens', 'count'] as const) {
     const v = o[k];
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new DatasetError(`loadTexts('${source}'): ${k} must be a positive integer, got ${v}`);
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new DatasetError(`loadTexts('${source}'): ${k} must be a positive integer, got ${v}`);
   }
-  if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new DatasetError(`loadTexts('${source}'): seed must be an integer, got ${o.seed}`);
+  if (o.seed !== undefined && !Number.isInteger(o.seed))
+    throw new DatasetError(`loadTexts('${source}'): seed must be an integer, got ${o.seed}`);
 }
 
 function fromChunks(chunks: { id: string; text: string }[], o: LoadTextsOptions): Text[] {
@@ -67,10 +70,16 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
   } catch (e) {
     throw new DatasetError(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (!Array.isArray(json?.samples)) throw new DatasetError(`${file}: expected {"samples": [{"id", "ids", "text"}, ...]}`);
+  if (!Array.isArray(json?.samples))
+    throw new DatasetError(`${file}: expected {"samples": [{"id", "ids", "text"}, ...]}`);
   return json.samples.slice(0, o.count ?? json.samples.length).map((s: any, i: number) => {
-    if (!Array.isArray(s.ids) || !s.ids.every((x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < o.tokenizer.vocabSize)) {
-      throw new DatasetError(`${file}: sample ${i} has no 'ids' list of token ids below the tokenizer's vocabulary size ${o.tokenizer.vocabSize}`);
+    if (
+      !Array.isArray(s.ids) ||
+      !s.ids.every((x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < o.tokenizer.vocabSize)
+    ) {
+      throw new DatasetError(
+        `${file}: sample ${i} has no 'ids' list of token ids below the tokenizer's vocabulary size ${o.tokenizer.vocabSize}`,
+      );
     }
     const ids: number[] = o.maxTokens === undefined ? s.ids : s.ids.slice(0, o.maxTokens);
     return { id: String(s.id ?? i), text: o.tokenizer.decode(ids), ids };
@@ -78,7 +87,8 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
 }
 
 function randomTexts(o: LoadTextsOptions): Text[] {
-  if (o.maxTokens === undefined) throw new DatasetError("loadTexts('random'): maxTokens is required (the length of each random text)");
+  if (o.maxTokens === undefined)
+    throw new DatasetError("loadTexts('random'): maxTokens is required (the length of each random text)");
   const file = path.join(DATASETS_DIR, 'random-words.txt');
   const words = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
   const seed = o.seed ?? 0;
@@ -90,16 +100,22 @@ function randomTexts(o: LoadTextsOptions): Text[] {
 
 export async function loadTexts(source: string, opts: LoadTextsOptions): Promise<Text[]> {
   checkOptions(source, opts);
-  if (source === 'books' || source === 'unseen') return fromChunks(readJsonl(path.join(DATASETS_DIR, `${source}.jsonl`)), opts);
+  if (source === 'books' || source === 'unseen')
+    return fromChunks(readJsonl(path.join(DATASETS_DIR, `${source}.jsonl`)), opts);
   if (source === 'random') return randomTexts(opts);
   if (source in HUB_SETS) {
     const chunks = await loadHubChunks(source);
     // 1000 chunks of 12k-25k words each: default to the authors' 50 samples.
-    return fromChunks(chunks.map((text, i) => ({ id: `${source}-${i}`, text })), { ...opts, count: opts.count ?? 50 });
+    return fromChunks(
+      chunks.map((text, i) => ({ id: `${source}-${i}`, text })),
+      { ...opts, count: opts.count ?? 50 },
+    );
   }
   const ext = path.extname(source).toLowerCase();
   if (!fs.existsSync(source)) {
-    throw new DatasetError(`unknown text set '${source}': use one of ${BUILT_IN.join(', ')} or a path to a .txt, .jsonl, .csv, .parquet or .json file`);
+    throw new DatasetError(
+      `unknown text set '${source}': use one of ${BUILT_IN.join(', ')} or a path to a .txt, .jsonl, .csv, .parquet or .json file`,
+    );
   }
   if (ext === '.json') return fromSamplesJson(source, opts);
   if (ext === '.txt') {
@@ -108,5 +124,8 @@ export async function loadTexts(source: string, opts: LoadTextsOptions): Promise
   }
   const base = path.basename(source, ext);
   const chunks = await readTextColumn(source);
-  return fromChunks(chunks.map((text, i) => ({ id: `${base}-${i}`, text })), opts);
+  return fromChunks(
+    chunks.map((text, i) => ({ id: `${base}-${i}`, text })),
+    opts,
+  );
 }

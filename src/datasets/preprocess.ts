@@ -11,9 +11,45 @@
 
 /** Lowercase, without the final period. Never end a sentence. */
 const ABBREVIATIONS = new Set([
-  'mr', 'mrs', 'ms', 'messrs', 'mme', 'mlle', 'dr', 'st', 'prof', 'rev', 'hon', 'capt', 'col', 'gen', 'lt', 'sgt',
-  'gov', 'sen', 'jr', 'sr', 'e.g', 'i.e', 'viz', 'vs', 'cf', 'mt', 'ft', 'vol',
-  'jan', 'feb', 'apr', 'jun', 'jul', 'aug', 'sep', 'sept', 'oct', 'nov', 'dec',
+  'mr',
+  'mrs',
+  'ms',
+  'messrs',
+  'mme',
+  'mlle',
+  'dr',
+  'st',
+  'prof',
+  'rev',
+  'hon',
+  'capt',
+  'col',
+  'gen',
+  'lt',
+  'sgt',
+  'gov',
+  'sen',
+  'jr',
+  'sr',
+  'e.g',
+  'i.e',
+  'viz',
+  'vs',
+  'cf',
+  'mt',
+  'ft',
+  'vol',
+  'jan',
+  'feb',
+  'apr',
+  'jun',
+  'jul',
+  'aug',
+  'sep',
+  'sept',
+  'oct',
+  'nov',
+  'dec',
 ]);
 /** Abbreviations that often end a sentence too: a break when the next word is capitalised. */
 const FINAL_ABBREVIATIONS = new Set(['etc', 'inc', 'ltd', 'co', 'al']);
@@ -89,7 +125,11 @@ const PREFIX_MARGIN = 32;
  * maxTokens, as in HF truncation). The authors' chunks are ~100k characters, so only a prefix cut at
  * a space is encoded when it already gives maxTokens + PREFIX_MARGIN tokens; otherwise the whole text.
  */
-export function encodeTruncated(tokenizer: { encode(text: string): number[] }, text: string, maxTokens?: number): number[] {
+export function encodeTruncated(
+  tokenizer: { encode(text: string): number[] },
+  text: string,
+  maxTokens?: number,
+): number[] {
   if (maxTokens === undefined) return tokenizer.encode(text);
   const cut = text.lastIndexOf(' ', (maxTokens + PREFIX_MARGIN) * 12);
   if (cut > 0 && cut < text.length) {

@@ -7,7 +7,16 @@
 //   logits = embed_out(final_layer_norm(h))     (untied in every Pythia)
 // Rotary covers only the first rotary_dim = head_size * rotary_pct dims of each head.
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope, causalAttention, geluExact, layerNorm, linear, mergeHeads, ropeInvFreq, ropeTables } from './layers';
+import {
+  applyRope,
+  causalAttention,
+  geluExact,
+  layerNorm,
+  linear,
+  mergeHeads,
+  ropeInvFreq,
+  ropeTables,
+} from './layers';
 import type { CausalLM, ModelInfo } from './types';
 import { infoFromConfig } from './types';
 import { ModelError } from './types';
@@ -75,15 +84,33 @@ export class GPTNeoX implements CausalLM {
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const p = `gpt_neox.layers.${i}.`;
       this.layers.push({
-        input_layernorm: { weight: w.get(p + 'input_layernorm.weight', [d]), bias: w.get(p + 'input_layernorm.bias', [d]) },
-        post_attention_layernorm: { weight: w.get(p + 'post_attention_layernorm.weight', [d]), bias: w.get(p + 'post_attention_layernorm.bias', [d]) },
-        query_key_value: { weight: w.get(p + 'attention.query_key_value.weight', [3 * d, d]), bias: w.maybe(p + 'attention.query_key_value.bias', [3 * d]) },
+        input_layernorm: {
+          weight: w.get(p + 'input_layernorm.weight', [d]),
+          bias: w.get(p + 'input_layernorm.bias', [d]),
+        },
+        post_attention_layernorm: {
+          weight: w.get(p + 'post_attention_layernorm.weight', [d]),
+          bias: w.get(p + 'post_attention_layernorm.bias', [d]),
+        },
+        query_key_value: {
+          weight: w.get(p + 'attention.query_key_value.weight', [3 * d, d]),
+          bias: w.maybe(p + 'attention.query_key_value.bias', [3 * d]),
+        },
         dense: { weight: w.get(p + 'attention.dense.weight', [d, d]), bias: w.maybe(p + 'attention.dense.bias', [d]) },
-        dense_h_to_4h: { weight: w.get(p + 'mlp.dense_h_to_4h.weight', [I, d]), bias: w.get(p + 'mlp.dense_h_to_4h.bias', [I]) },
-        dense_4h_to_h: { weight: w.get(p + 'mlp.dense_4h_to_h.weight', [d, I]), bias: w.get(p + 'mlp.dense_4h_to_h.bias', [d]) },
+        dense_h_to_4h: {
+          weight: w.get(p + 'mlp.dense_h_to_4h.weight', [I, d]),
+          bias: w.get(p + 'mlp.dense_h_to_4h.bias', [I]),
+        },
+        dense_4h_to_h: {
+          weight: w.get(p + 'mlp.dense_4h_to_h.weight', [d, I]),
+          bias: w.get(p + 'mlp.dense_4h_to_h.bias', [d]),
+        },
       });
     }
-    this.final_layer_norm = { weight: w.get('gpt_neox.final_layer_norm.weight', [d]), bias: w.get('gpt_neox.final_layer_norm.bias', [d]) };
+    this.final_layer_norm = {
+      weight: w.get('gpt_neox.final_layer_norm.weight', [d]),
+      bias: w.get('gpt_neox.final_layer_norm.bias', [d]),
+    };
     const tied = cfg.tie_word_embeddings ?? false;
     this.embed_out = tied && !w.has('embed_out.weight') ? this.embedMatrix : w.get('embed_out.weight', [V, d]);
     // Old Pythia files also hold attention.bias / masked_bias / rotary_emb.inv_freq buffers: not parameters, left unread.
@@ -99,7 +126,12 @@ export class GPTNeoX implements CausalLM {
   /** The fused projection, viewed as HF does: [B, T, H, 3·hs] with q, k, v blocks per head → three [B, H, T, hs]. */
   private qkv(x: tf.Tensor, L: NeoXLayer): tf.Tensor4D[] {
     const [B, T] = x.shape;
-    const fused = tf.reshape(linear(x, L.query_key_value.weight, L.query_key_value.bias), [B, T, this.nHeads, 3 * this.headSize]);
+    const fused = tf.reshape(linear(x, L.query_key_value.weight, L.query_key_value.bias), [
+      B,
+      T,
+      this.nHeads,
+      3 * this.headSize,
+    ]);
     return tf.split(fused, 3, 3).map((t) => tf.transpose(t, [0, 2, 1, 3]) as tf.Tensor4D);
   }
 
@@ -110,7 +142,11 @@ export class GPTNeoX implements CausalLM {
   }
 
   private mlp(x: tf.Tensor, L: NeoXLayer): tf.Tensor {
-    return linear(geluExact(linear(x, L.dense_h_to_4h.weight, L.dense_h_to_4h.bias)), L.dense_4h_to_h.weight, L.dense_4h_to_h.bias);
+    return linear(
+      geluExact(linear(x, L.dense_h_to_4h.weight, L.dense_h_to_4h.bias)),
+      L.dense_4h_to_h.weight,
+      L.dense_4h_to_h.bias,
+    );
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
@@ -121,19 +157,29 @@ export class GPTNeoX implements CausalLM {
       for (const L of this.layers) {
         const a = this.attention(layerNorm(h, L.input_layernorm.weight, L.input_layernorm.bias, this.eps), L, cos, sin);
         if (this.parallel) {
-          h = tf.add(tf.add(h, a), this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L));
+          h = tf.add(
+            tf.add(h, a),
+            this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L),
+          );
         } else {
           h = tf.add(h, a);
-          h = tf.add(h, this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L));
+          h = tf.add(
+            h,
+            this.mlp(layerNorm(h, L.post_attention_layernorm.weight, L.post_attention_layernorm.bias, this.eps), L),
+          );
         }
       }
-      return linear(layerNorm(h, this.final_layer_norm.weight, this.final_layer_norm.bias, this.eps), this.embed_out) as tf.Tensor3D;
+      return linear(
+        layerNorm(h, this.final_layer_norm.weight, this.final_layer_norm.bias, this.eps),
+        this.embed_out,
+      ) as tf.Tensor3D;
     });
   }
 
   dispose(): void {
     const all = new Set<tf.Tensor>([this.embedMatrix, this.embed_out]);
-    for (const m of [this.final_layer_norm, ...this.layers.flatMap((L) => Object.values(L) as Module[])]) for (const t of [m.weight, m.bias]) if (t) all.add(t);
+    for (const m of [this.final_layer_norm, ...this.layers.flatMap((L) => Object.values(L) as Module[])])
+      for (const t of [m.weight, m.bias]) if (t) all.add(t);
     for (const t of all) t.dispose();
   }
 }

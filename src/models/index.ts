@@ -22,7 +22,9 @@ export function buildModel(config: Record<string, any>, weights: Weights, source
   const type = config.model_type;
   const build = ARCHITECTURES[type];
   if (!build) {
-    throw new ModelError(`${source}: model_type '${type}' is not supported; supported: ${Object.keys(ARCHITECTURES).sort().join(', ')}`);
+    throw new ModelError(
+      `${source}: model_type '${type}' is not supported; supported: ${Object.keys(ARCHITECTURES).sort().join(', ')}`,
+    );
   }
   return build(config, weights);
 }

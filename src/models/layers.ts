@@ -22,14 +22,20 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor | undefined, eps: number
     save([r, n]); // kept for the backward (customGrad disposes everything else)
     return {
       value: n,
-      gradFunc: (dn: tf.Tensor, [rs, ns]: tf.Tensor[]) => tf.mul(rs, tf.sub(dn, tf.mul(ns, tf.mean(tf.mul(dn, ns), -1, true)))),
+      gradFunc: (dn: tf.Tensor, [rs, ns]: tf.Tensor[]) =>
+        tf.mul(rs, tf.sub(dn, tf.mul(ns, tf.mean(tf.mul(dn, ns), -1, true)))),
     };
   });
   const y = f(x);
   return weight ? tf.mul(y, weight) : y;
 }
 
-export function layerNorm(x: tf.Tensor, weight: tf.Tensor | undefined, bias: tf.Tensor | undefined, eps: number): tf.Tensor {
+export function layerNorm(
+  x: tf.Tensor,
+  weight: tf.Tensor | undefined,
+  bias: tf.Tensor | undefined,
+  eps: number,
+): tf.Tensor {
   const mean = tf.mean(x, -1, true);
   const centered = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centered), -1, true);
@@ -42,7 +48,8 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor | undefined, bias: tf.
 export const silu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(x));
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)), as torch's default. */
-export const geluExact = (x: tf.Tensor): tf.Tensor => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+export const geluExact = (x: tf.Tensor): tf.Tensor =>
+  tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
 
 /** Rotary inverse frequencies in float32 arithmetic, as HF computes them: 1 / base^(2i/dim). */
 export function ropeInvFreq(dim: number, base: number): Float32Array {
@@ -52,14 +59,18 @@ export function ropeInvFreq(dim: number, base: number): Float32Array {
 }
 
 /** Llama 3.x frequency scaling (rope_scaling.rope_type = "llama3"): long wavelengths divided by factor, a smooth band between. */
-export function llama3ScaleInvFreq(invFreq: Float32Array, s: { factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number }): Float32Array {
+export function llama3ScaleInvFreq(
+  invFreq: Float32Array,
+  s: { factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number },
+): Float32Array {
   const lowWavelen = s.original_max_position_embeddings / s.low_freq_factor;
   const highWavelen = s.original_max_position_embeddings / s.high_freq_factor;
   return invFreq.map((f) => {
     const wavelen = (2 * Math.PI) / f;
     if (wavelen < highWavelen) return f;
     if (wavelen > lowWavelen) return f / s.factor;
-    const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    const smooth =
+      (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
     return (1 - smooth) * (f / s.factor) + smooth * f;
   });
 }

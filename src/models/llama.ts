@@ -10,7 +10,19 @@
 // trains (Weights made trainable: gradients reach every named tensor). The fast path is the native
 // engine (native/src/llama.c), checked against this file in test/native.test.ts.
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope, causalAttention, linear, llama3ScaleInvFreq, mergeHeads, repeatKv, rmsNorm, ropeInvFreq, ropeTables, silu, splitHeads } from './layers';
+import {
+  applyRope,
+  causalAttention,
+  linear,
+  llama3ScaleInvFreq,
+  mergeHeads,
+  repeatKv,
+  rmsNorm,
+  ropeInvFreq,
+  ropeTables,
+  silu,
+  splitHeads,
+} from './layers';
 import type { CausalLM, ModelInfo } from './types';
 import { infoFromConfig, ModelError } from './types';
 import type { Weights } from './weights';
@@ -43,7 +55,8 @@ export function llamaInvFreq(cfg: Record<string, any>): Float32Array {
   if (rs) {
     const type = rs.rope_type ?? rs.type;
     if (type === 'llama3') inv = llama3ScaleInvFreq(inv, rs);
-    else if (type !== 'default') throw new ModelError(`rope_scaling type '${type}' is not supported (supported: default, llama3)`);
+    else if (type !== 'default')
+      throw new ModelError(`rope_scaling type '${type}' is not supported (supported: default, llama3)`);
   }
   return inv;
 }

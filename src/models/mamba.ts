@@ -38,8 +38,15 @@ export function mambaDims(cfg: Record<string, any>): { I: number; N: number; K: 
   const d = cfg.hidden_size;
   const rank = cfg.time_step_rank ?? 'auto';
   const r = rank === 'auto' ? Math.ceil(d / 16) : rank;
-  if (!Number.isInteger(r) || r <= 0) throw new ModelError(`mamba time_step_rank '${rank}' is neither 'auto' nor a positive integer`);
-  return { I: cfg.intermediate_size ?? (cfg.expand ?? 2) * d, N: cfg.state_size ?? 16, K: cfg.conv_kernel ?? 4, rank: r, eps: cfg.layer_norm_epsilon ?? 1e-5 };
+  if (!Number.isInteger(r) || r <= 0)
+    throw new ModelError(`mamba time_step_rank '${rank}' is neither 'auto' nor a positive integer`);
+  return {
+    I: cfg.intermediate_size ?? (cfg.expand ?? 2) * d,
+    N: cfg.state_size ?? 16,
+    K: cfg.conv_kernel ?? 4,
+    rank: r,
+    eps: cfg.layer_norm_epsilon ?? 1e-5,
+  };
 }
 
 /** ModelInfo with the tfjs model's checks (time_step_rank, hidden_act): shared with the native engine. */
@@ -104,7 +111,11 @@ export class Mamba implements CausalLM {
   private conv(x: tf.Tensor, L: MambaLayer): tf.Tensor {
     const [B, T, I] = x.shape;
     const K = this.K;
-    const padded = tf.pad(x, [[0, 0], [K - 1, 0], [0, 0]]);
+    const padded = tf.pad(x, [
+      [0, 0],
+      [K - 1, 0],
+      [0, 0],
+    ]);
     let out: tf.Tensor = L.conv_b ?? tf.zeros([I]);
     for (let j = 0; j < K; j++) {
       const tap = tf.reshape(tf.slice(L.conv_w, [0, 0, j], [I, 1, 1]), [I]);

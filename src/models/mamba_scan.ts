@@ -33,7 +33,8 @@ export const selectiveScanSequential: SelectiveScan = (dA, dBu, C) =>
 export function associativeScan(a: tf.Tensor2D, b: tf.Tensor2D): { a: tf.Tensor2D; b: tf.Tensor2D } {
   const [L, X] = a.shape;
   // Shift down by k rows, filling with the identity element (a = 1, b = 0).
-  const shift = (x: tf.Tensor2D, k: number, fill: number) => tf.concat([tf.fill([k, X], fill), tf.slice(x, [0, 0], [L - k, X])], 0);
+  const shift = (x: tf.Tensor2D, k: number, fill: number) =>
+    tf.concat([tf.fill([k, X], fill), tf.slice(x, [0, 0], [L - k, X])], 0);
   for (let k = 1; k < L; k *= 2) {
     b = tf.add(tf.mul(a, shift(b, k, 0)), b);
     a = tf.mul(a, shift(a, k, 1));
@@ -70,7 +71,11 @@ export function selectiveScanChunked(chunk = 32): SelectiveScan {
         h = tf.add(h, tf.mul(local.a, tf.reshape(carryIn, [1, nC * X])));
       }
       // Back to time first [T, B, I, N]; y_t = C_t · h_t over the state axis, then [B, T, I].
-      const states = tf.slice(tf.reshape(tf.transpose(tf.reshape(h, [L, nC, X]), [1, 0, 2]), [nC * L, B, I, N]), [0, 0, 0, 0], [T, -1, -1, -1]);
+      const states = tf.slice(
+        tf.reshape(tf.transpose(tf.reshape(h, [L, nC, X]), [1, 0, 2]), [nC * L, B, I, N]),
+        [0, 0, 0, 0],
+        [T, -1, -1, -1],
+      );
       const y = tf.sum(tf.mul(states, tf.reshape(tf.transpose(C, [1, 0, 2]), [T, B, 1, N])), -1);
       return tf.transpose(y, [1, 0, 2]) as tf.Tensor3D;
     });

@@ -6,7 +6,18 @@
 //               h += down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
 //   logits = lm_head(norm(h))
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope, causalAttention, layerNorm, linear, mergeHeads, repeatKv, ropeInvFreq, ropeTables, silu, splitHeads } from './layers';
+import {
+  applyRope,
+  causalAttention,
+  layerNorm,
+  linear,
+  mergeHeads,
+  repeatKv,
+  ropeInvFreq,
+  ropeTables,
+  silu,
+  splitHeads,
+} from './layers';
 import type { CausalLM, ModelInfo } from './types';
 import { infoFromConfig } from './types';
 import { ModelError } from './types';
@@ -22,7 +33,8 @@ export function olmoInfo(cfg: Record<string, any>): ModelInfo {
   if (H % Hkv !== 0) throw new ModelError(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${Hkv}`);
   if (cfg.attention_bias) throw new ModelError('olmo attention_bias true is not supported (no released OLMo uses it)');
   if (cfg.rope_scaling) throw new ModelError('olmo rope_scaling is not supported');
-  if (cfg.clip_qkv != null && !(cfg.clip_qkv > 0)) throw new ModelError(`olmo clip_qkv must be a positive number or null, got ${cfg.clip_qkv}`);
+  if (cfg.clip_qkv != null && !(cfg.clip_qkv > 0))
+    throw new ModelError(`olmo clip_qkv must be a positive number or null, got ${cfg.clip_qkv}`);
   return infoFromConfig(cfg);
 }
 

@@ -73,8 +73,14 @@ export class Opt implements CausalLM {
 
     const pre = optPrefix((n) => w.has(n));
     // layer_norm_elementwise_affine false (never in released OPTs) means norms without tensors.
-    const norm = (name: string): Module => ({ weight: w.maybe(name + '.weight', [d]), bias: w.maybe(name + '.bias', [d]) });
-    const lin = (name: string, shape: number[]): Module => ({ weight: w.get(name + '.weight', shape), bias: w.maybe(name + '.bias', [shape[0]]) });
+    const norm = (name: string): Module => ({
+      weight: w.maybe(name + '.weight', [d]),
+      bias: w.maybe(name + '.bias', [d]),
+    });
+    const lin = (name: string, shape: number[]): Module => ({
+      weight: w.get(name + '.weight', shape),
+      bias: w.maybe(name + '.bias', [shape[0]]),
+    });
     this.embedMatrix = w.get(pre + 'embed_tokens.weight', [V, P]) as tf.Tensor2D;
     this.positions = w.get(pre + 'embed_positions.weight', [maxPos + POSITION_OFFSET, d]) as tf.Tensor2D;
     if (P !== d) {
@@ -120,7 +126,8 @@ export class Opt implements CausalLM {
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
     const T = inputsEmbeds.shape[1];
-    if (T > this.info.maxPositions) throw new ModelError(`opt: sequence of ${T} positions exceeds max_position_embeddings ${this.info.maxPositions}`);
+    if (T > this.info.maxPositions)
+      throw new ModelError(`opt: sequence of ${T} positions exceeds max_position_embeddings ${this.info.maxPositions}`);
     return tf.tidy(() => {
       const ln = (x: tf.Tensor, n: Module) => layerNorm(x, n.weight, n.bias, EPS);
       const e = this.projectIn ? linear(inputsEmbeds, this.projectIn) : inputsEmbeds;
@@ -144,7 +151,8 @@ export class Opt implements CausalLM {
   dispose(): void {
     const all = new Set<tf.Tensor>([this.embedMatrix, this.positions, this.lmHead]);
     for (const t of [this.projectIn, this.projectOut, this.finalNorm?.weight, this.finalNorm?.bias]) if (t) all.add(t);
-    for (const L of this.layers) for (const m of Object.values(L) as Module[]) for (const t of [m.weight, m.bias]) if (t) all.add(t);
+    for (const L of this.layers)
+      for (const m of Object.values(L) as Module[]) for (const t of [m.weight, m.bias]) if (t) all.add(t);
     for (const t of all) t.dispose();
   }
 }

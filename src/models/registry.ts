@@ -35,14 +35,30 @@ export interface RegistryEntry {
 
 /** Upper bound on tokens one vector can hold: d numbers × 16 bits (bf16/fp16) over log2|V| bits per token. */
 export function theoreticalCapacity(d: number, vocab: number): number {
-  if (!(d > 0) || !(vocab > 1)) throw new Error(`theoreticalCapacity: need d > 0 and vocab > 1 (got d=${d}, vocab=${vocab})`);
+  if (!(d > 0) || !(vocab > 1))
+    throw new Error(`theoreticalCapacity: need d > 0 and vocab > 1 (got d=${d}, vocab=${vocab})`);
   return (d * 16) / Math.log2(vocab);
 }
 
-const none: PaperFigures = { capacityTokens: null, tokenGain: null, informationGainBits: null, randomTextCapacityTokens: null, multiVector: null };
+const none: PaperFigures = {
+  capacityTokens: null,
+  tokenGain: null,
+  informationGainBits: null,
+  randomTextCapacityTokens: null,
+  multiVector: null,
+};
 const fig = (f: Partial<PaperFigures>): PaperFigures => ({ ...none, ...f });
 
-type Row = [id: string, arch: Architecture, memDim: number, vocab: number, tokenizerVocab: number | null, layers: number, role: 'paper' | 'teaching', paper: PaperFigures | null];
+type Row = [
+  id: string,
+  arch: Architecture,
+  memDim: number,
+  vocab: number,
+  tokenizerVocab: number | null,
+  layers: number,
+  role: 'paper' | 'teaching',
+  paper: PaperFigures | null,
+];
 
 // prettier-ignore
 const ROWS: Row[] = [
@@ -71,16 +87,18 @@ const ROWS: Row[] = [
   ['stories260K',             'llama',      64,   512, null,   5, 'teaching', null],
 ];
 
-export const REGISTRY: RegistryEntry[] = ROWS.map(([id, architecture, memDim, vocabSize, tokenizerVocab, numLayers, role, paper]) => ({
-  id,
-  architecture,
-  memDim,
-  vocabSize,
-  tokenizerVocab,
-  numLayers,
-  role,
-  paper,
-}));
+export const REGISTRY: RegistryEntry[] = ROWS.map(
+  ([id, architecture, memDim, vocabSize, tokenizerVocab, numLayers, role, paper]) => ({
+    id,
+    architecture,
+    memDim,
+    vocabSize,
+    tokenizerVocab,
+    numLayers,
+    role,
+    paper,
+  }),
+);
 
 const byId = new Map(REGISTRY.map((e) => [e.id.toLowerCase(), e]));
 const byName = new Map(REGISTRY.map((e) => [e.id.split('/').pop()!.toLowerCase(), e]));

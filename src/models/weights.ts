@@ -78,13 +78,17 @@ export class Weights {
       throw new ModelError(`${this.source}: tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`);
     }
     // Every weight is a float: an integer or boolean tensor here is a mislabelled checkpoint.
-    const notFloat = () => new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
+    const notFloat = () =>
+      new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
     if (t.read && !FLOAT_DTYPES.has(t.dtype)) throw notFloat();
     // A file's tensor is read afresh (not kept by the map): the caller copies it and drops it.
     const data = t.read ? t.read() : t.data;
     if (!(data instanceof Float32Array)) throw notFloat();
     const bad = firstNonFinite(data);
-    if (bad >= 0) throw new ModelError(`${this.source}: tensor '${name}' holds ${data[bad]} at flat index ${bad} (weights must be finite)`);
+    if (bad >= 0)
+      throw new ModelError(
+        `${this.source}: tensor '${name}' holds ${data[bad]} at flat index ${bad} (weights must be finite)`,
+      );
     this.used.add(name);
     return data;
   }
@@ -99,7 +103,8 @@ export class Weights {
     const out: Record<string, Float32Array> = {};
     for (const [name, shape] of Object.entries(shapes)) {
       if (name in read) Object.defineProperty(out, name, { enumerable: true, configurable: true, value: read[name] });
-      else Object.defineProperty(out, name, { enumerable: true, configurable: true, get: () => this.array(name, shape) });
+      else
+        Object.defineProperty(out, name, { enumerable: true, configurable: true, get: () => this.array(name, shape) });
     }
     return out;
   }
