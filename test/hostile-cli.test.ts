@@ -240,7 +240,7 @@ test(
 );
 
 test('a mamba forward on 1M positions ends in one clean error line under wasm, not an abort', () => {
-  const ref = path.join(ROOT, '..', 'shared', 'reference', 'mamba');
+  const ref = path.join(ROOT, 'test', 'fixtures', 'reference', 'mamba'); // committed: runs without ../shared
   const script = path.join(tmp, 'mamba-long.ts');
   fs.writeFileSync(
     script,
