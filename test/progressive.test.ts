@@ -94,6 +94,66 @@ test(
   },
 );
 
+test(
+  'progressiveCram geometric: doubles on success, bisects on failure, warm-starts from the last success, decodes its horizon',
+  { skip: s260.skip },
+  async (t) => {
+    await initBackend();
+    const { model } = await loadModel(s260.dir!);
+    const samples: { ids: number[] }[] = JSON.parse(fs.readFileSync(samplesFile, 'utf8')).samples;
+    const texts = samples.slice(0, 3).map((s) => s.ids.slice(100, 100 + budget.maxTokens));
+    const seen = texts.map(() => [] as { stage: ProgressiveStage; r: CramResult }[]);
+    const res = await progressiveCram(model, texts, {
+      ...budget,
+      growth: 'geometric',
+      onStage: (i, stage, r) => seen[i].push({ stage, r }),
+    });
+    for (const [i, p] of res.entries()) {
+      const ids = texts[i];
+      const back = await decode(model, { vectors: p.mem, K: 1, tokens: p.horizon, firstId: ids[0] });
+      assert.deepEqual(back.ids, ids.slice(0, p.horizon), `text ${i}: decode ≠ prefix of ${p.horizon}`);
+      assert.equal(p.check.equal, true);
+      // Replay the search: each target from the held prefix and the shortest failure since it.
+      let mem = initialMem(model, 1, budget.seed + i);
+      let [held, failedAt] = [1, Infinity];
+      for (const [k, { stage, r }] of seen[i].entries()) {
+        const want =
+          failedAt === Infinity ? (k === 0 ? 1 + budget.stride : 2 * held) : Math.floor((held + failedAt) / 2);
+        assert.equal(stage.N, Math.min(ids.length, want), `text ${i}: stage ${k + 1} target`);
+        assert.ok(stage.N > held, `text ${i}: stage ${k + 1} targets no new token`);
+        assert.deepEqual(Array.from(r.initMem), Array.from(mem), `text ${i}: stage ${k + 1} not from the last success`);
+        assert.ok(stage.held >= held, `text ${i}: held shrank at stage ${k + 1}`);
+        if (stage.held > held) mem = r.bestMem;
+        held = stage.held;
+        if (held < stage.N) failedAt = Math.min(failedAt, stage.N);
+        if (held >= failedAt) failedAt = Infinity;
+      }
+      assert.equal(held, p.horizon);
+      // It stops with the horizon bracketed to one token (horizon + 1 failed) or at the text's end.
+      assert.ok(
+        p.censored || failedAt === p.horizon + 1,
+        `text ${i}: stopped at ${p.horizon} with failure at ${failedAt}`,
+      );
+      assert.equal(
+        p.totalSteps,
+        p.stages.reduce((n, s) => n + s.steps, 0),
+      );
+    }
+    assert.ok(
+      res.some((p) => p.stages.some((s) => s.held < s.N)),
+      'no stage failed: the bisection went untested',
+    );
+    t.diagnostic(
+      `horizon (geometric) ${res.map((p) => p.horizon).join(', ')} in ${res.map((p) => p.totalSteps).join(', ')} steps, ${res.map((p) => p.stages.length).join(', ')} stages`,
+    );
+    await assert.rejects(
+      progressiveCram(model, [texts[0]], { growth: 'linear' as 'stride' }),
+      (e: Error) => e instanceof CramError && e.message === 'growth must be stride or geometric, got linear',
+    );
+    model.dispose();
+  },
+);
+
 test('progressiveCram: bad options and texts are one clear CramError', { skip: s260.skip }, async () => {
   await initBackend();
   const { model } = await loadModel(s260.dir!);

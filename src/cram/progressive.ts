@@ -8,12 +8,21 @@
 // Texts advance independently but share each round: one batched cram() over every text still
 // growing, each at its own target length (makeBatch pads and weights texts of different lengths).
 // Each stage starts a fresh AdamW state (cram's); only the mem carries over.
+// growth 'geometric' (the anchor's search): the first target is 1 + stride, then each success doubles
+// the held prefix (target = 2·held) and a failure bisects between the held prefix and the shortest
+// failed target; every stage still starts from the mem of the last success. The text stops when no
+// length lies strictly between the two (held + 1 = failed), or at the text's end.
 import { decode } from '../decode';
 import type { CausalLM } from '../models/types';
 import { heldPrefix } from '../score';
 import { cram, CramError, initialMem, type CramOptions, type CramResult } from './cram';
 
+export type Growth = 'stride' | 'geometric';
+export const GROWTHS: readonly Growth[] = ['stride', 'geometric'];
+
 export interface ProgressiveOptions extends Omit<CramOptions, 'initMem' | 'onText' | 'maxSteps' | 'patience'> {
+  /** stride: +stride per stage, stop at the first failure (default); geometric: double, then bisect. */
+  growth?: Growth;
   /** Tokens added to the target per stage (default 8). */
   stride?: number;
   /** Longest prefix grown to, first token included (default: each text's length, within the context). */
@@ -64,6 +73,13 @@ function positiveInt(name: string, v: number | undefined): void {
     throw new CramError(`${name} must be a positive integer, got ${v}`);
 }
 
+/** The next stage's target length (before the clamp to the text's length). */
+function nextTarget(growth: Growth, s: { held: number; failedAt: number; stages: unknown[] }, stride: number): number {
+  if (growth === 'stride') return s.held + stride;
+  if (s.failedAt === Infinity) return s.stages.length ? 2 * s.held : 1 + stride;
+  return Math.floor((s.held + s.failedAt) / 2);
+}
+
 export async function progressiveCram(
   model: CausalLM,
   texts: number[][],
@@ -71,6 +87,8 @@ export async function progressiveCram(
 ): Promise<ProgressiveResult[]> {
   const K = opts.K ?? 1;
   const stride = opts.stride ?? 8;
+  const growth = opts.growth ?? 'stride';
+  if (!GROWTHS.includes(growth)) throw new CramError(`growth must be stride or geometric, got ${growth}`);
   for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const)
     positiveInt(name, opts[name]);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
@@ -87,6 +105,8 @@ export async function progressiveCram(
     return {
       ids: ids.slice(0, limit),
       held: 1,
+      /** Shortest target that failed since the last doubling (geometric growth). */
+      failedAt: Infinity,
       mem: initialMem(model, K, seed),
       stages: [] as ProgressiveStage[],
       curve: { steps: [0], held: [1] },
@@ -101,6 +121,7 @@ export async function progressiveCram(
     stageSteps: _ss,
     stagePatience: _sp,
     maxStages: _ms,
+    growth: _g,
     onStage,
     seed: _seed,
     ...cramOpts
@@ -109,7 +130,7 @@ export async function progressiveCram(
   for (;;) {
     const todo = st.map((s, i) => ({ s, i })).filter(({ s }) => s.growing);
     if (!todo.length) break;
-    const targets = todo.map(({ s }) => Math.min(s.ids.length, s.held + stride));
+    const targets = todo.map(({ s }) => Math.min(s.ids.length, nextTarget(growth, s, stride)));
     const results = await cram(
       model,
       todo.map(({ s }, j) => s.ids.slice(0, targets[j])),
@@ -142,9 +163,13 @@ export async function progressiveCram(
       s.curve.steps.push(s.steps);
       s.curve.held.push(s.held);
       onStage?.(i, stage, r);
-      // Decoded means the target is held; anything less (a failed stage) ends the text.
+      // Decoded means the target is held; anything less is a failed stage: it ends a stride text,
+      // and bounds a geometric one's bisection (a later success past it lifts the bound).
       const failed = held < targets[j];
-      if (failed || s.held >= s.ids.length || s.stages.length >= (opts.maxStages ?? Infinity)) {
+      if (failed) s.failedAt = Math.min(s.failedAt, targets[j]);
+      if (s.held >= s.failedAt) s.failedAt = Infinity;
+      const stop = growth === 'stride' ? failed : s.failedAt <= s.held + 1;
+      if (stop || s.held >= s.ids.length || s.stages.length >= (opts.maxStages ?? Infinity)) {
         s.growing = false;
         s.seconds = (performance.now() - t0) / 1000;
       }

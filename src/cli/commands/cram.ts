@@ -1,6 +1,6 @@
 import { AUTHORS_ADAMW } from '../../cram/adamw';
 import { cram, CRAM_DEFAULTS } from '../../cram/cram';
-import { progressiveCram, type ProgressiveResult } from '../../cram/progressive';
+import { GROWTHS, progressiveCram, type Growth, type ProgressiveResult } from '../../cram/progressive';
 import { loadModel } from '../../io/checkpoint';
 import { measure } from '../../metrics/text';
 import { theoreticalCapacity } from '../../metrics/summary';
@@ -10,11 +10,21 @@ import type { Command } from '../main';
 import { encodeWithin } from '../../io/tokenizer';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
-export const PROGRESSIVE_USAGE = '--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
+export const PROGRESSIVE_USAGE =
+  '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
 
-/** --stride, --stage-steps, --stage-patience (progressiveCram checks that each is a positive integer). */
-export function progressiveFlags(args: Args): { stride: number; stageSteps: number; stagePatience: number } {
+/** --growth, --stride, --stage-steps, --stage-patience (progressiveCram checks each). */
+export function progressiveFlags(args: Args): {
+  growth: Growth;
+  stride: number;
+  stageSteps: number;
+  stagePatience: number;
+} {
+  const growth = str(args, 'growth', 'stride');
+  if (!(GROWTHS as readonly string[]).includes(growth))
+    throw new UsageError(`--growth must be stride or geometric, got ${growth}`);
   return {
+    growth: growth as Growth,
     stride: num(args, 'stride', 8),
     stageSteps: num(args, 'stageSteps', 1000),
     stagePatience: num(args, 'stagePatience', 200),

@@ -36,11 +36,13 @@ export const command: Command = {
     };
     const t0 = performance.now();
     if (args.progressive) {
-      // The target grows --stride tokens per stage from K vectors (default 1); the file holds the final mem
-      // and the horizon (the longest prefix it reproduces), so `decode` gives back exactly that prefix.
+      // The target grows --stride tokens per stage (or doubles, then bisects: --growth geometric) from K vectors
+      // (default 1); the file holds the final mem and the horizon (the longest prefix it reproduces), so
+      // `decode` gives back exactly that prefix.
+      const flags = progressiveFlags(args);
       const [p] = await progressiveCram(model, [ids], {
         K: K0,
-        ...progressiveFlags(args),
+        ...flags,
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet),
       });
@@ -62,6 +64,7 @@ export const command: Command = {
         cramlab: CRAMLAB_VERSION,
         extra: {
           progressive: 'true',
+          growth: flags.growth,
           horizon: String(p.horizon),
           textTokens: String(ids.length),
           stages: String(p.stages.length),
