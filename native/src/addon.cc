@@ -239,6 +239,10 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   s.max_steps = intArg(env, o.Get("maxSteps"), "maxSteps", 1, 1 << 30);
   s.patience = intArg(env, o.Get("patience"), "patience", 1, 1 << 30);
   s.it0 = intArg(env, o.Get("it0"), "it0", 0, 1 << 30);
+  // schedule.ts's options, optional (absent: off)
+  auto opt = [&](const char *k, double off) { return o.Has(k) && !o.Get(k).IsUndefined() ? num(k) : off; };
+  s.lead_weight = (float)opt("leadingWeight", 1), s.min_lr = (float)opt("minLr", 0), s.clip_norm = (float)opt("clipGradNorm", 0);
+  s.lead_count = (int)opt("leadingCount", 0), s.lr_cosine = o.Has("lrSchedule") && o.Get("lrSchedule").ToString().Utf8Value() == "cosine";
   const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
   h->groups[0] = h->a;
   for (int g = 1; g < G; g++)

@@ -8,10 +8,10 @@
 #include <string.h>
 
 // adamw.ts, in float32 as tfjs computes it (constants rounded to float32 like tf scalars)
-static void adamw(float *p, float *m, float *v, const float *g, long n, int t, const CramState *s) {
-  const float decay = (float)(1.0 - (double)s->lr * s->weight_decay);
+static void adamw(float *p, float *m, float *v, const float *g, long n, int t, double lr, const CramState *s) {
+  const float decay = (float)(1.0 - lr * s->weight_decay);
   const float b1 = s->beta1, b2 = s->beta2, c1 = (float)(1.0 - s->beta1), c2 = (float)(1.0 - s->beta2);
-  const float step = (float)(s->lr / (1.0 - pow(s->beta1, t)));
+  const float step = (float)(lr / (1.0 - pow(s->beta1, t)));
   const float bc2 = (float)sqrt(1.0 - pow(s->beta2, t));
   const float eps = s->eps;
   for (long i = 0; i < n; i++) {
@@ -22,6 +22,21 @@ static void adamw(float *p, float *m, float *v, const float *g, long n, int t, c
     m[i] = mi;
     v[i] = vi;
   }
+}
+
+// schedule.ts: lr of iteration it (0-based), constant or cosine to min_lr over max_steps
+static double lr_at(const CramState *s, int it) {
+  if (!s->lr_cosine) return s->lr;
+  return s->min_lr + ((double)s->lr - s->min_lr) * (1.0 + cos(3.14159265358979323846 * it / s->max_steps)) / 2.0;
+}
+
+// schedule.ts: g *= min(1, c / (|g| + 1e-6)), like torch clip_grad_norm_
+static void clip_norm(float *g, long n, float c) {
+  double ss = 0.0;
+  for (long i = 0; i < n; i++) ss += (double)g[i] * g[i];
+  const double coef = c / (sqrt(ss) + 1e-6);
+  if (coef < 1.0)
+    for (long i = 0; i < n; i++) g[i] = (float)(g[i] * coef);
 }
 
 #define GROUP_MIN_FLOPS 64e6
@@ -71,14 +86,17 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
   memset(z->dhid, 0, sizeof(float) * (long)n * T * dh);
   for (int j = 0; j < n; j++) {
     const int b = live[j], R = s->lengths[b] - 1;
-    const float wt = (float)(1.0 / R);
+    // weights sum to 1: 1/R each, or schedule.ts's leading weight
+    const int lead = s->lead_weight > 0 && s->lead_weight != 1.f ? (s->lead_count < R ? s->lead_count : R) : 0;
+    const double total = lead * (double)s->lead_weight + (R - lead);
     const float *rows = hidden + ((long)j * T + K) * dh;
-    for (int r = 0; r < R; r++) z->target[r] = s->ids[s->offsets[b] + r + 1], z->w[r] = wt;
+    for (int r = 0; r < R; r++)
+      z->target[r] = s->ids[s->offsets[b] + r + 1], z->w[r] = lead ? (float)((r < lead ? s->lead_weight : 1.0) / total) : (float)(1.0 / R);
     matmul(z->logits, rows, mdl->lm_head, NULL, R, dh, V);
     cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
     float lsum = 0.f;
     int hits = 0;
-    for (int r = 0; r < R; r++) lsum += z->ce[r] * wt, hits += z->hit[r];
+    for (int r = 0; r < R; r++) lsum += z->ce[r] * z->w[r], hits += z->hit[r];
     loss[b] = lsum;
     correct[b] = hits;
     matmul_backward(z->dhid + ((long)j * T + K) * dh, z->dlogits, mdl->lm_head, R, dh, V);
@@ -169,7 +187,8 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       const int nan = !finite, full = s->best_correct[b] >= s->lengths[b] - 1;
       const int patient = s->counter[b] >= s->patience, last = it + 1 >= s->max_steps;
       if (s->grad_out) memcpy(s->grad_out + b * Kd, grad + b * Kd, sizeof(float) * Kd);
-      adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, s);
+      if (s->clip_norm > 0) clip_norm(grad + b * Kd, Kd, s->clip_norm);
+      adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, lr_at(s, it), s);
       if (nan || full || patient || last) {
         s->done[b] = 1;
         s->done_at[b] = it + 1;

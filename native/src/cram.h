@@ -23,6 +23,9 @@ typedef struct {
   float *loss_out;                    // [S, B] per-step loss (NaN where the text was not live)
   int *correct_out;                   // [S, B]
   float *grad_out;                    // optional [B, K, d_in]: dL/dmem of the last step (parity tests)
+  // schedule.ts, off at zero: leading predictions weigh lead_weight; cosine lr to min_lr; grad-norm clip
+  float lead_weight, min_lr, clip_norm;
+  int lead_count, lr_cosine;
 } CramState;
 
 // Runs up to S steps (fewer when every text is done); returns the steps run, -1 when out of memory.

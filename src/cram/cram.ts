@@ -30,10 +30,11 @@ import {
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from './native';
+import { lrAt, resolveSchedule, type ScheduleOptions } from './schedule';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
-export interface CramOptions extends Partial<AdamWConfig> {
+export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
   /** Number of [mem] vectors per text (default 1). */
   K?: number;
   maxSteps?: number;
@@ -161,6 +162,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
       eps: opts.eps ?? AUTHORS_ADAMW.eps,
       weightDecay: opts.weightDecay ?? AUTHORS_ADAMW.weightDecay,
     },
+    schedule: resolveSchedule(opts),
     maxSteps: opts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
     patience: opts.patience ?? CRAM_DEFAULTS.patience,
     syncEvery: opts.syncEvery ?? CRAM_DEFAULTS.syncEvery,
@@ -201,8 +203,8 @@ type Live = { batch: TextBatch; predicted: tf.Tensor1D };
 
 const disposeState = (s: State) => tf.dispose(Object.values(s));
 
-function liveTexts(model: CausalLM, texts: number[][]): Live {
-  const batch = makeBatch(model, texts);
+function liveTexts(model: CausalLM, texts: number[][], run: CramRun): Live {
+  const batch = makeBatch(model, texts, run.schedule);
   return { batch, predicted: tf.tensor1d(batch.predicted) };
 }
 
@@ -268,7 +270,10 @@ function step(
       STATUS_CODE.nan,
       tf.where(full, STATUS_CODE.decoded, tf.where(patient, STATUS_CODE.patience, STATUS_CODE.maxSteps)),
     );
-    const upd = adamwStep(s.mem, grad, s.m, s.v, it + 1, run.adam);
+    const upd = adamwStep(s.mem, clipped(grad, run.schedule.clipGradNorm), s.m, s.v, it + 1, {
+      ...run.adam,
+      lr: lrAt(run.schedule, run.adam.lr, it, run.maxSteps),
+    });
     const running3 = tf.reshape(running, [B, 1, 1]);
     const next: State = {
       mem: tf.where(running3, upd.p, s.mem) as tf.Tensor3D,
@@ -286,6 +291,13 @@ function step(
     };
     return { next, loss, correct };
   });
+}
+
+/** Each row's gradient scaled to L2 norm ≤ c (schedule.ts; c = 0: unchanged). */
+function clipped(grad: tf.Tensor, c: number): tf.Tensor {
+  if (!c) return grad;
+  const norm = tf.sqrt(tf.sum(tf.square(grad), [1, 2], true));
+  return tf.mul(grad, tf.minimum(1, tf.div(c, tf.add(norm, 1e-6))));
 }
 
 type Pending = { loss: tf.Tensor1D; correct: tf.Tensor1D; it: number };
@@ -360,7 +372,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
   const printer = run.quiet ? undefined : progressPrinter();
   let state = initState(run.inits, run.K, model.info.memDim);
   let active = texts.map((_, i) => i); // the text of each state row
-  let live: Live | undefined = liveTexts(model, texts);
+  let live: Live | undefined = liveTexts(model, texts, run);
   const results: CramResult[] = new Array(texts.length);
   const curves: Curve[] = texts.map(() => ({ step: [], loss: [], correct: [] }));
   const pending: Pending[] = [];
@@ -407,6 +419,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
           ? liveTexts(
               model,
               active.map((i) => texts[i]),
+              run,
             )
           : undefined;
       }

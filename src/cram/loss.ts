@@ -1,12 +1,14 @@
 // The authors' objective for a batch of texts, each behind its own K [mem] vectors:
 //   inputs = [mem_b ; embed(ids_b)]            (texts right-padded to the longest; causal, so padding
 //                                               after a text never reaches its positions)
-//   loss_b = mean over t < N_b-1 of CE(logits[b, K+t], ids_b[t+1])     (text positions only, shifted)
+//   loss_b = mean over t < N_b-1 of CE(logits[b, K+t], ids_b[t+1])     (text positions only, shifted;
+//                                               a weighted mean with a leading weight: schedule.ts)
 //   total  = Σ_b loss_b                         (a sum, so each mem gets exactly its own gradient)
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFitsMemory } from '../backend';
 import type { CausalLM } from '../models/types';
 import { shiftedCE } from '../score';
+import { predictionWeights, SCHEDULE_DEFAULTS, type Schedule } from './schedule';
 
 /** Constant tensors describing the texts of one batch (rebuilt only when the batch changes). */
 export interface TextBatch {
@@ -16,7 +18,7 @@ export interface TextBatch {
   labels: tf.Tensor2D;
   /** 1 where a target is real, 0 where padded [B, L-1]. */
   mask: tf.Tensor2D;
-  /** mask / (N_b - 1): turns a masked sum into each text's mean [B, L-1]. */
+  /** mask / (N_b - 1): turns a masked sum into each text's mean [B, L-1] (or weighted mean: schedule.ts). */
   weights: tf.Tensor2D;
   /** Number of scored predictions per text (N_b - 1). */
   predicted: number[];
@@ -32,7 +34,7 @@ export function cramBytes(model: CausalLM, B: number, T: number): number {
   return 4 * B * T * (3 * V + 16 * d * numLayers);
 }
 
-export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
+export function makeBatch(model: CausalLM, texts: number[][], schedule: Schedule = SCHEDULE_DEFAULTS): TextBatch {
   const L = Math.max(...texts.map((t) => t.length));
   assertFitsMemory(cramBytes(model, texts.length, L + 1), `cramming ${texts.length} texts of up to ${L} tokens`);
   return tf.tidy(() => {
@@ -43,10 +45,11 @@ export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
     const weights = new Float32Array(B * (L - 1));
     texts.forEach((t, b) => {
       ids.set(t, b * L);
+      const w = predictionWeights(schedule, t.length - 1);
       for (let i = 0; i + 1 < t.length; i++) {
         labels[b * (L - 1) + i] = t[i + 1];
         mask[b * (L - 1) + i] = 1;
-        weights[b * (L - 1) + i] = 1 / (t.length - 1);
+        weights[b * (L - 1) + i] = w[i];
       }
     });
     return {

@@ -36,6 +36,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
     lossOut: new Float32Array(S * B),
     correctOut: new Int32Array(S * B),
     ...a.adam,
+    ...a.schedule,
     maxSteps: a.maxSteps,
     patience: a.patience,
     it0: 0,

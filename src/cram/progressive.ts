@@ -9,9 +9,9 @@
 // growing, each at its own target length (makeBatch pads and weights texts of different lengths).
 // Each stage starts a fresh AdamW state (cram's); only the mem carries over.
 // growth 'geometric' (the anchor's search): the first target is 1 + stride, then each success doubles
-// the held prefix (target = 2·held) and a failure bisects between the held prefix and the shortest
-// failed target; every stage still starts from the mem of the last success. The text stops when no
-// length lies strictly between the two (held + 1 = failed), or at the text's end.
+// the held prefix (target = 2·held) while no target above it has failed, else bisects between the held
+// prefix and the shortest failed target above it; every stage starts from the mem of the last success.
+// The text stops when no length lies strictly between the two (held + 1 failed), or at the text's end.
 import { decode } from '../decode';
 import type { CausalLM } from '../models/types';
 import { heldPrefix } from '../score';
@@ -74,10 +74,16 @@ function positiveInt(name: string, v: number | undefined): void {
 }
 
 /** The next stage's target length (before the clamp to the text's length). */
-function nextTarget(growth: Growth, s: { held: number; failedAt: number; stages: unknown[] }, stride: number): number {
+function nextTarget(growth: Growth, s: { held: number; failed: number[]; stages: unknown[] }, stride: number): number {
   if (growth === 'stride') return s.held + stride;
-  if (s.failedAt === Infinity) return s.stages.length ? 2 * s.held : 1 + stride;
-  return Math.floor((s.held + s.failedAt) / 2);
+  const bound = failedAbove(s);
+  if (bound === Infinity) return s.stages.length ? 2 * s.held : 1 + stride;
+  return Math.floor((s.held + bound) / 2);
+}
+
+/** Shortest failed target above the held prefix (Infinity when none). */
+function failedAbove(s: { held: number; failed: number[] }): number {
+  return Math.min(Infinity, ...s.failed.filter((n) => n > s.held));
 }
 
 export async function progressiveCram(
@@ -105,8 +111,8 @@ export async function progressiveCram(
     return {
       ids: ids.slice(0, limit),
       held: 1,
-      /** Shortest target that failed since the last doubling (geometric growth). */
-      failedAt: Infinity,
+      /** Targets of the failed stages (geometric growth bisects below the shortest above held). */
+      failed: [] as number[],
       mem: initialMem(model, K, seed),
       stages: [] as ProgressiveStage[],
       curve: { steps: [0], held: [1] },
@@ -166,9 +172,8 @@ export async function progressiveCram(
       // Decoded means the target is held; anything less is a failed stage: it ends a stride text,
       // and bounds a geometric one's bisection (a later success past it lifts the bound).
       const failed = held < targets[j];
-      if (failed) s.failedAt = Math.min(s.failedAt, targets[j]);
-      if (s.held >= s.failedAt) s.failedAt = Infinity;
-      const stop = growth === 'stride' ? failed : s.failedAt <= s.held + 1;
+      if (failed) s.failed.push(targets[j]);
+      const stop = growth === 'stride' ? failed : failedAbove(s) <= s.held + 1;
       if (stop || s.held >= s.ids.length || s.stages.length >= (opts.maxStages ?? Infinity)) {
         s.growing = false;
         s.seconds = (performance.now() - t0) / 1000;

@@ -1,5 +1,6 @@
 // What one text's cram run ends with, built the same way by both engines (cram.ts, native/cram.ts)
 // from the per-text bookkeeping they keep (on the device, or in C).
+import type { Schedule } from './schedule';
 import { mean } from '../math';
 import type { AdamWConfig } from './adamw';
 import type { ProgressInfo } from './progress';
@@ -45,6 +46,7 @@ export interface CramRun {
   K: number;
   inits: Float32Array[];
   adam: AdamWConfig;
+  schedule: Schedule;
   maxSteps: number;
   patience: number;
   syncEvery: number;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { AUTHORS_ADAMW, type AdamWConfig } from '../cram/adamw';
 import { CRAM_DEFAULTS } from '../cram/cram';
 import type { TextCapacity } from '../cram/capacity';
+import { scheduleChanges, type ScheduleOptions } from '../cram/schedule';
 import { crossEntropy, type TextMetrics } from '../metrics/text';
 
 export interface CramRecord extends TextMetrics {
@@ -68,13 +69,15 @@ export interface PrintParts {
   /** The start vectors when not the authors' random init. */
   init?: Float32Array;
   weightsHash: string;
-  options: Partial<AdamWConfig> & { maxSteps?: number; patience?: number };
+  options: Partial<AdamWConfig> & ScheduleOptions & { maxSteps?: number; patience?: number };
 }
 
-/** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights. */
+/** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights;
+ *  schedule.ts's options only where they differ from the defaults (older fingerprints stay valid). */
 export function recordPrint(p: PrintParts): string {
   const o = { ...AUTHORS_ADAMW, maxSteps: CRAM_DEFAULTS.maxSteps, patience: CRAM_DEFAULTS.patience };
   for (const [k, v] of Object.entries(p.options)) if (v !== undefined && k in o) (o as any)[k] = v;
+  const changes = scheduleChanges(p.options);
   return fingerprint({
     ids: p.ids,
     K: p.K,
@@ -82,6 +85,7 @@ export function recordPrint(p: PrintParts): string {
     init: p.init ? encodeMem(p.init) : 'authors',
     weights: p.weightsHash,
     ...o,
+    ...(changes ? { schedule: changes } : {}),
   });
 }
 

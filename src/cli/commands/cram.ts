@@ -8,10 +8,28 @@ import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
 import type { Command } from '../main';
 import { encodeWithin } from '../../io/tokenizer';
+import { LR_SCHEDULES, type LrSchedule, type ScheduleOptions } from '../../cram/schedule';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE =
   '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
+
+/** The anchor's loss and schedule flags (cram/schedule.ts), off by default; cram and encode take them. */
+export const SCHEDULE_USAGE =
+  '[--leading-weight 1 --leading-count 0] [--lr-schedule constant|cosine] [--min-lr 0] [--clip-grad-norm 0]';
+
+export function scheduleFlags(args: Args): ScheduleOptions {
+  const lrSchedule = str(args, 'lrSchedule', 'constant');
+  if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule))
+    throw new UsageError(`--lr-schedule must be constant or cosine, got ${lrSchedule}`);
+  return {
+    leadingWeight: num(args, 'leadingWeight', 1),
+    leadingCount: num(args, 'leadingCount', 0),
+    lrSchedule: lrSchedule as LrSchedule,
+    minLr: num(args, 'minLr', 0),
+    clipGradNorm: num(args, 'clipGradNorm', 0),
+  };
+}
 
 /** --growth, --stride, --stage-steps, --stage-patience (progressiveCram checks each). */
 export function progressiveFlags(args: Args): {
@@ -34,7 +52,7 @@ export function progressiveFlags(args: Args): {
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
+  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
   booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
@@ -52,6 +70,7 @@ export const command: Command = {
       const [p] = await progressiveCram(model, [ids], {
         K,
         ...progressiveFlags(args),
+        ...scheduleFlags(args),
         lr: num(args, 'lr', AUTHORS_ADAMW.lr),
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet || args.json),
@@ -63,6 +82,7 @@ export const command: Command = {
       K,
       maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      ...scheduleFlags(args),
       lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet || args.json),

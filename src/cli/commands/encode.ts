@@ -8,14 +8,14 @@ import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
 import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
-import { PROGRESSIVE_USAGE, progressiveFlags } from './cram';
+import { PROGRESSIVE_USAGE, progressiveFlags, SCHEDULE_USAGE, scheduleFlags } from './cram';
 import { encodeWithin } from '../../io/tokenizer';
 
 export const command: Command = {
   name: 'encode',
   summary:
     'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
-  usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--quiet]`,
+  usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--quiet]`,
   booleans: ['quiet', 'progressive'],
   async run(args: Args) {
     const input = args._[0];
@@ -33,6 +33,7 @@ export const command: Command = {
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet),
+      ...scheduleFlags(args),
     };
     const t0 = performance.now();
     if (args.progressive) {
@@ -43,6 +44,7 @@ export const command: Command = {
       const [p] = await progressiveCram(model, [ids], {
         K: K0,
         ...flags,
+        ...scheduleFlags(args),
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet),
       });
