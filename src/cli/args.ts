@@ -112,6 +112,7 @@ const NUM_RULES: Record<string, NumRule> = {
   stageSteps: POSITIVE_INT,
   stagePatience: POSITIVE_INT,
   leadingWeight: { above: 0 },
+  rank: POSITIVE_INT,
   leadingCount: COUNT,
   minLr: { min: 0 },
   clipGradNorm: { min: 0 },

@@ -31,6 +31,7 @@ import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from './native';
 import { lrAt, resolveSchedule, type ScheduleOptions } from './schedule';
+import { expandHost, expandMem, lowRankBasis } from './lowrank';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
@@ -55,6 +56,8 @@ export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
   quiet?: boolean;
   /** native (C addon, Llama only) or tfjs; default: CRAMLAB_ENGINE, else native where it can run. */
   engine?: Engine;
+  /** Low-rank mem: train z (K·rank numbers) with mem = W z + b, W and b fixed (lowrank.ts). */
+  rank?: number;
 }
 
 const stdCache = new WeakMap<CausalLM, number>();
@@ -147,14 +150,21 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
   const firstInit = Array.isArray(opts.initMem) ? opts.initMem[0] : opts.initMem;
   const K = opts.K ?? (firstInit ? firstInit.length / d : 1);
   validate(model, texts, K, opts);
+  const seeds = texts.map((_, i) => (Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i));
+  const rank = opts.rank;
+  if (rank !== undefined && !(Number.isInteger(rank) && rank >= 1 && rank <= d))
+    throw new CramError(`rank must be an integer in [1, ${d}] (the mem width), got ${rank}`);
+  if (rank !== undefined && opts.initMem) throw new CramError('rank does not take initMem: z starts from randn');
+  const lowRank = rank === undefined ? undefined : lowRankBasis(model, K, rank, seeds);
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
-    const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
-    return initialMem(model, K, seed);
+    if (lowRank) return expandHost(lowRank.z0[i], lowRank.W[i], lowRank.b, lowRank.rank);
+    return initialMem(model, K, seeds[i]);
   });
   return {
     K,
     inits,
+    lowRank,
     adam: {
       lr: opts.lr ?? AUTHORS_ADAMW.lr,
       beta1: opts.beta1 ?? AUTHORS_ADAMW.beta1,
@@ -176,8 +186,17 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
 /** Optimise K mem vectors for each text (token ids, BOS first as the tokenizer gives them). */
 export async function cram(model: CausalLM, texts: number[][], opts: CramOptions = {}): Promise<CramResult[]> {
   const run = resolve(model, texts, opts);
-  if (engineFor(model, opts.engine) === 'native') return cramNative(model, texts, run);
-  return cramTfjs(tfjsModel(model), texts, run); // the tfjs loop needs gradients through forward
+  const native = engineFor(model, opts.engine) === 'native';
+  // Low-rank runs the tfjs loop on z; with the native engine the model's forward and its gradient to
+  // mem are the addon's (a NativeModel's forward), the chain rule to z is tfjs's matMul.
+  const results = run.lowRank
+    ? await cramTfjs(native ? model : tfjsModel(model), texts, run)
+    : native
+      ? await cramNative(model, texts, run)
+      : await cramTfjs(tfjsModel(model), texts, run); // the tfjs loop needs gradients through forward
+  const trainable = run.K * (run.lowRank?.rank ?? model.info.memDim);
+  for (const r of results) r.trainable = trainable;
+  return results;
 }
 
 // ---- the tfjs loop
@@ -196,6 +215,7 @@ type State = {
   done: tf.Tensor1D; // bool
   doneAt: tf.Tensor1D; // iterations run when it stopped
   status: tf.Tensor1D; // a STATUS_CODE
+  W?: tf.Tensor3D; // low-rank: each row's fixed W [memDim, rank]; mem, m, v, bestMem then hold z [K, rank] (initState d = rank)
 };
 
 /** The texts of the state's rows on the device: embeddings, targets, and N-1 per row. */
@@ -213,7 +233,7 @@ function disposeLive(l: Live): void {
   l.predicted.dispose();
 }
 
-function initState(inits: Float32Array[], K: number, d: number): State {
+function initState(inits: Float32Array[], K: number, d: number, W?: Float32Array[]): State {
   const B = inits.length;
   const memAll = new Float32Array(B * K * d);
   inits.forEach((m, i) => memAll.set(m, i * K * d));
@@ -231,7 +251,14 @@ function initState(inits: Float32Array[], K: number, d: number): State {
     done: tf.zeros([B], 'bool') as tf.Tensor1D,
     doneAt: zeros1(),
     status: zeros1(),
+    ...(W ? { W: tf.tensor3d(concat(W), [B, W[0].length / d, d]) } : {}),
   };
+}
+
+function concat(xs: Float32Array[]): Float32Array {
+  const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
+  xs.reduce((o, x) => (out.set(x, o), o + x.length), 0);
+  return out;
 }
 
 /** Iteration `it` (0-based) on the device: loss and accuracy at the current mem, the bookkeeping, AdamW. */
@@ -241,11 +268,13 @@ function step(
   s: State,
   it: number,
   run: CramRun,
+  b?: tf.Tensor1D,
 ): { next: State; loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
     let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
-    const { grad } = tf.valueAndGrad((mem: tf.Tensor) => {
-      const r = batchLoss(model, mem as tf.Tensor3D, live.batch);
+    const { grad } = tf.valueAndGrad((p: tf.Tensor) => {
+      const mem = s.W ? expandMem(p as tf.Tensor3D, s.W, b!) : (p as tf.Tensor3D);
+      const r = batchLoss(model, mem, live.batch);
       seen = { loss: tf.keep(r.loss), correct: tf.keep(r.correct) };
       return tf.sum(r.loss);
     })(s.mem);
@@ -288,6 +317,7 @@ function step(
       done: tf.logicalOr(s.done, stopNow) as tf.Tensor1D,
       doneAt: tf.where(stopNow, tf.fill([B], it + 1), s.doneAt) as tf.Tensor1D,
       status: tf.where(stopNow, tf.cast(code, 'float32'), s.status) as tf.Tensor1D,
+      ...(s.W ? { W: tf.clone(s.W) } : {}),
     };
     return { next, loss, correct };
   });
@@ -343,10 +373,16 @@ async function finish(
   seen: Seen,
   curves: Curve[],
   seconds: number,
+  b?: tf.Tensor1D,
 ): Promise<CramResult[]> {
-  const Kd = s.mem.shape[1] * s.mem.shape[2];
   const sel = selectRows(s, rows);
-  const [best, last] = [await sel.bestMem.data(), await sel.mem.data()] as Float32Array[];
+  // low-rank: the results hold the mem z gives (what decode reads), not z
+  const [bestT, lastT] = sel.W
+    ? [expandMem(sel.bestMem, sel.W, b!), expandMem(sel.mem, sel.W, b!)]
+    : [sel.bestMem, sel.mem];
+  const Kd = bestT.shape[1] * bestT.shape[2];
+  const [best, last] = [await bestT.data(), await lastT.data()] as Float32Array[];
+  if (sel.W) tf.dispose([bestT, lastT]);
   disposeState(sel);
   return rows.map((row, j) => {
     const ti = active[row];
@@ -370,7 +406,9 @@ function selectRows(s: State, rows: number[]): State {
 
 async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promise<CramResult[]> {
   const printer = run.quiet ? undefined : progressPrinter();
-  let state = initState(run.inits, run.K, model.info.memDim);
+  const lr = run.lowRank;
+  let state = lr ? initState(lr.z0, run.K, lr.rank, lr.W) : initState(run.inits, run.K, model.info.memDim);
+  const b = lr ? tf.tensor1d(lr.b) : undefined;
   let active = texts.map((_, i) => i); // the text of each state row
   let live: Live | undefined = liveTexts(model, texts, run);
   const results: CramResult[] = new Array(texts.length);
@@ -379,7 +417,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
   const t0 = performance.now();
   try {
     for (let it = 0; live; it++) {
-      const out = step(model, live, state, it, run);
+      const out = step(model, live, state, it, run, b);
       disposeState(state);
       state = out.next;
       pending.push({ loss: out.loss, correct: out.correct, it });
@@ -404,7 +442,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
       const rows = active.map((_, row) => row);
       const finished = rows.filter((row) => seen.done[row]);
       if (finished.length) {
-        for (const r of await finish(state, finished, active, texts, run, seen, curves, seconds)) {
+        for (const r of await finish(state, finished, active, texts, run, seen, curves, seconds, b)) {
           results[r.index] = r;
           await run.onText?.(r);
         }
@@ -439,6 +477,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
     tf.dispose(pending.flatMap((p) => [p.loss, p.correct]));
     if (live) disposeLive(live);
     disposeState(state);
+    b?.dispose();
   }
   return results;
 }

@@ -98,6 +98,8 @@ export async function progressiveCram(
   for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const)
     positiveInt(name, opts[name]);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
+  if (opts.rank !== undefined)
+    throw new CramError('rank does not combine with progressive cramming (its warm starts are full mems)');
   if (Array.isArray(opts.seed) && opts.seed.length !== texts.length)
     throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
   const t0 = performance.now();

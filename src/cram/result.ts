@@ -1,6 +1,7 @@
 // What one text's cram run ends with, built the same way by both engines (cram.ts, native/cram.ts)
 // from the per-text bookkeeping they keep (on the device, or in C).
 import type { Schedule } from './schedule';
+import type { LowRank } from './lowrank';
 import { mean } from '../math';
 import type { AdamWConfig } from './adamw';
 import type { ProgressInfo } from './progress';
@@ -37,6 +38,8 @@ export interface CramResult {
   curve: Curve;
   /** Wall time until this text's result was read back. */
   seconds: number;
+  /** Numbers trained for this text: K·memDim, or K·rank with a low-rank mem (W and b fixed, seeded). */
+  trainable?: number;
 }
 
 export type Curve = { step: number[]; loss: number[]; correct: number[] };
@@ -47,6 +50,8 @@ export interface CramRun {
   inits: Float32Array[];
   adam: AdamWConfig;
   schedule: Schedule;
+  /** Low-rank mem (lowrank.ts): the state holds z [K, rank] per text; inits stay the expanded mems. */
+  lowRank?: LowRank;
   maxSteps: number;
   patience: number;
   syncEvery: number;

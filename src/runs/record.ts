@@ -69,7 +69,7 @@ export interface PrintParts {
   /** The start vectors when not the authors' random init. */
   init?: Float32Array;
   weightsHash: string;
-  options: Partial<AdamWConfig> & ScheduleOptions & { maxSteps?: number; patience?: number };
+  options: Partial<AdamWConfig> & ScheduleOptions & { maxSteps?: number; patience?: number; rank?: number };
 }
 
 /** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights;
@@ -86,6 +86,7 @@ export function recordPrint(p: PrintParts): string {
     weights: p.weightsHash,
     ...o,
     ...(changes ? { schedule: changes } : {}),
+    ...(p.options.rank !== undefined ? { rank: p.options.rank } : {}),
   });
 }
 

@@ -16,9 +16,9 @@ export const PROGRESSIVE_USAGE =
 
 /** The anchor's loss and schedule flags (cram/schedule.ts), off by default; cram and encode take them. */
 export const SCHEDULE_USAGE =
-  '[--leading-weight 1 --leading-count 0] [--lr-schedule constant|cosine] [--min-lr 0] [--clip-grad-norm 0]';
+  '[--leading-weight 1 --leading-count 0] [--lr-schedule constant|cosine] [--min-lr 0] [--clip-grad-norm 0] [--rank k]';
 
-export function scheduleFlags(args: Args): ScheduleOptions {
+export function scheduleFlags(args: Args): ScheduleOptions & { rank?: number } {
   const lrSchedule = str(args, 'lrSchedule', 'constant');
   if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule))
     throw new UsageError(`--lr-schedule must be constant or cosine, got ${lrSchedule}`);
@@ -28,6 +28,7 @@ export function scheduleFlags(args: Args): ScheduleOptions {
     lrSchedule: lrSchedule as LrSchedule,
     minLr: num(args, 'minLr', 0),
     clipGradNorm: num(args, 'clipGradNorm', 0),
+    ...(args.rank === undefined ? {} : { rank: num(args, 'rank') }),
   };
 }
 
@@ -89,7 +90,7 @@ export const command: Command = {
     });
     const m = await measure(model, ids, r);
     if (args.json) {
-      console.log(JSON.stringify({ ...m, model: loaded.id }));
+      console.log(JSON.stringify({ ...m, trainable: r.trainable, model: loaded.id }));
       return;
     }
     const theory = K * theoreticalCapacity(model.info.memDim, model.info.vocabSize);
@@ -97,6 +98,9 @@ export const command: Command = {
       `${c.totalBits.toFixed(2)} bits (${c.perTokenBits.toFixed(3)}/token), ${c.totalNats.toFixed(2)} nats`;
     console.log(
       `tokens N           ${m.N} (${m.N - 1} predicted), K = ${K}, compression ${m.compression.toFixed(1)} tokens/vector`,
+    );
+    console.log(
+      `trainable          ${r.trainable} numbers${args.rank === undefined ? '' : ` (K·rank: mem = W z + b, W and b fixed)`}`,
     );
     console.log(
       `status             ${m.status} after ${m.steps} steps (best at step ${m.stepsToBest}), ${m.seconds.toFixed(1)} s`,
