@@ -1,4 +1,5 @@
 // node --import tsx scripts/growth-compare.ts [--count 16] [--Ks 1,2,4] [--tokens 128] [--stride 4] [--steps 300] [--patience 60] [--no-bisection]
+//   [--leading-weight w --leading-count n] [--name growth]
 // Progressive cramming's two growth rules on the same stories260K sample stories, per K: stride (+stride
 // tokens per stage, stop at the first failure) vs geometric (double on success, bisect on failure; the
 // 2026 anchor's search), with the bisection capacity search (capacitySearch) as the reference. Same
@@ -24,6 +25,9 @@ const opt = {
   patience: { type: 'string' },
   out: { type: 'string' },
   'no-bisection': { type: 'boolean' },
+  'leading-weight': { type: 'string' },
+  'leading-count': { type: 'string' },
+  name: { type: 'string' },
 } as const;
 const { values } = parseArgs({ options: opt });
 const COUNT = Number(values.count ?? 16);
@@ -33,6 +37,11 @@ const STRIDE = Number(values.stride ?? 4);
 const STEPS = Number(values.steps ?? 300);
 const PATIENCE = Number(values.patience ?? 60);
 const BISECTION = !values['no-bisection'];
+const LEADING = {
+  leadingWeight: Number(values['leading-weight'] ?? 1),
+  leadingCount: Number(values['leading-count'] ?? 0),
+};
+const NAME = values.name ?? 'growth';
 const OUT = path.resolve(values.out ?? path.join(repoRoot(), 'figures'));
 
 async function main() {
@@ -57,6 +66,7 @@ async function main() {
       stagePatience: PATIENCE,
       seed: 0,
       quiet: true,
+      ...LEADING,
     });
     const bad = r.find((p) => !p.check.equal);
     if (bad) throw new Error(`K=${K} ${growth}: text ${bad.index}'s mem does not decode its horizon ${bad.horizon}`);
@@ -78,10 +88,12 @@ async function main() {
         patience: PATIENCE,
         seed: 0,
         quiet: true,
+        ...LEADING,
       });
       capSeconds = (performance.now() - t0) / 1000;
     }
     const h = (r: ProgressiveResult[]) => r.map((p) => p.horizon);
+    const failedSteps = (p: ProgressiveResult) => p.stages.reduce((n, s) => n + (s.held < s.N ? s.steps : 0), 0);
     const [hs, hg] = [h(stride.r), h(geo.r)];
     rows.push({
       K,
@@ -93,6 +105,7 @@ async function main() {
       'steps (stride)': mean(stride.r.map((p) => p.totalSteps)),
       'steps (geometric)': mean(geo.r.map((p) => p.totalSteps)),
       ...(cap ? { 'steps (bisection)': mean(cap.map((c) => c.totalSteps)) } : {}),
+      'steps in failed stages (str/geo)': `${mean(stride.r.map(failedSteps)).toFixed(1)}/${mean(geo.r.map(failedSteps)).toFixed(1)}`,
       'stages (stride/geometric)': `${mean(stride.r.map((p) => p.stages.length)).toFixed(2)}/${mean(geo.r.map((p) => p.stages.length)).toFixed(2)}`,
       's (stride)': stride.seconds,
       's (geometric)': geo.seconds,
@@ -103,12 +116,12 @@ async function main() {
       ...ids.map((_, i) => ({
         K,
         id: texts[i].id,
-        stride: { horizon: hs[i], steps: stride.r[i].totalSteps, curve: stride.r[i].curve },
+        stride: { horizon: hs[i], steps: stride.r[i].totalSteps, curve: stride.r[i].curve, stages: stride.r[i].stages },
         geometric: {
           horizon: hg[i],
           steps: geo.r[i].totalSteps,
           curve: geo.r[i].curve,
-          targets: geo.r[i].stages.map((s) => s.N),
+          stages: geo.r[i].stages,
         },
         ...(cap ? { bisection: { capacity: cap[i].capacity, steps: cap[i].totalSteps } } : {}),
       })),
@@ -127,9 +140,10 @@ async function main() {
     stagePatience: PATIENCE,
     seed: 0,
     bisection: BISECTION,
+    ...LEADING,
   };
   fs.mkdirSync(OUT, { recursive: true });
-  fs.writeFileSync(path.join(OUT, 'growth.json'), JSON.stringify({ budget, rows, perText }, null, 1) + '\n');
+  fs.writeFileSync(path.join(OUT, `${NAME}.json`), JSON.stringify({ budget, rows, perText }, null, 1) + '\n');
   const md = [
     '# Progressive cramming: stride vs geometric growth (stories260K)',
     '',
@@ -141,12 +155,15 @@ async function main() {
       (BISECTION
         ? ' Bisection: capacitySearch (doubling from 8, then bisecting, warm starts), same budget per attempt.'
         : ''),
-    'Lengths are tokens, the first (BOS) included; steps are cram steps per text (mean); seconds are wall time for all texts on this machine (shared CPU).',
+    (LEADING.leadingCount && LEADING.leadingWeight !== 1
+      ? `Loss: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight} (cram/schedule.ts).\n`
+      : "Loss: the authors' plain mean CE.\n") +
+      'Lengths are tokens, the first (BOS) included; steps are cram steps per text (mean), those in failed stages (target not held: each runs to its patience or the step cap) apart; seconds are wall time for all texts on this machine (shared CPU).',
     '',
     tableMarkdown(rows, 2),
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(OUT, 'growth.md'), md);
+  fs.writeFileSync(path.join(OUT, `${NAME}.md`), md);
   console.log(md);
 }
 

@@ -35,7 +35,7 @@ test('low-rank: dL/dz = Wᵀ·dL/dmem on both engines, and the engines agree', {
   assert.ok(model instanceof NativeModel, 'stories260K loads as a NativeModel where the addon is built');
   const [K, rank, d] = [2, 8, model.info.memDim];
   const ids = texts(2, 24);
-  const lr = lowRankBasis(model, K, rank, [3, 4]);
+  const lr = lowRankBasis(model, K, rank, [3, 4], embeddingStd(model));
   // W's spread: W·z has E's std for z ~ randn (within sampling error of 2·8·64 draws)
   const m0 = Float32Array.from([...expandHost(lr.z0[0], lr.W[0], lr.b, rank)].map((x, i) => x - lr.b[i % d]));
   const sd = Math.sqrt(m0.reduce((s, x) => s + x * x, 0) / m0.length);
@@ -78,7 +78,7 @@ test('low-rank cram: native and tfjs follow the same 20-step trajectory; results
     r.curve.loss.forEach((l, k) => (lossDiff = Math.max(lossDiff, Math.abs(l - tfr[i].curve.loss[k]) / l)));
     assert.ok(rel(r.finalMem, tfr[i].finalMem) <= 1e-4, `text ${i}: final mems differ`);
     // the init is W z0 + b for this text's seed
-    const lr = lowRankBasis(model, 2, 8, [opts.seed + i]);
+    const lr = lowRankBasis(model, 2, 8, [opts.seed + i], embeddingStd(model));
     assert.ok(rel(r.initMem, expandHost(lr.z0[0], lr.W[0], lr.b, 8)) < 1e-7);
     // every mem it returns lies in the text's affine subspace: mem - b is in W's column space
     const Wt = tf.tensor2d(lr.W[0], [model.info.memDim, 8]);

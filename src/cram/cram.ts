@@ -155,7 +155,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
   if (rank !== undefined && !(Number.isInteger(rank) && rank >= 1 && rank <= d))
     throw new CramError(`rank must be an integer in [1, ${d}] (the mem width), got ${rank}`);
   if (rank !== undefined && opts.initMem) throw new CramError('rank does not take initMem: z starts from randn');
-  const lowRank = rank === undefined ? undefined : lowRankBasis(model, K, rank, seeds);
+  const lowRank = rank === undefined ? undefined : lowRankBasis(model, K, rank, seeds, embeddingStd(model));
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
     if (lowRank) return expandHost(lowRank.z0[i], lowRank.W[i], lowRank.b, lowRank.rank);

@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/types';
 import { randn } from '../random';
-import { embeddingStd } from './cram';
 
 export interface LowRank {
   rank: number;
@@ -20,10 +19,9 @@ export interface LowRank {
 
 const W_SEED = 0x9e3779b9; // W's stream apart from z's for the same text seed
 
-/** The fixed W, b and the initial z of each text (seeds as cram()'s: one per text). */
-export function lowRankBasis(model: CausalLM, K: number, rank: number, seeds: number[]): LowRank {
+/** The fixed W, b and the initial z of each text (seeds as cram()'s: one per text; std = cram's embeddingStd). */
+export function lowRankBasis(model: CausalLM, K: number, rank: number, seeds: number[], std: number): LowRank {
   const d = model.info.memDim;
-  const std = embeddingStd(model);
   const mean = tf.tidy(() => tf.mean(model.embedMatrix, 0));
   const b = mean.dataSync() as Float32Array;
   mean.dispose();

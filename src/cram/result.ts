@@ -61,12 +61,7 @@ export interface CramRun {
   onText?: (r: CramResult) => void | Promise<void>;
 }
 
-export class CramError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'CramError';
-  }
-}
+export { CramError } from './error';
 
 /** One text's bookkeeping when it stopped, as host numbers (bestStep: 0-based iteration, -1 before any). */
 export interface Bookkeeping {

@@ -5,7 +5,7 @@
 //   cosine lr        lr_t = minLr + (lr - minLr)·(1 + cos(π·t / maxSteps)) / 2,  t the 0-based iteration
 //   grad-norm clip   g ← g · min(1, c / (‖g‖ + 1e-6)) per text, before AdamW (torch clip_grad_norm_)
 // Both engines read the resolved Schedule; recordPrint fingerprints what differs from the defaults.
-import { CramError } from './result';
+import { CramError } from './error';
 
 export type LrSchedule = 'constant' | 'cosine';
 export const LR_SCHEDULES: readonly LrSchedule[] = ['constant', 'cosine'];
