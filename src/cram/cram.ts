@@ -30,6 +30,7 @@ import {
 import { engineFor, type Engine } from '../native/index';
 import { tfjsModel } from '../native/model';
 import { cramNative } from './native';
+import { assertCramFits } from './memory';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
@@ -146,6 +147,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
   const firstInit = Array.isArray(opts.initMem) ? opts.initMem[0] : opts.initMem;
   const K = opts.K ?? (firstInit ? firstInit.length / d : 1);
   validate(model, texts, K, opts);
+  assertCramFits(model, texts, K, engineFor(model, opts.engine)); // before the std, the copies, the batch
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
     const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;

@@ -4,7 +4,6 @@
 //   loss_b = mean over t < N_b-1 of CE(logits[b, K+t], ids_b[t+1])     (text positions only, shifted)
 //   total  = Σ_b loss_b                         (a sum, so each mem gets exactly its own gradient)
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFitsMemory } from '../backend';
 import type { CausalLM } from '../models/types';
 import { shiftedCE } from '../score';
 
@@ -22,19 +21,8 @@ export interface TextBatch {
   predicted: number[];
 }
 
-/**
- * Bytes a forward + backward over [B, T] positions keeps alive, roughly: the logits and their
- * softmax/gradient (3·V per position) and ~16 hidden-width activations per position and layer.
- * Past the wasm heap tfjs aborts the whole process; refusing up front gives one line instead.
- */
-export function cramBytes(model: CausalLM, B: number, T: number): number {
-  const { vocabSize: V, hiddenSize: d, numLayers } = model.info;
-  return 4 * B * T * (3 * V + 16 * d * numLayers);
-}
-
 export function makeBatch(model: CausalLM, texts: number[][]): TextBatch {
-  const L = Math.max(...texts.map((t) => t.length));
-  assertFitsMemory(cramBytes(model, texts.length, L + 1), `cramming ${texts.length} texts of up to ${L} tokens`);
+  const L = Math.max(...texts.map((t) => t.length)); // cram() checked that the batch fits (./memory.ts)
   return tf.tidy(() => {
     const B = texts.length;
     const ids = new Int32Array(B * L);
