@@ -27,7 +27,7 @@ function nativeFloatsPerLayer(raw: Record<string, any>, d: number): number {
  * Bytes a forward + backward of B texts of up to L tokens behind K mem vectors keeps alive on
  * `engine` (an estimate: buffers the engine allocates per batch, not the weights).
  */
-export function cramBytes(model: CausalLM, B: number, L: number, K: number, engine: Engine): number {
+export function cramBytes(model: Pick<CausalLM, 'info'>, B: number, L: number, K: number, engine: Engine): number {
   const { vocabSize: V, hiddenSize: d, memDim, numLayers, raw } = model.info;
   const T = K + L;
   if (engine === 'tfjs') return 4 * B * T * (3 * V + 16 * d * numLayers);
