@@ -62,7 +62,7 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     memcpy(xj, s->mem + b * Kd, sizeof(float) * Kd);
     for (int t = 0; t < L; t++) {
       const int id = t < s->lengths[b] ? s->ids[s->offsets[b] + t] : 0;
-      memcpy(xj + (long)(K + t) * d, mdl->embed_tokens + (long)id * d, sizeof(float) * d);
+      mat_row(xj + (long)(K + t) * d, mdl->embed_tokens, id, d);
     }
   }
   const float *hidden = mdl->ops->forward(mdl, a, z->x, n, T);
