@@ -52,9 +52,8 @@ int num_threads(void) {
 void set_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
-#endif
-#if defined(CRAMLAB_BLAS_OPENBLAS)
-  openblas_set_num_threads(n);
+#else
+  (void)n;
 #endif
 }
 
@@ -63,13 +62,6 @@ void set_threads(int n) {
 #define PAR_MIN (1L << 17)
 #define PAR_IF(work) if ((long)(work) > PAR_MIN)
 
-void set_blas_threads(int n) {
-#if defined(CRAMLAB_BLAS_OPENBLAS)
-  openblas_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
 
 // ---- weights as stored: bf16 / f16 → fp32 (exact)
 
@@ -302,19 +294,44 @@ static void matvec(float *out, const float *x, Mat W, const float *b, int K, int
   }
 }
 
+// The BLAS runs on one thread, always: the threads are OpenMP's. Outside a parallel region (one group of
+// texts: B < threads) a GEMM splits its rows over them, each slice a one-thread sgemm on the shared panel;
+// inside one (a group per thread) it runs whole. One pool of threads: OpenBLAS's own pool, spinning next
+// to OpenMP's on the same cores, made one text cost more CPU per step than four (SmolLM2's thin layers).
+static int gemm_slices(int M, long work) {
+#if defined(_OPENMP) && (defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE))
+  if (omp_in_parallel() || work < (1L << 21)) return 1;
+  int t = omp_get_max_threads();
+  if (t > M / 8) t = M / 8; // ≥ 8 rows a slice
+  return t > 1 ? t : 1;
+#else
+  (void)M, (void)work;
+  return 1; // the built-in GEMM threads over rows itself
+#endif
+}
+
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+__attribute__((constructor)) static void blas_one_thread(void) { openblas_set_num_threads(1); }
+#endif
+
 void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int N) {
   if (M <= 0) return;
   if (M == 1) {
     matvec(out, X, W, b, K, N);
     return;
   }
-  const int P = panel_rows(K);
+  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
     const float *w = panel(W, n0, nb, K);
 #if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.f, X, K, w, K, 0.f, out + n0, N);
+#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
+    for (int sl = 0; sl < S; sl++) {
+      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, nb, K, 1.f, X + (long)m0 * K, K, w, K, 0.f, out + (long)m0 * N + n0, N);
+    }
 #else
+    (void)S;
     gemm_nt(out + n0, X, w, M, K, nb, N);
 #endif
   }
@@ -327,13 +344,18 @@ void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int
 
 void matmul_backward(float *dX, const float *dY, Mat W, int M, int K, int N) {
   if (M <= 0) return;
-  const int P = panel_rows(K);
+  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
     const float *w = panel(W, n0, nb, K);
 #if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, nb, 1.f, dY + n0, N, w, K, 1.f, dX, K);
+#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
+    for (int sl = 0; sl < S; sl++) {
+      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, K, nb, 1.f, dY + (long)m0 * N + n0, N, w, K, 1.f, dX + (long)m0 * K, K);
+    }
 #else
+    (void)S;
     gemm_nn_acc(dX, dY + n0, w, M, K, nb, N);
 #endif
   }

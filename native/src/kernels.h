@@ -9,8 +9,7 @@ extern "C" {
 /** "openblas 0.3.21" / "accelerate" / "built-in" */
 const char *blas_name(void);
 int num_threads(void);
-void set_threads(int n);
-void set_blas_threads(int n); // the BLAS's own threads (1 while OpenMP threads each run a group)
+void set_threads(int n); // OpenMP's; the BLAS itself always runs on one (matmul splits rows over OpenMP threads)
 
 // A frozen weight matrix [rows, cols] as its checkpoint stores it: fp32, or bf16 / f16 bits (2 bytes a
 // weight), widened to fp32 where it is used (exact: every bf16/f16 value is a float). The GEMMs split W
