@@ -258,12 +258,12 @@ static const float *panel(Mat W, long row0, int rows, int K) {
 }
 
 // out[n] = x·W[n,:] (+ b[n]): 16 partial sums in a fixed order (vectorised, deterministic), 2-byte weights
-// widened in registers; threads over output rows of matrices of 4M+ weights (a decode step runs hundreds
-// of matvecs: below that a fork/join costs more than it saves, far more on a busy machine, where a
-// descheduled thread holds up the join: W3 BF16 decode, 2 threads at load 13, 751 ms/token with a
-// region per matrix, 43 ms on one thread).
+// widened in registers; threads over output rows of matrices of 512k+ weights only (a decode step runs
+// hundreds of matvecs: below that a fork/join costs more than it saves, far more on a busy machine, where
+// a descheduled thread holds up the join: W3 BF16 decode, 2 threads at load 13, 751 ms/token with a region
+// for every matrix, 43 ms on one thread; quiet, 2 threads: 8.1 ms/token = 65% of stream bandwidth).
 static void matvec(float *out, const float *x, Mat W, const float *b, int K, int N) {
-#pragma omp parallel for schedule(static) if ((long)N * K >= (1L << 22))
+#pragma omp parallel for schedule(static) if ((long)N * K >= (1L << 19))
   for (int n = 0; n < N; n++) {
     float acc[16] = {0.f};
     int k = 0;
