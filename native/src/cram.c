@@ -62,7 +62,7 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     memcpy(xj, s->mem + b * Kd, sizeof(float) * Kd);
     for (int t = 0; t < L; t++) {
       const int id = t < s->lengths[b] ? s->ids[s->offsets[b] + t] : 0;
-      memcpy(xj + (long)(K + t) * d, mdl->embed_tokens + (long)id * d, sizeof(float) * d);
+      mat_row(xj + (long)(K + t) * d, mdl->embed_tokens, id, d);
     }
   }
   const float *hidden = mdl->ops->forward(mdl, a, z->x, n, T);
@@ -95,7 +95,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
   for (int b = 0; b < B; b++)
     if (s->lengths[b] > Lmax) Lmax = s->lengths[b];
   // Texts split into groups, one thread each (one parallel region per step: robust on a busy machine);
-  // with one group the kernels and the BLAS thread inside the ops instead.
+  // with one group (B < threads too: a lone text) the GEMMs split their rows over the threads instead.
   const int threads0 = num_threads();
   int G = threads0 < nacts ? threads0 : nacts;
   if (G > B) G = B;
@@ -136,13 +136,11 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       failed = !group_step(mdl, acts[0], &z[0], s, live, n, loss, correct, grad);
       if (serial) set_threads(threads0);
     } else {
-      set_blas_threads(1);
 #pragma omp parallel for num_threads(g_used) schedule(static, 1) reduction(| : failed)
       for (int g = 0; g < g_used; g++) {
         const int j0 = (int)((long)n * g / g_used), j1 = (int)((long)n * (g + 1) / g_used);
         failed |= !group_step(mdl, acts[g], &z[g], s, live + j0, j1 - j0, loss, correct, grad);
       }
-      set_blas_threads(threads0);
     }
     if (failed) {
       ran = -1;

@@ -27,8 +27,8 @@ import {
   type CramRun,
   type Curve,
 } from './result';
-import { engineFor, type Engine } from '../native/index';
-import { tfjsModel } from '../native/model';
+import { engineFor, existingNative, nativeAddon, type Engine } from '../native/index';
+import { NativeModel, tfjsModel } from '../native/model';
 import { cramNative } from './native';
 import { assertCramFits } from './memory';
 
@@ -59,29 +59,31 @@ export interface CramOptions extends Partial<AdamWConfig> {
 
 const stdCache = new WeakMap<CausalLM, number>();
 
-/** std of all entries of the input embedding matrix, unbiased (torch.std), computed once per model. */
+/**
+ * std of all entries of the input embedding matrix, unbiased (torch.std), in float64, computed once per
+ * model: over the native copy in C when the model has one, else in one pass over the matrix's values
+ * (never by tfjs slices: tfjs-wasm's slice reads the whole tensor back for every slice, |E|^2 in all).
+ */
 export function embeddingStd(model: CausalLM): number {
   let s = stdCache.get(model);
   if (s === undefined) {
-    // By row blocks of ~1 MB (float32 sums stay short), added in float64: tf.moments on the whole matrix made E-sized
-    // temporaries (W3: +318 MiB peak RSS on wasm, whose heap never shrinks).
-    const E = model.embedMatrix;
-    const [rows, cols] = E.shape;
-    const step = Math.max(1, Math.floor(2 ** 18 / cols));
-    const blocks = (f: (x: tf.Tensor2D) => tf.Tensor): number => {
-      let total = 0;
-      for (let r = 0; r < rows; r += step) {
-        const t = tf.tidy(() => f(tf.slice(E, [r, 0], [Math.min(step, rows - r), cols])));
-        total += t.dataSync()[0];
-        t.dispose();
-      }
-      return total;
-    };
-    const mean = blocks((x) => tf.sum(x)) / E.size;
-    s = Math.sqrt(blocks((x) => tf.sum(tf.square(tf.sub(x, mean)))) / (E.size - 1));
+    const h = existingNative(model);
+    if (model instanceof NativeModel) s = model.embeddingStats().std;
+    else if (h) s = nativeAddon()!.embeddingStats(h).std;
+    else s = stdOf(model.embedMatrix.dataSync() as Float32Array);
     stdCache.set(model, s);
   }
   return s;
+}
+
+/** Unbiased std of `E`'s values: mean, then squared deviations, both summed in float64. */
+function stdOf(E: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < E.length; i++) sum += E[i];
+  const mean = sum / E.length;
+  let sq = 0;
+  for (let i = 0; i < E.length; i++) sq += (E[i] - mean) * (E[i] - mean);
+  return Math.sqrt(sq / (E.length - 1));
 }
 
 /** The authors' init: randn(K, d) · std(E), from our seeded generator. */

@@ -4,7 +4,7 @@
 // Every weight is widened to float32: the math in cramlab is fp32 throughout.
 import * as fs from 'node:fs';
 
-import type { RawTensor } from '../models/types';
+import type { RawTensor, TensorLocation } from '../models/types';
 
 export type { RawTensor };
 
@@ -27,6 +27,12 @@ export class SafetensorsError extends Error {
     super(`${file}: ${what}`);
     this.name = 'SafetensorsError';
   }
+}
+
+/** bf16/f16 bits → float32 in native code (the native addon sets it when it loads; else the loops below). */
+let halfWidener: ((bits: Uint16Array, dtype: 'BF16' | 'F16') => Float32Array) | undefined;
+export function setHalfWidener(f: typeof halfWidener): void {
+  halfWidener = f;
 }
 
 function f16ToF32(h: number): number {
@@ -56,11 +62,13 @@ function decode(file: string, name: string, dtype: string, bytes: Buffer): Float
     case 'F32':
       return new Float32Array(buf.buffer, buf.byteOffset, n);
     case 'F16': {
+      if (halfWidener) return halfWidener(new Uint16Array(buf.buffer, buf.byteOffset, n), 'F16');
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
       return out;
     }
     case 'BF16': {
+      if (halfWidener) return halfWidener(new Uint16Array(buf.buffer, buf.byteOffset, n), 'BF16');
       const out = new Float32Array(n);
       const u32 = new Uint32Array(out.buffer);
       for (let i = 0; i < n; i++) u32[i] = dv.getUint16(2 * i, true) << 16;
@@ -229,6 +237,7 @@ function readFully(file: string, fd: number, into: Uint8Array, pos: number): voi
  */
 class LazyTensor implements RawTensor {
   private cached?: Float32Array | Int32Array;
+  readonly location: TensorLocation;
   constructor(
     private file: string,
     readonly dtype: string,
@@ -237,7 +246,9 @@ class LazyTensor implements RawTensor {
     private start: number,
     private end: number,
     private size: number,
-  ) {}
+  ) {
+    this.location = { file, offset: start, size };
+  }
 
   get data(): Float32Array | Int32Array {
     return (this.cached ??= this.read());
@@ -350,10 +361,14 @@ export function readSafetensors(
   return { tensors, metadata: header.metadata, header };
 }
 
-/** Write float32 (F32) and int32 (I32) tensors with optional string metadata. */
+/** A tensor to write: F32 / I32 by its array's type, or bf16 / f16 bits (Uint16Array) with their dtype. */
+export type WritableTensor =
+  { shape: number[]; data: Float32Array | Int32Array } | { shape: number[]; data: Uint16Array; dtype: 'BF16' | 'F16' };
+
+/** Write float32 (F32), int32 (I32) and bf16/f16 (bits) tensors with optional string metadata. */
 export function writeSafetensors(
   file: string,
-  tensors: Record<string, { shape: number[]; data: Float32Array | Int32Array }>,
+  tensors: Record<string, WritableTensor>,
   metadata: Record<string, string> = {},
 ): void {
   const header: Record<string, unknown> = {};
@@ -367,7 +382,7 @@ export function writeSafetensors(
       throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
     const nbytes = t.data.byteLength;
     header[name] = {
-      dtype: t.data instanceof Int32Array ? 'I32' : 'F32',
+      dtype: 'dtype' in t ? t.dtype : t.data instanceof Int32Array ? 'I32' : 'F32',
       shape: t.shape,
       data_offsets: [offset, offset + nbytes],
     };
