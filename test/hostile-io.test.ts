@@ -300,10 +300,19 @@ test('a stalled download fails naming the file and the idle seconds, leaving no 
   );
 });
 
+/** A loopback port nothing listens on (port 1 is one fetch refuses outright: 'bad port'). */
+async function closedPort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 test('an unreachable Hub says so in one line', async () => {
   const saved = { ...process.env };
   try {
-    process.env.HF_ENDPOINT = 'http://127.0.0.1:1';
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${await closedPort()}`;
     process.env.CRAMLAB_CACHE = tmp();
     delete process.env.HF_HUB_OFFLINE;
     delete process.env.CRAMLAB_OFFLINE;
