@@ -122,22 +122,24 @@ function readCheckpoint(dir: string, onBytes?: (bytes: Uint8Array) => void): Map
     for (const [name, t] of tensors) {
       if (from.has(name))
         throw new ModelError(`${dir}: tensor '${clean(name)}' is in two shards, ${from.get(name)} and ${shard}`);
-      if (map && map.get(name) !== shard && !DERIVED_BUFFER.test(name))
-        throw new ModelError(
-          `${indexFile}: tensor '${clean(name)}' is in shard ${shard}, but the weight_map ${map.has(name) ? `names ${map.get(name)}` : 'does not list it'}`,
-        );
       raw.set(name, t);
       from.set(name, shard);
     }
     for (const [alias, target] of Object.entries(metadata))
       if (typeof target === 'string' && alias !== 'format') aliases.push([alias, target]);
   }
-  if (map)
+  if (map) {
+    for (const [name, shard] of from)
+      if (map.get(name) !== shard && !DERIVED_BUFFER.test(name))
+        throw new ModelError(
+          `${indexFile}: tensor '${clean(name)}' is in shard ${shard}, but the weight_map ${map.has(name) ? `names ${map.get(name)}` : 'does not list it'}`,
+        );
     for (const [name, shard] of map)
       if (!raw.has(name))
         throw new ModelError(
           `${indexFile}: weight_map puts tensor '${clean(name)}' in ${shard}, which does not hold it`,
         );
+  }
   for (const [alias, target] of aliases) if (!raw.has(alias) && raw.has(target)) raw.set(alias, raw.get(target)!);
   return raw;
 }

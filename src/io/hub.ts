@@ -360,6 +360,15 @@ export async function hubSnapshot(id: string, files: string[], type: RepoType = 
       if (pinned !== dest) {
         inCache(path.dirname(path.join(snap(), file)), true);
         fs.renameSync(dest, pinned);
+        // The folders made for the unpinned name, now empty, go (a non-empty one stays).
+        const snapshots = path.join(hubCacheDir(), base, 'snapshots');
+        for (let d = path.dirname(dest); isInside(snapshots, d); d = path.dirname(d)) {
+          try {
+            fs.rmdirSync(d);
+          } catch {
+            break;
+          }
+        }
       }
       if (revision !== commit) {
         const ref = path.join(base, 'refs', revision);
