@@ -157,7 +157,6 @@ function checkNum(key: string, raw: string, n: number): number {
         : r.min !== undefined
           ? `a number ≥ ${r.min}`
           : 'a number';
-  const range = r.max !== undefined && r.int ? ` ≤ ${r.max}` : '';
   const ok =
     Number.isFinite(n) &&
     DECIMAL.test(raw.trim()) &&
@@ -165,8 +164,9 @@ function checkNum(key: string, raw: string, n: number): number {
     (r.min === undefined || n >= r.min) &&
     (r.max === undefined || n <= r.max) &&
     (r.above === undefined || n > r.above);
-  if (!ok)
-    throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}${range}, got '${raw}'`);
+  if (!ok && r.int && r.max !== undefined && Number.isSafeInteger(n) && n > r.max && DECIMAL.test(raw.trim()))
+    throw new UsageError(`${dashed(key)} must be at most ${r.max}, got '${raw}'`);
+  if (!ok) throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}, got '${raw}'`);
   return n;
 }
 

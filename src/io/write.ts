@@ -49,7 +49,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* never made (its folder is missing or a file) */
+    }
     throw new WriteError(fsErrorMessage(file, e));
   }
   try {
