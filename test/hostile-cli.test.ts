@@ -636,5 +636,47 @@ test(
     assert.equal(r.status, 1);
     assert.ok(!/[\u001b\u0007]/.test(r.stderr), JSON.stringify(r.stderr));
     assert.match(r.stderr, /tensors not used .*evil\\u001b\[2J\\u001b\]0;owned\\u0007/);
+    // A .cram file whose model name carries escapes, made for other weights.
+    const cram = path.join(tmp, 'esc.cram');
+    saveMem(cram, {
+      vectors: new Float32Array(64),
+      K: 1,
+      memDim: 64,
+      tokens: 4,
+      firstId: 1,
+      model: 'org/x\u001b[31mRED\u009b2J',
+      weightsHash: 'f'.repeat(64),
+      tokenizerHash: 'f'.repeat(64),
+      idsSha256: 'f'.repeat(64),
+      cramlab: CRAMLAB_VERSION,
+    });
+    const line = fails(
+      /esc\.cram was made with model 'org\/x\\u001b\[31mRED\\u009b2J'/,
+      'decode',
+      cram,
+      '--model',
+      s260.dir!,
+    );
+    assert.ok(!/[\u001b\u009b]/.test(line));
+  },
+);
+
+test(
+  'score and cram on weights so large the activations overflow (3e38): exit 1 naming the first token',
+  { skip: s260.skip },
+  () => {
+    const dir = path.join(tmp, 'huge-model');
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(s260.dir!))
+      if (fs.statSync(path.join(s260.dir!, f)).isFile()) fs.copyFileSync(path.join(s260.dir!, f), path.join(dir, f));
+    const { readSafetensors, writeSafetensors } = require('../src/io/safetensors');
+    const file = path.join(dir, 'model.safetensors');
+    const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [k, v] of readSafetensors(file).tensors) t[k] = { shape: v.shape, data: v.data };
+    t['model.layers.0.mlp.up_proj.weight'].data.fill(3e38);
+    writeSafetensors(file, t);
+    const re = /the model's cross-entropy is NaN at text token 1 \(predicting id \d+\): its activations overflow there/;
+    fails(re, 'score', '--model', dir, '--text', 'Once upon a time');
+    fails(re, 'cram', '--model', dir, '--text', 'Once upon a time', '--max-steps', '3', '--quiet');
   },
 );
