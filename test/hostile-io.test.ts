@@ -13,6 +13,7 @@ import { loadModel } from '../src/io/checkpoint';
 import { hubSnapshot } from '../src/io/hub';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { sharedModel } from './helpers/shared';
+import { closedPort } from './helpers/net';
 
 // stories260K from ../shared/models or CRAMLAB_MODELS; the tests built on it skip, saying so, when it is absent.
 const shared = sharedModel('stories260K');
@@ -301,15 +302,6 @@ test('a stalled download fails naming the file and the idle seconds, leaving no 
     },
   );
 });
-
-/** A loopback port nothing listens on (port 1 is one fetch refuses outright: 'bad port'). */
-async function closedPort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('an unreachable Hub says so in one line', async () => {
   const saved = { ...process.env };
