@@ -775,3 +775,20 @@ test(
     m.model.dispose();
   },
 );
+
+test('a Hub cache path that is a file, or runs through one, is named in one line (not EEXIST/ENOTDIR alone)', async () => {
+  await withHub(
+    (_req, res) => res.end('{}'),
+    async (root) => {
+      const file = path.join(root, 'not-a-folder');
+      fs.writeFileSync(file, 'x');
+      process.env.CRAMLAB_CACHE = file;
+      await refuses(hubSnapshot('org/x', ['config.json']), /the Hub cache .*not-a-folder is a file, not a folder/);
+      process.env.CRAMLAB_CACHE = path.join(file, 'sub');
+      await refuses(
+        hubSnapshot('org/x', ['config.json']),
+        /cannot use the cache folder .*not-a-folder\/sub\/models--org--x.*: a part of its path is a file, not a folder \(ENOTDIR\)/,
+      );
+    },
+  );
+});

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from './write';
+import { fsErrorMessage, writeFileAtomic } from './write';
 
 export type RepoType = 'model' | 'dataset';
 
@@ -262,7 +262,20 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
  * receive the downloads). With `make`, `rel` is a folder, made one level at a time and checked the same way.
  */
 function inCache(rel: string, make: boolean): string {
+  try {
+    return inCacheUnchecked(rel, make);
+  } catch (e) {
+    if (e instanceof HubError) throw e;
+    throw new HubError(
+      `${fsErrorMessage(path.join(hubCacheDir(), rel), e, 'use the cache folder')} (the Hub cache, CRAMLAB_CACHE)`,
+    );
+  }
+}
+
+function inCacheUnchecked(rel: string, make: boolean): string {
   const root = hubCacheDir();
+  if (fs.existsSync(root) && !fs.statSync(root).isDirectory())
+    throw new HubError(`the Hub cache ${root} is a file, not a folder (set by CRAMLAB_CACHE, HF_HUB_CACHE or HF_HOME)`);
   if (make) fs.mkdirSync(root, { recursive: true });
   if (!fs.existsSync(root)) return path.join(root, rel);
   const realRoot = fs.realpathSync(root);
