@@ -443,6 +443,14 @@ test('a cut, empty, HTML or mis-hashed download is never cached under its final 
       new RegExp(`its sha256 is [0-9a-f]{64}, the Hub says ${sha}`),
     ],
     [
+      "git sha1 mismatch (a small file's ETag)",
+      (_req, res) => {
+        res.setHeader('etag', `"${'0'.repeat(40)}"`);
+        res.end(good);
+      },
+      /its git sha1 is [0-9a-f]{40}, the Hub says 0{40}/,
+    ],
+    [
       'size mismatch',
       (_req, res) => {
         res.setHeader('x-linked-size', '5000');

@@ -113,6 +113,7 @@ async function getFollowing(
   signal: AbortSignal,
 ): Promise<{ res: Response; meta: FileMeta }> {
   const meta: FileMeta = {};
+  let linkedSeen = false;
   const origin = new URL(url).origin;
   const token = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
   for (let hop = 0; ; hop++) {
@@ -135,8 +136,12 @@ async function getFollowing(
     }
     const h = res.headers;
     meta.commit ??= h.get('x-repo-commit') ?? undefined;
-    const etag = h.get('x-linked-etag') ?? (hop === 0 || meta.etag === undefined ? h.get('etag') : null);
-    if (etag && meta.etag === undefined) meta.etag = normalizeEtag(etag);
+    // As huggingface_hub reads them: X-Linked-Etag/-Size (LFS files, on the Hub's redirect), else the
+    // ETag of the last answer from the Hub itself (a CDN's own ETag is not the file's hash).
+    const linked = h.get('x-linked-etag');
+    if (linked) meta.etag = normalizeEtag(linked);
+    else if (!linkedSeen && new URL(url).origin === origin) meta.etag = normalizeEtag(h.get('etag') ?? '');
+    linkedSeen ||= !!linked;
     const size = h.get('x-linked-size');
     if (size && meta.size === undefined && /^\d+$/.test(size)) meta.size = Number(size);
     if (![301, 302, 303, 307, 308].includes(res.status)) return { res, meta };
@@ -158,13 +163,13 @@ async function getFollowing(
 
 /** A strong ETag's hash (64 hex: sha256, 40 hex: git blob sha1); weak or other tags are not checked. */
 function normalizeEtag(tag: string): string | undefined {
-  if (tag.startsWith('W/')) return undefined;
+  if (!tag || tag.startsWith('W/')) return undefined;
   const t = tag.replace(/^"|"$/g, '').toLowerCase();
   return /^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(t) ? t : undefined;
 }
 
 /** The file's bytes against what the Hub promised; the reason it is refused, or null. */
-function verify(tmp: string, got: number, res: Response, meta: FileMeta): string | null {
+function verify(tmp: string, got: number, sha256: string, res: Response, meta: FileMeta): string | null {
   const len = res.headers.get('content-length');
   const encoded = res.headers.get('content-encoding'); // fetch decompresses: Content-Length counts the wire bytes
   if (len && !encoded && /^\d+$/.test(len) && Number(len) !== got)
@@ -172,16 +177,21 @@ function verify(tmp: string, got: number, res: Response, meta: FileMeta): string
   if (meta.size !== undefined && meta.size !== got) return `got ${got} bytes, the Hub says the file has ${meta.size}`;
   if (got === 0) return 'the server sent an empty body';
   const type = res.headers.get('content-type') ?? '';
-  if (/text\/html/i.test(type) || /^\s*<(!doctype html|html)/i.test(fs.readFileSync(tmp).subarray(0, 256).toString()))
+  const head = Buffer.alloc(Math.min(256, got));
+  const fd = fs.openSync(tmp, 'r');
+  try {
+    fs.readSync(fd, head, 0, head.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (/text\/html/i.test(type) || /^\s*<(!doctype html|html)/i.test(head.toString()))
     return 'the server sent an HTML page instead of the file (a proxy or error page?)';
-  if (meta.etag) {
+  if (meta.etag?.length === 64 && sha256 !== meta.etag) return `its sha256 is ${sha256}, the Hub says ${meta.etag}`;
+  if (meta.etag?.length === 40 && got <= 64 * 1024 * 1024) {
+    // A small (non-LFS) file: its ETag is the git blob id.
     const bytes = fs.readFileSync(tmp);
-    const hash =
-      meta.etag.length === 64
-        ? createHash('sha256').update(bytes).digest('hex')
-        : createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
-    if (hash !== meta.etag)
-      return `its ${meta.etag.length === 64 ? 'sha256' : 'git sha1'} is ${hash}, the Hub says ${meta.etag}`;
+    const sha1 = createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
+    if (sha1 !== meta.etag) return `its git sha1 is ${sha1}, the Hub says ${meta.etag}`;
   }
   return null;
 }
@@ -225,13 +235,19 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
     try {
       fd = fs.openSync(tmp, 'w');
     } catch (e) {
-      throw new HubError(`cannot write the download ${tmp}: ${(e as Error).message}`);
+      throw new HubError(fsErrorMessage(dest, e, 'download into'));
     }
     let bytes = 0;
+    const sha256 = createHash('sha256');
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         poke();
-        fs.writeSync(fd, chunk);
+        try {
+          fs.writeSync(fd, chunk);
+        } catch (e) {
+          throw new HubError(fsErrorMessage(dest, e, 'download into'));
+        }
+        sha256.update(chunk);
         bytes += chunk.length;
       }
       fs.fsyncSync(fd);
@@ -239,12 +255,11 @@ async function fetchFile(url: string, dest: string, id: string, optional: boolea
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
       if (abort.signal.aborted) throw stalled();
-      if ((e as NodeJS.ErrnoException).code?.startsWith('E'))
-        throw new HubError(`cannot write the download ${tmp}: ${(e as Error).message}`);
+      if (e instanceof HubError) throw e;
       throw new HubError(`downloading '${name}' for '${id}' failed midway (${(e as Error).message})`);
     }
     fs.closeSync(fd);
-    const bad = verify(tmp, bytes, res, meta);
+    const bad = verify(tmp, bytes, sha256.digest('hex'), res, meta);
     if (bad) {
       fs.rmSync(tmp, { force: true });
       throw new HubError(`downloading '${name}' for '${id}' from ${url}: ${bad}; nothing was cached, try again`);
