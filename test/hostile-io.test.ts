@@ -800,3 +800,21 @@ test('a Hub cache path that is a file, or runs through one, is named in one line
     },
   );
 });
+
+test('an older cache folder named after the revision is not mixed with a pinned commit', async () => {
+  const requested: string[] = [];
+  const files = { [COMMIT_A]: { 'config.json': '{"rev":"A"}', 'tokenizer.json': '{"tok":"A"}' } };
+  await withHub(
+    commitHub(files, () => COMMIT_A, requested),
+    async (_root, cache) => {
+      const legacy = path.join(cache, 'models--org--leg', 'snapshots', 'main');
+      fs.mkdirSync(legacy, { recursive: true });
+      fs.writeFileSync(path.join(legacy, 'config.json'), '{"rev":"old"}'); // from an unknown commit
+      const dir = await hubSnapshot('org/leg', ['config.json', 'tokenizer.json']);
+      assert.equal(dir, path.join(cache, 'models--org--leg', 'snapshots', COMMIT_A));
+      assert.equal(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'), '{"rev":"A"}');
+      assert.equal(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'), '{"tok":"A"}');
+      assert.deepEqual(requested, ['/org/leg/resolve/main/tokenizer.json', `/org/leg/resolve/${COMMIT_A}/config.json`]);
+    },
+  );
+});

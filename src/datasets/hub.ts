@@ -68,7 +68,7 @@ export function parseCsv(src: string): string[][] {
 }
 
 function csvTexts(file: string): string[] {
-  const [header, ...rows] = parseCsv(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''));
+  const [header, ...rows] = parseCsv(readUtf8(file, (m) => new DatasetError(m)));
   const col = header ? header.indexOf('text') : -1;
   if (col < 0)
     throw new DatasetError(

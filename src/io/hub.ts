@@ -398,11 +398,11 @@ export async function hubSnapshot(id: string, files: string[], type: RepoType = 
           }
         }
       }
-      if (revision !== commit) {
-        const ref = path.join(base, 'refs', revision);
-        inCache(path.dirname(ref), true);
-        writeFileAtomic(inCache(ref, false), commit);
-      }
+      const ref = path.join(base, 'refs', revision);
+      inCache(path.dirname(ref), true);
+      writeFileAtomic(inCache(ref, false), commit);
+      // Again, now by the ref: files skipped above (found under the revision's own name) come into the commit's folder too.
+      return hubSnapshot(id, files, type);
     } else if (commit !== undefined && meta?.commit && meta.commit !== commit) {
       fs.rmSync(dest, { force: true });
       throw new HubError(`the Hub served '${file}' of '${id}' from commit ${meta.commit}, not the pinned ${commit}`);
