@@ -27,6 +27,7 @@ function fails(re: RegExp, ...args: string[]): string {
   assert.equal(lines.length, 1, `one stderr line, got: ${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   assert.match(lines[0], re);
+  console.log(`# ${lines[0]}`); // the message itself, for the issue's record
   return lines[0];
 }
 
