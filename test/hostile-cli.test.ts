@@ -550,7 +550,7 @@ test(
     const before = fs.readFileSync(path.join(model, 'config.json'));
     const weights = fs.statSync(path.join(model, 'model.safetensors')).mtimeMs;
     fails(
-      /refusing to write a trained model into .*a-model: it holds files cramlab did not write \(/,
+      /refusing to write a trained model into .*a-model: it holds a checkpoint \(model\.safetensors\); give another --out, or --force/,
       'train',
       '--out',
       model,

@@ -94,7 +94,7 @@ export function refuseForeignFolder(
   if (!names.length) return;
   const mine = (n: string) => o.own.some((p) => (typeof p === 'string' ? p === n : p.test(n)));
   const foreign = names.filter((n) => !mine(n));
-  const checkpoint = foreign.find((n) => /\.(safetensors|bin|pt|pth|ckpt|gguf)$/.test(n));
+  const checkpoint = names.find((n) => /\.(safetensors|bin|pt|pth|ckpt|gguf)$/.test(n));
   if (foreign.length || (o.ours && !o.ours())) {
     const held = checkpoint
       ? `a checkpoint (${checkpoint})`
