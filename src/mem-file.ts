@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { readSafetensors, writeSafetensors } from './io/safetensors';
+import { clean } from './io/files';
 
 export interface MemFile {
   vectors: Float32Array;
@@ -145,7 +146,7 @@ function checkContents(file: string, m: MemFile, maxPositions?: number): void {
 export function checkModel(file: string, m: MemFile, model: ModelIdentity): void {
   if (m.weightsHash !== model.weightsHash) {
     throw new MemFileError(
-      `${file} was made with model '${m.model}' (weights ${m.weightsHash.slice(0, 12)}…), not with '${model.id}' (weights ${model.weightsHash.slice(0, 12)}…): its vectors mean nothing to another model`,
+      `${file} was made with model '${clean(m.model)}' (weights ${m.weightsHash.slice(0, 12)}…), not with '${model.id}' (weights ${model.weightsHash.slice(0, 12)}…): its vectors mean nothing to another model`,
     );
   }
   if (m.tokenizerHash !== model.tokenizer.hash) {

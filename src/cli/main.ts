@@ -2,7 +2,8 @@
 // so adding a command never touches it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkNumbers, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
+import { checkNumbers, checkShape, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
+import { clean } from '../io/files';
 
 export interface Command {
   name: string;
@@ -36,13 +37,16 @@ function knownFlags(cmd: Command): string[] {
   return flags.includes('o') ? [...flags, 'out'] : flags;
 }
 
-// Errors reach users as one line, whatever the thrower put in the message.
+// Errors reach users as one line, whatever the thrower put in the message, with any control
+// characters from files (tensor names, metadata) shown escaped rather than sent to the terminal.
 const oneLine = (e: Error): string =>
-  String(e?.message ?? e)
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ') || String(e);
+  clean(
+    String(e?.message ?? e)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' ') || String(e),
+  );
 
 export async function main(argv: string[]): Promise<number> {
   const commands = loadCommands();
@@ -63,6 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     checkNumbers(args);
+    checkShape(args, cmd.usage);
     await cmd.run(args);
     return 0;
   } catch (e) {

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tokenizer } from '../io/tokenizer';
+import { readUtf8 } from '../io/files';
 import { DatasetError, HUB_SETS, loadHubChunks, readTextColumn } from './hub';
 import { encodeTruncated, secondHalf } from './preprocess';
 import { randomWordText, textRng } from './random';
@@ -56,11 +57,17 @@ function fromChunks(chunks: { id: string; text: string }[], o: LoadTextsOptions)
 }
 
 function readJsonl(file: string): { id: string; text: string }[] {
-  return fs
-    .readFileSync(file, 'utf8')
+  return readUtf8(file, (m) => new DatasetError(m))
     .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+    .map((l, i) => ({ l, i }))
+    .filter(({ l }) => l.trim())
+    .map(({ l, i }) => {
+      try {
+        return JSON.parse(l);
+      } catch (e) {
+        throw new DatasetError(`${file}: line ${i + 1} is not JSON (${(e as Error).message})`);
+      }
+    });
 }
 
 function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
@@ -119,7 +126,9 @@ export async function loadTexts(source: string, opts: LoadTextsOptions): Promise
   }
   if (ext === '.json') return fromSamplesJson(source, opts);
   if (ext === '.txt') {
-    const ids = encodeTruncated(opts.tokenizer, fs.readFileSync(source, 'utf8'), opts.maxTokens);
+    const text = readUtf8(source, (m) => new DatasetError(m));
+    if (!text.trim()) throw new DatasetError(`${source} is empty: nothing to cram`);
+    const ids = encodeTruncated(opts.tokenizer, text, opts.maxTokens);
     return [{ id: path.basename(source, ext), text: opts.tokenizer.decode(ids), ids }];
   }
   const base = path.basename(source, ext);

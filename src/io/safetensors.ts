@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 
 import type { RawTensor, TensorLocation } from '../models/types';
+import { writeFileAtomic } from './write';
 
 export type { RawTensor };
 
@@ -400,5 +401,5 @@ export function writeSafetensors(
     Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(out, pos);
     pos += d.byteLength;
   }
-  fs.writeFileSync(file, out);
+  writeFileAtomic(file, out); // a crash or a full disk never leaves half a file under the name
 }

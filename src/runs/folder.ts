@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CramError } from '../cram/result';
+import { fsErrorMessage, refuseForeignFolder } from '../io/write';
 import { fromStored, recordKey, type CramRecord, type RecordKey, type StoredDefaults } from './record';
 
 /** Append one JSON line and push it to disk before going on. */
@@ -45,16 +46,47 @@ export function repairTail(file: string): boolean {
   return true;
 }
 
-/** Take <runDir>/.lock for this process (a lock left by a dead pid is taken over); returns its release. */
-export function lockRunDir(runDir: string): () => void {
-  fs.mkdirSync(runDir, { recursive: true });
+/** What a run folder may hold: anything else (a model's weights, someone's files) is not ours to write into. */
+const RUN_FILES = ['config.json', 'results.jsonl', 'bisect.jsonl', '.lock'];
+
+/** A run folder's config.json: undefined when absent or empty (a write cut short); not JSON: an error naming it. */
+export function readRunConfig(runDir: string): Record<string, any> | undefined {
+  const file = path.join(runDir, 'config.json');
+  if (!fs.existsSync(file)) return undefined;
+  const text = fs.readFileSync(file, 'utf8');
+  if (!text.trim()) return undefined;
+  try {
+    const c = JSON.parse(text);
+    if (c && typeof c === 'object' && !Array.isArray(c)) return c;
+  } catch {
+    /* named below */
+  }
+  throw new CramError(`${file}: not a JSON object (damaged?); fix or delete it to reuse ${runDir}`);
+}
+
+/**
+ * Take <runDir>/.lock for this process (a lock left by a dead pid is taken over); returns its release.
+ * A folder holding anything but a run (a model folder, foreign files) is refused unless `force`.
+ */
+export function lockRunDir(runDir: string, force = false): () => void {
+  refuseForeignFolder(runDir, {
+    own: RUN_FILES,
+    ours: () => {
+      const c = readRunConfig(runDir);
+      return c === undefined || ('lengths' in c && 'Ks' in c);
+    },
+    what: 'a run',
+    force,
+    hint: 'give another --out folder',
+  });
   const file = path.join(runDir, '.lock');
   for (;;) {
     try {
+      fs.mkdirSync(runDir, { recursive: true });
       fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
       break;
     } catch (e: any) {
-      if (e.code !== 'EEXIST') throw e;
+      if (e.code !== 'EEXIST') throw new CramError(fsErrorMessage(file, e));
     }
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
@@ -64,6 +96,9 @@ export function lockRunDir(runDir: string): () => void {
     }
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
+  // An empty config.json is a write cut short (a kill, a full disk): ours now, so drop it to be written afresh.
+  const cfg = path.join(runDir, 'config.json');
+  if (fs.existsSync(cfg) && !fs.readFileSync(cfg, 'utf8').trim()) fs.rmSync(cfg);
   const release = (): void => {
     try {
       if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
@@ -87,10 +122,9 @@ function alive(pid: number): boolean {
 
 /** What config.json of a CLI sweep says about its records (older records lack model and set). */
 function folderDefaults(dir: string): StoredDefaults {
-  const cfg = path.join(dir, 'config.json');
-  if (!fs.existsSync(cfg)) return {};
   try {
-    const c = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+    const c = readRunConfig(dir);
+    if (!c) return {};
     return {
       model: c.model?.id,
       weights: typeof c.model?.weightsHash === 'string' ? c.model.weightsHash.slice(0, 16) : undefined,

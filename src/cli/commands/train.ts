@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { runTraining } from '../../train/run';
+import { checkModelOut } from '../../train/save';
 import { llamaConfig, mambaConfig, SUITE_TRAINING } from '../../train/suite';
 import { num, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
@@ -10,10 +11,11 @@ export const command: Command = {
   usage:
     'train --out models/NAME [--arch llama|mamba] [--d 64] [--layers 4 (llama), 6 (mamba)] [--steps 240] [--batch 4] [--seq-len 256] ' +
     '[--lr 3e-3] [--warmup 20] [--weight-decay 0.1] [--clip 1] [--seed 1234] [--run-dir runs/train/NAME] [--tokenizer runs/train/tokenizer] ' +
-    '[--vocab-size 512] [--eval-every 40] [--checkpoint-every 20] [--max-minutes M] [--bos-prob 1] [--quiet]',
-  booleans: ['quiet'],
+    '[--vocab-size 512] [--eval-every 40] [--checkpoint-every 20] [--max-minutes M] [--bos-prob 1] [--force] [--quiet]',
+  booleans: ['quiet', 'force'],
   async run(args: Args) {
     const out = str(args, 'out');
+    checkModelOut(out, Boolean(args.force)); // before any training: never replace another model's files
     const name = path.basename(path.resolve(out));
     const arch = str(args, 'arch', 'llama');
     const d = num(args, 'd', 64);
