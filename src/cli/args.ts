@@ -104,6 +104,7 @@ const NUM_RULES: Record<string, NumRule> = {
   mem: POSITIVE_INT,
   K: POSITIVE_INT,
   batch: POSITIVE_INT,
+  concurrency: POSITIVE_INT,
   steps: POSITIVE_INT,
   maxSteps: POSITIVE_INT,
   patience: POSITIVE_INT,
