@@ -81,6 +81,9 @@ export function queueExecutor(url: string, o: QueueExecutorOptions): Executor {
   }
 
   async function collect(job: Job, sink: Sink): Promise<void> {
+    // Listed while active, completed since: its return value is read now.
+    if (typeof job.returnvalue !== 'string') job = ((await queue!.getJob(job.id!)) as Job | undefined) ?? job;
+    if (typeof job.returnvalue !== 'string') throw new QueueError(`job ${job.id} completed without its outcomes`);
     const u = job.data as Unit;
     const outs = decodeOutcomes(job.returnvalue);
     for (const [i, out] of outs.entries()) await sink(u.prints[i], out);
