@@ -9,6 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../src/io/checkpoint';
+import { RecordFile } from '../src/runs/folder';
+import { budget } from '../src/workbook/budget';
+import { capacityWalk, openModels } from '../src/workbook/experiments';
 import { queueExecutor } from '../src/runs/queue';
 import { SweepPlan } from '../src/runs/plan';
 import { connect, maskUrl, queueName, redisOptions } from '../src/runs/redis';
@@ -273,3 +276,47 @@ test('queue URLs: redis:// and rediss://, the password never shown, a bad one na
     (e: Error) => /database/.test(e.message) && !/pw/.test(e.message),
   );
 });
+
+test(
+  'the workbook takes its queue from CRAMLAB_QUEUE: capacityWalk (warm starts, curves) gives the records of a local walk',
+  { skip: REDIS_MISSING },
+  async () => {
+    const redis = await startRedis();
+    const worker = cli(['worker', '--queue', redis.url, '--models', path.join(ROOT, 'models')]);
+    try {
+      await worker.waitFor(/^worker on /);
+      const [m] = await openModels([MODEL]);
+      const texts = ['The sea was calm.', 'Call me Ishmael, said he.'].map((text, i) => ({
+        id: `w${i}`,
+        text,
+        ids: m.tokenizer.encode(text),
+      }));
+      const b = { ...budget('ci'), maxSteps: 200, patience: 200 };
+      const walk = async (dir: string) => {
+        const file = new RecordFile(dir);
+        const caps = await capacityWalk(m, texts, {
+          K: 1,
+          set: 's',
+          budget: b,
+          file,
+          lengths: [2, 4, 6],
+          curveEvery: 5,
+          quiet: true,
+        });
+        return { caps, recs: records(dir) };
+      };
+      const local = await walk(tmp('wb-local'));
+      process.env.CRAMLAB_QUEUE = redis.url;
+      const queued = await walk(tmp('wb-queue')).finally(() => delete process.env.CRAMLAB_QUEUE);
+      assert.ok(
+        worker.lines.some((l) => /^job c-\S+: done/.test(l)),
+        'the worker did not do the jobs',
+      );
+      assert.deepEqual(queued, local);
+      assert.ok([...local.recs.values()].some((r) => r.warmStart) && [...local.recs.values()].every((r) => r.curve));
+    } finally {
+      await kill(worker);
+      await redis.stop();
+    }
+  },
+);
