@@ -21,7 +21,9 @@ export interface QueueExecutorOptions {
   pollMs?: number;
 }
 
-export const jobIdOf = (u: Unit): string => `${u.kind === 'cram' ? 'c' : 'b'}-${fingerprint({ prints: u.prints })}`;
+// The prints decide everything a unit computes; K (and N) tell empty units apart.
+export const jobIdOf = (u: Unit): string =>
+  `${u.kind === 'cram' ? 'c' : 'b'}-${fingerprint({ prints: u.prints, K: u.K, N: u.kind === 'cram' ? u.N : u.maxN })}`;
 
 const COORDINATOR_TTL_MS = 20_000;
 // Renew the coordinator key only while it is still ours (a restarted coordinator may have taken it).

@@ -89,6 +89,7 @@ async function scoreWithout(model: CausalLM, weightsHash: string, ids: number[])
 export async function runUnit(model: CausalLM, u: Unit, hooks: RunUnitHooks = {}): Promise<Outcome[]> {
   const { onOutcome, onProgress, quiet } = hooks;
   const out: Outcome[] = new Array(u.texts.length);
+  if (!u.texts.length) return out; // an empty job: the queue's own cost (bench/queue.ts)
   const seed = u.texts.map((t) => t.seed);
   if (u.kind === 'bisect') {
     const found = await capacitySearch(
