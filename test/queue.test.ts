@@ -95,7 +95,7 @@ test(
       '--lengths',
       '8,16',
       '--max-steps',
-      '400',
+      '200',
       '--batch',
       '3',
       '--quiet',

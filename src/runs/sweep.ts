@@ -10,7 +10,6 @@ import type { CausalLM } from '../models/types';
 import { localExecutor, unitLabel, type Executor, type Sink, type UnitFailure } from './executor';
 import { lockRunDir } from './folder';
 import { SweepPlan, type SweepText } from './plan';
-import { queueExecutor } from './queue';
 import type { BisectRecord, CramRecord } from './record';
 import { SweepWriter } from './writer';
 
@@ -66,8 +65,9 @@ export async function capacitySweep(model: CausalLM, texts: SweepText[], o: Swee
   } = o;
   const plan = new SweepPlan(texts, { lengths, Ks, seed, batch, model: ref, options }); // refuses bad grids first
   const release = lockRunDir(runDir);
+  // BullMQ loads only for a queued sweep.
   const executor: Executor = queue
-    ? queueExecutor(queue, { runDir, log })
+    ? (require('./queue') as typeof import('./queue')).queueExecutor(queue, { runDir, log })
     : localExecutor(model, { onProgress, quiet, log });
   try {
     const writer = new SweepWriter(

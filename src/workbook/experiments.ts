@@ -10,7 +10,6 @@ import { DECODED_THRESHOLD, groupByLength, type ModelShape } from '../metrics/su
 import type { RecordFile } from '../runs/folder';
 import { localExecutor, type Sink } from '../runs/executor';
 import { checkTextIds } from '../runs/plan';
-import { queueExecutor } from '../runs/queue';
 import { decodeMem, encodeMem, recordPrint, seedOf, type CramRecord } from '../runs/record';
 import type { CramUnit } from '../runs/unit';
 import { cramRecord } from '../runs/writer';
@@ -124,7 +123,10 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
       o.file.add(cramRecord(out, { ...unit.texts[i], fingerprint: print, warmStart }, ctx));
     };
     const exec = queue
-      ? queueExecutor(queue, { runDir: path.dirname(o.file.file), log: o.quiet ? () => {} : console.log })
+      ? (require('../runs/queue') as typeof import('../runs/queue')).queueExecutor(queue, {
+          runDir: path.dirname(o.file.file),
+          log: o.quiet ? () => {} : console.log,
+        })
       : localExecutor(m.model, { quiet: o.quiet, log: () => {} });
     try {
       const failed = await exec.run([unit], sink);
