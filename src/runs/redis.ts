@@ -80,7 +80,12 @@ export async function connect(url: string, timeoutMs = 10_000): Promise<Redis> {
   } catch (e) {
     client.disconnect();
     if (e instanceof QueueError) throw e;
-    throw new QueueError(`cannot use Redis at ${maskUrl(url)}: ${(e as Error).message}`);
+    const why = last || (e as Error).message;
+    if (/NOAUTH/.test(why))
+      throw new QueueError(`Redis at ${maskUrl(url)} needs a password: use redis://:PASSWORD@HOST:PORT`);
+    if (/WRONGPASS|invalid password/i.test(why))
+      throw new QueueError(`Redis at ${maskUrl(url)} refused the password (${why.split('.')[0]})`);
+    throw new QueueError(`cannot reach Redis at ${maskUrl(url)} (${why}); is redis-server running there?`);
   }
   return client;
 }
