@@ -123,7 +123,7 @@ test(
       assert.ok(!workers[0].lines.some((x) => x.startsWith(`job ${lost}: done`)), 'the job finished before the kill');
 
       // The coordinator dies once a third of the records are in; Redis is killed and restarted (AOF).
-      while (lineCount(file) < 16) await new Promise((r) => setTimeout(r, 100));
+      while (lineCount(file) < 16 && first.p.exitCode === null) await new Promise((r) => setTimeout(r, 100));
       await kill(first);
       await redis.restart();
       const second = cli([...sweep(runDir), '--queue', redis.url]);
