@@ -110,6 +110,7 @@ const NUM_RULES: Record<string, NumRule> = {
   mem: MEM_COUNT,
   K: MEM_COUNT,
   batch: POSITIVE_INT,
+  concurrency: POSITIVE_INT,
   steps: POSITIVE_INT,
   maxSteps: POSITIVE_INT,
   patience: POSITIVE_INT,

@@ -79,6 +79,7 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
   }
   if (!Array.isArray(json?.samples))
     throw new DatasetError(`${file}: expected {"samples": [{"id", "ids", "text"}, ...]}`);
+  const seen = new Map<string, number>();
   return json.samples.slice(0, o.count ?? json.samples.length).map((s: any, i: number) => {
     if (
       !Array.isArray(s.ids) ||
@@ -89,7 +90,16 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
       );
     }
     const ids: number[] = o.maxTokens === undefined ? s.ids : s.ids.slice(0, o.maxTokens);
-    return { id: String(s.id ?? i), text: o.tokenizer.decode(ids), ids };
+    // Records are filed by id: a number is spelled out, no id is the sample's index, anything else is refused.
+    if (s.id !== undefined && typeof s.id !== 'string' && !Number.isFinite(s.id))
+      throw new DatasetError(`${file}: sample ${i} has id ${JSON.stringify(s.id)}; ids must be strings or numbers`);
+    const id = String(s.id ?? i);
+    if (seen.has(id))
+      throw new DatasetError(
+        `${file}: id '${id}' appears twice (samples ${seen.get(id)} and ${i}); ids must be unique`,
+      );
+    seen.set(id, i);
+    return { id, text: o.tokenizer.decode(ids), ids };
   });
 }
 

@@ -8,17 +8,59 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CramError } from '../cram/result';
-import { fsErrorMessage, refuseForeignFolder } from '../io/write';
-import { fromStored, recordKey, type CramRecord, type RecordKey, type StoredDefaults } from './record';
+import { refuseForeignFolder } from '../io/write';
+import { fromStored, recordKey, recordProblem, type CramRecord, type RecordKey, type StoredDefaults } from './record';
 
-/** Append one JSON line and push it to disk before going on. */
+/** An fs error as one line naming the file (ENOSPC: the disk is full; nothing finished is lost). */
+export function writeError(file: string, e: any): CramError {
+  const why: Record<string, string> = {
+    ENOSPC: 'no space left on the device; free some and run the same command again to resume',
+    EDQUOT: 'disk quota exceeded; free some and run the same command again to resume',
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of its path is not a folder',
+  };
+  return new CramError(`cannot write ${file}: ${why[e?.code] ?? e?.message ?? e}`);
+}
+
+/**
+ * Append one JSON line and push it to disk before going on. A write the disk cannot take whole (a
+ * full disk) is cut back off, so the file never ends in half a record, and throws naming the file.
+ */
 export function appendLine(file: string, record: object): void {
-  const fd = fs.openSync(file, 'a');
+  const bytes = Buffer.from(JSON.stringify(record) + '\n');
+  let fd: number | undefined;
+  let start = 0;
   try {
-    fs.writeSync(fd, JSON.stringify(record) + '\n');
+    fd = fs.openSync(file, 'a');
+    start = fs.fstatSync(fd).size;
+    // writeSync may write part of the buffer (a nearly full disk): the rest, or ENOSPC, comes next.
+    for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off);
     fs.fsyncSync(fd);
+  } catch (e) {
+    if (fd !== undefined) {
+      try {
+        fs.ftruncateSync(fd, start);
+      } catch {
+        /* repairTail cuts the torn line on the next run */
+      }
+    }
+    throw writeError(file, e);
   } finally {
-    fs.closeSync(fd);
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Write a whole file through a temp file and a rename: a crash or a full disk leaves the old one. */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw writeError(file, e);
   }
 }
 
@@ -86,7 +128,10 @@ export function lockRunDir(runDir: string, force = false): () => void {
       fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
       break;
     } catch (e: any) {
-      if (e.code !== 'EEXIST') throw new CramError(fsErrorMessage(file, e));
+      if (e.code !== 'EEXIST') {
+        fs.rmSync(file, { force: true }); // an empty lock from a full disk would block the folder
+        throw writeError(file, e);
+      }
     }
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
@@ -139,6 +184,8 @@ function folderDefaults(dir: string): StoredDefaults {
 export class RecordFile {
   readonly file: string;
   private byKey = new Map<string, CramRecord[]>();
+  /** Records that failed validation at the last reload (recordProblem), with the first reason. */
+  invalid = { count: 0, first: '' };
 
   /** `target`: a results.jsonl file or a run folder (its results.jsonl). */
   constructor(target: string, log: (line: string) => void = console.log) {
@@ -152,7 +199,13 @@ export class RecordFile {
   reload(): void {
     const d = folderDefaults(path.dirname(this.file));
     this.byKey.clear();
-    for (const x of readLines(this.file)) {
+    this.invalid = { count: 0, first: '' };
+    for (const x of readLines<any>(this.file)) {
+      const problem = x?.kind === 'cram' ? recordProblem(x) : undefined;
+      if (problem) {
+        if (!this.invalid.count++) this.invalid.first = `${JSON.stringify(x.id)} N=${x.N} K=${x.K}: ${problem}`;
+        continue;
+      }
       const r = fromStored(x, d);
       if (r) this.put(r);
     }

@@ -14,7 +14,7 @@ export const command: Command = {
     'sweep text lengths × mem counts: accuracy, decoding capacity, information and token gain (resumable run folder)',
   usage:
     'capacity --model M --texts SET|FILE [--count 16] --mem 1,2,4 --lengths 8,16,32,64 [--bisect] [--out runs/NAME] ' +
-    '[--batch B] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--save-mem] [--quiet]',
+    '[--batch B] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--save-mem] [--quiet] [--queue redis://[:PASSWORD@]HOST:PORT[/DB]]',
   booleans: ['bisect', 'saveMem', 'quiet'],
   async run(args: Args) {
     const lengths = numList(args, 'lengths', []);
@@ -28,7 +28,7 @@ export const command: Command = {
     });
     const runDir = str(args, 'out', path.join('runs', `capacity-${path.basename(loaded.dir)}`));
     console.log(`${texts.length} texts, lengths ${lengths.join(',')}, K ${Ks.join(',')} → ${runDir}`);
-    const { grid, bisect } = await capacitySweep(loaded.model, texts, {
+    const { grid, bisect, failed } = await capacitySweep(loaded.model, texts, {
       runDir,
       lengths,
       Ks,
@@ -43,6 +43,7 @@ export const command: Command = {
       model: { id: loaded.id, weightsHash: loaded.weightsHash },
       set: str(args, 'texts'),
       decode: (ids) => loaded.tokenizer.decode(ids),
+      queue: typeof args.queue === 'string' ? args.queue : undefined,
     });
     const info = loaded.model.info;
     const mine = grid; // this run's cells only (records of other lengths or texts stay in the folder)
@@ -57,6 +58,13 @@ export const command: Command = {
     if (args.bisect) {
       console.log('\nPer-text capacity by bisection (+: the whole searched text decodes) next to the grid:\n');
       console.log(bisectTable(bisect.filter((r) => Ks.includes(r.K))));
+    }
+    if (failed.length) {
+      const texts = failed.reduce((n, f) => n + f.unit.texts.length, 0);
+      console.log(
+        `\n${failed.length} jobs (${texts} text runs) failed after their retries and are left out of the tables above; ` +
+          'run the same command again to retry them',
+      );
     }
     console.log(`\nrecords: ${path.join(runDir, 'results.jsonl')}`);
   },
