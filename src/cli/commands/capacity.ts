@@ -21,6 +21,13 @@ export const command: Command = {
     if (!lengths.length) throw new UsageError('--lengths is required, e.g. --lengths 8,16,32,64');
     const Ks = numList(args, 'mem', [1]);
     const loaded = await loadModel(str(args, 'model'));
+    // Text plus K vectors must fit the context: refuse before any text is loaded or crammed.
+    const ctx = loaded.model.info.maxPositions;
+    const tooLong = lengths.filter((N) => N + Math.max(...Ks) > ctx);
+    if (tooLong.length)
+      throw new UsageError(
+        `--lengths ${tooLong.join(',')}: N + K (${Math.max(...Ks)}) exceeds the context of ${loaded.id} (${ctx} positions); the longest N is ${ctx - Math.max(...Ks)}`,
+      );
     const texts = await loadTexts(str(args, 'texts'), {
       tokenizer: loaded.tokenizer,
       maxTokens: Math.max(...lengths),

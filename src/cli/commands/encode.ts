@@ -61,6 +61,7 @@ export const command: Command = {
         textSha256: sha256(text),
         cramlab: CRAMLAB_VERSION,
         extra: {
+          ids: JSON.stringify(held), // so decode --check can say where a decoding differs
           progressive: 'true',
           horizon: String(p.horizon),
           textTokens: String(ids.length),
@@ -109,7 +110,12 @@ export const command: Command = {
       idsSha256: idsSha256(ids),
       textSha256: sha256(text),
       cramlab: CRAMLAB_VERSION,
-      extra: { accuracy: String(r.bestAccuracy), steps: String(steps), seconds: seconds.toFixed(2) },
+      extra: {
+        ids: JSON.stringify(ids), // so decode --check can say where a decoding differs
+        accuracy: String(r.bestAccuracy),
+        steps: String(steps),
+        seconds: seconds.toFixed(2),
+      },
     });
     console.log(
       `${input}: ${ids.length} tokens → ${K} vector${K > 1 ? 's' : ''} of ${model.info.memDim} (${(ids.length / K).toFixed(1)} tokens/vector)`,
