@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadTokenizer } from '../src/io/tokenizer';
+import { findChromium } from '../src/plots';
 import { SUITE_TRAINING } from '../src/train/suite';
 import { sharedModel } from './helpers/shared';
 
@@ -225,4 +226,41 @@ test("the README's library example is examples/cram-and-decode.ts and runs", { s
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^decoded {5}"Tom found a blue key\." \(decoded after \d+ steps\)$/m);
   assert.match(r.stdout, /model alone: 7 of 14/);
+});
+
+test('plot draws a run folder: figures as offline HTML (+ PNG with Chromium), Table 1 with the paper beside', () => {
+  const runDir = path.join(tmp, 'run');
+  const c = cli(
+    'capacity',
+    '--model',
+    'models/cram-llama-d64',
+    '--texts',
+    'unseen',
+    '--count',
+    '2',
+    '--mem',
+    '1,2',
+    '--lengths',
+    '4,8',
+    '--max-steps',
+    '100',
+    '--quiet',
+    '--out',
+    runDir,
+  );
+  assert.equal(c.status, 0, c.stderr);
+  const r = cli('plot', runDir);
+  assert.equal(r.status, 0, r.stderr);
+  const out = path.join(runDir, 'plots');
+  for (const name of ['accuracy-vs-n', 'ce-scatter', 'capacity-vs-k']) {
+    const html = fs.readFileSync(path.join(out, `${name}.html`), 'utf8');
+    assert.match(html, /Plotly\.newPlot/);
+    assert.doesNotMatch(html, /<script src="http/, 'plotly.js inlined: the file opens offline');
+    assert.ok(html.length > 1e6, 'plotly.js inside');
+    if (findChromium()) assert.ok(fs.statSync(path.join(out, `${name}.png`)).size > 5000, `${name}.png drawn`);
+  }
+  const t1 = fs.readFileSync(path.join(out, 'table1.md'), 'utf8');
+  assert.match(t1, /\|model\|set\|K\|decoding_capacity\|paper_capacity\|theoretical\|/);
+  assert.equal(t1.trim().split('\n').length, 4, 'header, rule, one row per K');
+  assert.match(r.stdout, /8 records → /);
 });
