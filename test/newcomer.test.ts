@@ -264,3 +264,29 @@ test('plot draws a run folder: figures as offline HTML (+ PNG with Chromium), Ta
   assert.equal(t1.trim().split('\n').length, 4, 'header, rule, one row per K');
   assert.match(r.stdout, /8 records → /);
 });
+
+test('notebooks default to the small budget; a ci run labels its figures and tables a smoke test', () => {
+  const wb = require('../src/workbook');
+  const saved = process.env.CRAMLAB_BUDGET;
+  delete process.env.CRAMLAB_BUDGET;
+  const logged: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void logged.push(a.join(' '));
+  try {
+    assert.equal(wb.budget().name, 'small');
+    const fig = { data: [{ type: 'scatter', x: [1], y: [2] }], layout: { title: { text: 'Accuracy' } } };
+    wb.show(fig);
+    wb.showTable([{ a: 1 }]);
+    assert.doesNotMatch(logged.join('\n'), /smoke test/);
+    wb.budget('ci');
+    wb.show(fig);
+    wb.showTable([{ a: 1 }]);
+    const out = logged.join('\n');
+    assert.equal(out.match(/smoke test \(ci budget/g)?.length, 2, out);
+    assert.equal(fig.layout.title.text, 'Accuracy', "the caller's figure is left as it was");
+  } finally {
+    console.log = log;
+    if (saved === undefined) delete process.env.CRAMLAB_BUDGET;
+    else process.env.CRAMLAB_BUDGET = saved;
+  }
+});

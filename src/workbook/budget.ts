@@ -1,4 +1,4 @@
-// How much work a notebook does: CRAMLAB_BUDGET=ci (minutes on 2 CPU cores, for CI),
+// How much work a notebook does: CRAMLAB_BUDGET=ci (a smoke test: minutes on 2 CPU cores, for CI),
 // small (a few tens of minutes: the committed figures/), paper (the authors' settings).
 // A notebook reads the preset once; changing `BUDGET` in its first cell overrides the variable.
 
@@ -57,13 +57,24 @@ export const BUDGETS: Record<BudgetName, Budget> = {
   },
 };
 
-/** The preset named by `name`, or CRAMLAB_BUDGET, or 'ci'. */
+/** What a notebook opened interactively runs: `small` shows the paper's effects (ci's 100 steps do not). */
+export const DEFAULT_BUDGET: BudgetName = 'small';
+
+let active: BudgetName | undefined;
+/** The budget the notebook last asked for (figures and tables of a `ci` run say they are a smoke test). */
+export const activeBudget = (): BudgetName | undefined => active;
+
+/** The preset named by `name`, or CRAMLAB_BUDGET, or DEFAULT_BUDGET. */
 export function budget(name?: string): Budget {
-  const n = name ?? process.env.CRAMLAB_BUDGET ?? 'ci';
+  const n = name ?? process.env.CRAMLAB_BUDGET ?? DEFAULT_BUDGET;
   if (!(n in BUDGETS))
     throw new Error(`CRAMLAB_BUDGET='${n}' is not a budget; use one of ${Object.keys(BUDGETS).join(', ')}`);
+  active = n as BudgetName;
   return BUDGETS[n as BudgetName];
 }
+
+/** The label a `ci` run's figures and tables carry: its 100 steps cannot show the paper's effects. */
+export const SMOKE_TEST = "smoke test (ci budget: too few steps for the paper's effects)";
 
 /**
  * Lengths a capacity walk tries: every N from 2 to 6 (the byte-level suite models hold a few bytes
