@@ -290,3 +290,13 @@ test('notebooks default to the small budget; a ci run labels its figures and tab
     else process.env.CRAMLAB_BUDGET = saved;
   }
 });
+
+test("demo --model stories260K states its own context, not the default model's", { skip: s260.skip }, () => {
+  const r = cli('demo', '--model', s260.dir!, '--chars', '20', '--max-steps', '300');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^why this long {5}a ~200-character passage \(\d+ tokens\) fits the context of 512 positions/m,
+  );
+  assert.doesNotMatch(r.stdout, /does not fit/);
+});
