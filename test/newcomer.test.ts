@@ -299,4 +299,10 @@ test("demo --model stories260K states its own context, not the default model's",
     /^why this long {5}a ~200-character passage \(\d+ tokens\) fits the context of 512 positions/m,
   );
   assert.doesNotMatch(r.stdout, /does not fit/);
+  const d = cli('demo', '--chars', '20', '--max-steps', '300'); // the default model: context 128
+  assert.equal(d.status, 0, d.stderr);
+  assert.match(
+    d.stdout,
+    /^why this long {5}context 128 positions = text \+ K vectors, so a ~200-character passage does not fit;$/m,
+  );
 });
