@@ -265,7 +265,7 @@ test('plot draws a run folder: figures as offline HTML (+ PNG with Chromium), Ta
   assert.match(r.stdout, /8 records → /);
 });
 
-test('notebooks default to the small budget; a ci run labels its figures and tables a smoke test', () => {
+test('notebooks default to the interactive budget; a ci run labels its figures and tables a smoke test', () => {
   const wb = require('../src/workbook');
   const saved = process.env.CRAMLAB_BUDGET;
   delete process.env.CRAMLAB_BUDGET;
@@ -273,7 +273,7 @@ test('notebooks default to the small budget; a ci run labels its figures and tab
   const log = console.log;
   console.log = (...a: unknown[]) => void logged.push(a.join(' '));
   try {
-    assert.equal(wb.budget().name, 'small');
+    assert.equal(wb.budget().name, 'interactive');
     const fig = { data: [{ type: 'scatter', x: [1], y: [2] }], layout: { title: { text: 'Accuracy' } } };
     wb.show(fig);
     wb.showTable([{ a: 1 }]);
