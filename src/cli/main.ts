@@ -2,7 +2,7 @@
 // so adding a command never touches it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkNumbers, checkShape, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
+import { checkNumbers, checkShape, editDistance, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
 import { clean } from '../io/files';
 
 export interface Command {
@@ -57,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.get(name);
   if (!cmd) {
-    console.error(`cramlab: unknown command '${name}'\n\n${help(commands)}`);
+    const near = [...commands.keys()].map((k) => ({ k, d: editDistance(name, k) })).sort((a, b) => a.d - b.d)[0];
+    const hint = near && near.d <= Math.max(2, Math.floor(name.length / 3)) ? `; did you mean '${near.k}'?` : '';
+    console.error(`cramlab: unknown command '${name}'${hint}\n\n${help(commands)}`);
     return 2;
   }
   try {
@@ -79,7 +81,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
+/** Run the CLI on process.argv and exit with its code: what bin/cramlab.js calls, however it was reached
+ * (npx, npm exec, a global or symlinked bin: argv[1] is then `.bin/cramlab`, so no name check here). */
+export function runCli(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e) => {
@@ -88,3 +92,5 @@ if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
     },
   );
 }
+
+if (require.main === module) runCli();

@@ -27,6 +27,9 @@ const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
 export function isLocal(s: string): boolean {
   if (fs.existsSync(s)) return true;
   if (s.startsWith('.') || s.startsWith('/') || s.startsWith('~') || s.includes('\\')) return true;
+  // 'models/cram-llama-d46' (a typo under an existing local folder) is a path, not a Hub id to fetch.
+  const top = s.split('/')[0];
+  if (s.includes('/') && fs.existsSync(top) && fs.statSync(top).isDirectory()) return true;
   return !HUB_ID.test(s);
 }
 

@@ -8,6 +8,9 @@ import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
 import type { Command } from '../main';
 import { encodeWithin } from '../../io/tokenizer';
+import { decode, diffIds, formatDiff } from '../../decode';
+import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
+import { checkOutFile } from '../input';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE = '--progressive [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
@@ -24,11 +27,17 @@ export function progressiveFlags(args: Args): { stride: number; stageSteps: numb
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
+  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [-o FILE.cram] [--json] [--quiet]`,
   booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
+    const out = typeof args.o === 'string' ? args.o : typeof args.out === 'string' ? args.out : undefined;
+    if (out && args.progressive)
+      throw new UsageError(
+        '-o with --progressive: use encode FILE.txt -o FILE.cram --progressive (it stores the horizon)',
+      );
+    if (out) checkOutFile(out, ...(typeof args.file === 'string' ? [args.file] : []));
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
     const K = num(args, 'mem', 1);
@@ -58,10 +67,39 @@ export const command: Command = {
       quiet: Boolean(args.quiet || args.json),
     });
     const m = await measure(model, ids, r);
+    // Back again: what the best vectors make the model write, from them alone.
+    const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] }, tokenizer);
+    const same = diffIds(ids, back.ids).equal;
+    if (out)
+      saveMem(out, {
+        vectors: r.bestMem,
+        K,
+        memDim: model.info.memDim,
+        tokens: ids.length,
+        firstId: ids[0],
+        model: loaded.id,
+        weightsHash: loaded.weightsHash,
+        tokenizerHash: tokenizer.hash,
+        idsSha256: idsSha256(ids),
+        textSha256: sha256(text),
+        cramlab: CRAMLAB_VERSION,
+        extra: {
+          ids: JSON.stringify(ids), // so decode --check can say where a decoding differs
+          accuracy: String(r.bestAccuracy),
+          steps: String(r.steps),
+          seconds: r.seconds.toFixed(2),
+        },
+      });
+    const original = tokenizer.decode(ids);
     if (args.json) {
-      console.log(JSON.stringify({ ...m, model: loaded.id }));
+      console.log(
+        JSON.stringify({ ...m, model: loaded.id, original, decodedText: back.text, identical: same, file: out }),
+      );
       return;
     }
+    console.log(`original           ${JSON.stringify(original)}`);
+    console.log(`decoded from mem   ${JSON.stringify(back.text)}`);
+    console.log(`diff               ${same ? 'identical' : formatDiff(tokenizer, ids, back.ids)}`);
     const theory = K * theoreticalCapacity(model.info.memDim, model.info.vocabSize);
     const ce = (c: typeof m.ceWithMem) =>
       `${c.totalBits.toFixed(2)} bits (${c.perTokenBits.toFixed(3)}/token), ${c.totalNats.toFixed(2)} nats`;
@@ -82,11 +120,21 @@ export const command: Command = {
       `information gain   ${m.infoGainBits.toFixed(2)} bits (${m.infoGainNats.toFixed(2)} nats); paper convention (mean loss − min loss) × N: ${m.paperInfoGainNats.toFixed(2)} nats`,
     );
     console.log(`token gain         ${m.tokenGain}`);
+    console.log(`model alone        ${modelAlone(m)}`);
+    if (m.infoGainBits <= 0) console.log(GAIN_WARNING);
     console.log(
       `theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`,
     );
+    if (out) console.log(`wrote              ${out}`);
   },
 };
+
+/** How much of the text the model gets right with no vectors at all (greedy, the first token given). */
+export const modelAlone = (m: { correctWithoutMem: number; N: number }): string =>
+  `${m.correctWithoutMem} of ${m.N - 1} predicted tokens right with no vectors (greedy)`;
+
+export const GAIN_WARNING =
+  'warning            information gain ≤ 0: the model alone already predicts this text as well; the vectors show nothing (pick a text it does not know)';
 
 /** A progressive run: the horizon (longest prefix reproduced), how it grew, and the decode check. */
 function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string): void {
