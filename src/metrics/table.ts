@@ -59,6 +59,7 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
   const rows = capacitySummary(records, model).map((s) => ({
     K: s.K,
     'decoding capacity': s.decodingCapacity,
+    'exact capacity': s.exactCapacity,
     'theoretical capacity': s.theoreticalCapacity,
     utilisation: s.utilisation,
     'texts ≤ 0.99': s.saturatedTexts,

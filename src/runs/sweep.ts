@@ -163,7 +163,8 @@ async function sweepLocked(
             onText: async (r) => {
               const t = part[r.index];
               const ids = t.ids.slice(0, N);
-              const m = await measure(model, ids, r, t.id);
+              const text = decode?.(ids);
+              const m = await measure(model, ids, r, t.id, undefined, { text });
               file.add({
                 kind: 'cram',
                 ...m,
@@ -175,8 +176,9 @@ async function sweepLocked(
                 fingerprint: printOf(t, N, K),
                 maxSteps: cramOpts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
                 patience: cramOpts.patience ?? CRAM_DEFAULTS.patience,
+                ...(cramOpts.margin ? { margin: cramOpts.margin } : {}),
                 warmStart: false,
-                ...(decode ? { text: decode(ids) } : {}),
+                ...(text !== undefined ? { text } : {}),
                 ...(saveMem ? { mem: encodeMem(r.bestMem) } : {}),
               });
             },

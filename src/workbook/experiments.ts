@@ -79,7 +79,8 @@ const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
 
 async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptions): Promise<CramRecord> {
   const ids = t.ids.slice(0, o.N);
-  const metrics = await measure(m.model, ids, r, t.id, await scoreWithout(m, t.id, ids));
+  const text = m.tokenizer.decode(ids);
+  const metrics = await measure(m.model, ids, r, t.id, await scoreWithout(m, t.id, ids), { text });
   return {
     kind: 'cram',
     ...metrics,
@@ -92,7 +93,7 @@ async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptio
     maxSteps: o.budget.maxSteps,
     patience: o.budget.patience,
     warmStart: Boolean(o.init?.has(t.id)),
-    text: m.tokenizer.decode(ids),
+    text,
     mem: encodeMem(r.bestMem),
     ...(o.curveEvery
       ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } }

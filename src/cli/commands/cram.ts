@@ -2,7 +2,8 @@ import { AUTHORS_ADAMW } from '../../cram/adamw';
 import { cram, CRAM_DEFAULTS } from '../../cram/cram';
 import { progressiveCram, type ProgressiveResult } from '../../cram/progressive';
 import { loadModel } from '../../io/checkpoint';
-import { measure } from '../../metrics/text';
+import { measure, type TextMetrics } from '../../metrics/text';
+import { PRECISIONS } from '../../precision';
 import { theoreticalCapacity } from '../../metrics/summary';
 import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
@@ -24,7 +25,7 @@ export function progressiveFlags(args: Args): { stride: number; stageSteps: numb
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
+  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--margin 0] [--lr 0.01] [--seed 0] [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
   booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
@@ -53,11 +54,12 @@ export const command: Command = {
       K,
       maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      margin: num(args, 'margin', 0),
       lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet || args.json),
     });
-    const m = await measure(model, ids, r);
+    const m = await measure(model, ids, r, undefined, undefined, { text: tokenizer.decode(ids) });
     if (args.json) {
       console.log(JSON.stringify({ ...m, model: loaded.id }));
       return;
@@ -82,11 +84,31 @@ export const command: Command = {
       `information gain   ${m.infoGainBits.toFixed(2)} bits (${m.infoGainNats.toFixed(2)} nats); paper convention (mean loss − min loss) × N: ${m.paperInfoGainNats.toFixed(2)} nats`,
     );
     console.log(`token gain         ${m.tokenGain}`);
+    printExactness(m);
     console.log(
       `theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`,
     );
   },
 };
+
+/** Greedy horizon, margin, exactness per storage precision, and the bits next to classic compressors. */
+export function printExactness(m: TextMetrics): void {
+  const x = m.exactness;
+  if (!x) return;
+  console.log(
+    `greedy decode      ${x.greedyExact ? 'exact' : `horizon ${x.greedyHorizon} of ${m.N} tokens`}; teacher-forced ${(100 * x.teacherForced).toFixed(2)}%; min margin ${x.minMargin.toFixed(3)}`,
+  );
+  const at = PRECISIONS.map((p) => {
+    const a = x.precisions[p];
+    return `${p} ${a.exact ? 'exact' : `horizon ${a.horizon}`} (${a.bits} bits)`;
+  });
+  console.log(`stored as          ${at.join(', ')}`);
+  const b = m.bits;
+  if (b)
+    console.log(
+      `bits               vectors ${b.vectorBits ?? 'none exact'} vs text UTF-8 ${b.utf8}, gzip ${b.gzip}, brotli ${b.brotli}, xz ${b.xz}, model arithmetic code ${b.arith}; token ratio ${b.tokenRatio.toFixed(1)}, bit ratio ${b.bitRatio === null ? '-' : b.bitRatio.toFixed(3)}`,
+    );
+}
 
 /** A progressive run: the horizon (longest prefix reproduced), how it grew, and the decode check. */
 function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string): void {
