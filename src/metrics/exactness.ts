@@ -101,6 +101,9 @@ export async function greedyHorizon(
 const minOf = (a: Float32Array): number => a.reduce((m, x) => (x < m || Number.isNaN(x) ? x : m), Infinity);
 
 async function atPrecision(model: CausalLM, ids: number[], mem: Float32Array, K: number): Promise<AtPrecision> {
+  const bits = vectorBits(K, model.info.memDim, 'fp32');
+  // fp16 overflows to ±Inf past 65504: such a vector decodes nothing (the model's sums turn NaN)
+  if (!mem.every(Number.isFinite)) return { exact: false, horizon: 1, accuracy: 0, minMargin: -Infinity, bits };
   const m = await margins(model, ids, mem, K);
   const n = ids.length - 1;
   const held = heldBy(ids, m.predictions);
@@ -111,7 +114,7 @@ async function atPrecision(model: CausalLM, ids: number[], mem: Float32Array, K:
     horizon,
     accuracy: correct / n,
     minMargin: minOf(m.margins),
-    bits: vectorBits(K, model.info.memDim, 'fp32'),
+    bits,
   };
 }
 

@@ -18,10 +18,12 @@ export const command: Command = {
     process.stdout.write(text + '\n');
     // Success needs a text actually decoded (not just the given first token) whose ids hash as stored.
     if (ids.length < 2) throw new MemFileError(`${file}: nothing was decoded (${ids.length} token)`);
+    const at = mem.precision && mem.precision !== 'fp32' ? ` stored at ${mem.precision}` : '';
     if (idsSha256(ids) !== mem.idsSha256)
       throw new MemFileError(
-        `${file}: the decoded ids differ from the stored ids hash (the vectors do not decode the encoded text exactly, or the file was altered)`,
+        `${file}: the decoded ids differ from the stored ids hash (the vectors${at} do not decode the encoded text exactly, or the file was altered)`,
       );
-    if (args.check) console.error(`${file}: ${ids.length} tokens, ids match the encoded text (sha256)`);
+    if (args.check)
+      console.error(`${file}: ${ids.length} tokens from the vectors${at}, ids match the encoded text (sha256)`);
   },
 };
