@@ -136,8 +136,9 @@ export function tokenViewHtml(v: TokenView, title = ''): string {
 }
 
 /**
- * Plotly view of the same with a slider over the horizon: one frame per stage, bars of each token's
- * surprisal, coloured by whether the stage's vector holds it yet.
+ * Plotly view of the same with a slider over the horizon: bars of each token's surprisal, green where
+ * the vector holds the token at the slider's cram step (the slider restyles the colours: no frames,
+ * so it works wherever the figure's JSON is drawn).
  */
 export function horizonSlider(
   v: TokenView,
@@ -145,21 +146,20 @@ export function horizonSlider(
   title = 'The horizon grows',
 ): Figure {
   const x = v.tokens.map((_, i) => i);
-  const text = v.tokens.map((t, i) => `${i}: ${JSON.stringify(t)}`);
-  const y = v.surprisal.map((b) => (Number.isFinite(b) ? b : 0));
-  const bar = (held: number): Trace => ({
-    type: 'bar',
-    x,
-    y,
-    text,
-    hovertemplate: '%{text}<br>%{y:.2f} bits<extra></extra>',
-    marker: { color: x.map((i) => (i < held ? '#2ca02c' : '#d3d3d3')) },
-    name: 'tokens',
-  });
-  const frames = stages.map((s) => ({ name: String(s.step), data: [bar(s.held)] }));
+  const colours = (held: number) => x.map((i) => (i < held ? '#2ca02c' : '#d3d3d3'));
   const last = stages[stages.length - 1]?.held ?? 1;
   return {
-    data: [bar(last)],
+    data: [
+      {
+        type: 'bar',
+        x,
+        y: v.surprisal.map((b) => (Number.isFinite(b) ? b : 0)),
+        text: v.tokens.map((t, i) => `${i}: ${JSON.stringify(t)}`),
+        hovertemplate: '%{text}<br>%{y:.2f} bits<extra></extra>',
+        marker: { color: colours(last) },
+        name: 'tokens',
+      },
+    ],
     layout: layout(
       title,
       'token position (green: held by the vector at this step)',
@@ -169,16 +169,17 @@ export function horizonSlider(
           {
             active: stages.length - 1,
             currentvalue: { prefix: 'cram step ' },
+            pad: { t: 50 },
             steps: stages.map((s) => ({
               label: String(s.step),
-              method: 'animate',
-              args: [[String(s.step)], { mode: 'immediate', frame: { duration: 0, redraw: true } }],
+              method: 'restyle',
+              args: [{ 'marker.color': [colours(s.held)] }],
             })),
           },
         ],
         showlegend: false,
+        height: 540,
       },
     ),
-    frames,
-  } as Figure;
+  };
 }
