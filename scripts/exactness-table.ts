@@ -1,7 +1,8 @@
-// npm run exactness [-- --max-steps 600 --patience 150 --count 16 --no-png] : teacher-forced vs exact
+// npm run exactness [-- --max-steps 600 --patience 150 --count 16 --margin M --models a,b --no-png] : teacher-forced vs exact
 // greedy capacity, at fp32 and after storage at bf16/fp16/int8/int4, for stories260K (its 16 first
 // shared samples) and the embedded suite (books), K = 1, 2, 4, on a small N grid per model.
 // One capacity sweep per model in runs/exactness/<model> (resumable); writes figures/exactness.{md,json,html,png}.
+// --margin M: cram until every position has margin ≥ M (runs/exactness-margin<M>/, figures/exactness-margin<M>.*).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,9 +21,14 @@ const { values } = parseArgs({
     patience: { type: 'string' },
     count: { type: 'string' },
     out: { type: 'string' },
+    margin: { type: 'string' },
+    models: { type: 'string' },
     'no-png': { type: 'boolean' },
   },
 });
+const margin = Number(values.margin ?? 0);
+const only = values.models?.split(',');
+const NAME = margin ? `exactness-margin${margin}` : 'exactness';
 const maxSteps = Number(values['max-steps'] ?? 600);
 const patience = Number(values.patience ?? 150);
 const count = Number(values.count ?? 16);
@@ -67,7 +73,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const records: CramRecord[] = [];
   const shapes = new Map<string, { memDim: number; vocabSize: number }>();
-  for (const r of RUNS) {
+  for (const r of RUNS.filter((x) => !only || only.includes(path.basename(x.model)))) {
     if (
       !r.dir ||
       !fs.existsSync(path.join(r.dir, 'config.json')) ||
@@ -80,11 +86,12 @@ async function main(): Promise<void> {
     shapes.set(r.model, loaded.model.info);
     const texts = await loadTexts(r.texts, { tokenizer: loaded.tokenizer, maxTokens: Math.max(...r.lengths), count });
     const { grid } = await capacitySweep(loaded.model, texts, {
-      runDir: path.join(ROOT, 'runs', 'exactness', path.basename(r.model)),
+      runDir: path.join(ROOT, 'runs', NAME, path.basename(r.model)),
       lengths: r.lengths,
       Ks,
       maxSteps,
       patience,
+      margin,
       quiet: true,
       model: { id: r.model, weightsHash: loaded.weightsHash },
       set: r.set,
@@ -102,11 +109,14 @@ async function main(): Promise<void> {
   const tfNotGreedy = records.filter(
     (r) => r.exactness && r.exactness.teacherForced >= 0.99 && !r.exactness.greedyExact,
   );
+  const cell = (r: Table1Row) => records.filter((x) => x.model === r.model && x.set === r.set && x.K === r.K);
   const table = rows.map((r: Table1Row) => ({
     model: r.model,
     set: r.set,
     K: r.K,
     lengths: r.lengths.join(','),
+    'stopped decoded': cell(r).filter((x) => x.status === 'decoded').length + '/' + cell(r).length,
+    'mean steps': cell(r).reduce((a, x) => a + x.steps, 0) / cell(r).length,
     'teacher-forced capacity (mean ≥ 0.99)': r.decodingCapacity,
     'greedy exact capacity': r.exactCapacity ?? NaN,
     ...Object.fromEntries(
@@ -129,10 +139,17 @@ async function main(): Promise<void> {
   );
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(
-    path.join(OUT, 'exactness.json'),
+    path.join(OUT, `${NAME}.json`),
     JSON.stringify(
       {
-        options: { maxSteps, patience, count, Ks, grids: Object.fromEntries(RUNS.map((r) => [r.model, r.lengths])) },
+        options: {
+          maxSteps,
+          patience,
+          margin,
+          count,
+          Ks,
+          grids: Object.fromEntries(RUNS.map((r) => [r.model, r.lengths])),
+        },
         records: records.length,
         exactRecordsPerPrecision: perPrecision,
         teacherForcedButNotGreedy: tfNotGreedy.length,
@@ -145,7 +162,7 @@ async function main(): Promise<void> {
     ),
   );
   const md =
-    `# Teacher-forced vs exact capacity (npm run exactness; ${maxSteps} steps max, patience ${patience}, ${count} texts)\n\n` +
+    `# Teacher-forced vs exact capacity (npm run exactness; ${maxSteps} steps max, patience ${patience}${margin ? `, margin ${margin}` : ''}, ${count} texts)\n\n` +
     'Capacity: largest N of the grid whose mean teacher-forced accuracy is ≥ 0.99 (the paper). Exact capacity: largest N where ' +
     'every text comes back exactly by greedy decoding from its vectors (KV-cached decoder), as optimised (fp32) and after ' +
     'storing them at bf16, fp16, int8 or int4 (per-vector absmax scale).\n\n' +
@@ -154,18 +171,18 @@ async function main(): Promise<void> {
     `Records with teacher-forced accuracy ≥ 0.99 that greedy decoding does not give back exactly: ${tfNotGreedy.length}` +
     (examples.length ? `, for example:\n\n${tableMarkdown(examples, 3)}\n` : '.\n') +
     `\nRun: ${seconds.cpu.toFixed(0)} s CPU, ${seconds.wall.toFixed(0)} s wall.\n`;
-  fs.writeFileSync(path.join(OUT, 'exactness.md'), md);
+  fs.writeFileSync(path.join(OUT, `${NAME}.md`), md);
   console.log('\n' + md);
   const plotlySrc = path
     .relative(OUT, path.join(ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js'))
     .split(path.sep)
     .join('/');
   const fig = exactCapacityBars(rows);
-  fs.writeFileSync(path.join(OUT, 'exactness.html'), standaloneHtml(fig, plotlySrc));
+  fs.writeFileSync(path.join(OUT, `${NAME}.html`), standaloneHtml(fig, plotlySrc));
   if (!values['no-png'] && findChromium()) {
     const r = await openRenderer();
     try {
-      await r.png(path.join(OUT, 'exactness.html'), path.join(OUT, 'exactness.png'));
+      await r.png(path.join(OUT, `${NAME}.html`), path.join(OUT, `${NAME}.png`));
     } finally {
       await r.close();
     }

@@ -17,6 +17,8 @@ import { exactness, margins } from '../src/metrics/exactness';
 import { CRAMLAB_VERSION, idsSha256, loadMem, saveMem, FILE_PRECISIONS } from '../src/mem-file';
 import { bf16Bits, f16Bits, f16Value, PRECISIONS, quantise, roundTo, vectorBits } from '../src/precision';
 import { nativeAddon, type Engine } from '../src/native/index';
+import { capacitySummary, exactCapacity } from '../src/metrics/summary';
+import type { TextMetrics } from '../src/metrics/text';
 
 const ROOT = path.join(__dirname, '..');
 const MODEL = path.join(ROOT, 'models', 'cram-llama-d64');
@@ -198,4 +200,33 @@ test('encode --precision int8 → decode --check: exact, or a non-zero exit nami
   const r = cli('decode', bad, '--model', MODEL, '--check');
   assert.notEqual(r.code, 0);
   assert.match(r.err, /stored at int8 do not decode the encoded text exactly/);
+});
+
+test('Table 1: exact capacity is the largest N where every text decodes exactly, beside the ≥ 0.99 rule', () => {
+  const at = (exact: boolean, horizon: number) => ({ exact, horizon, accuracy: NaN, minMargin: NaN, bits: 0 });
+  const rec = (N: number, tf: number, greedy: boolean, int8: boolean) =>
+    ({
+      N,
+      K: 1,
+      status: 'decoded',
+      bestAccuracy: tf,
+      exactness: {
+        teacherForced: tf,
+        greedyHorizon: greedy ? N : N - 1,
+        greedyExact: greedy,
+        minMargin: 0,
+        exactBits: null,
+        precisions: Object.fromEntries(
+          PRECISIONS.map((p) => [p, at(p === 'fp32' ? greedy : greedy && (p !== 'int8' || int8), N)]),
+        ),
+      },
+    }) as unknown as TextMetrics;
+  // N = 16: both texts ≥ 0.99 teacher-forced, but one leaves the text under greedy decoding
+  const records = [rec(8, 1, true, true), rec(8, 1, true, false), rec(16, 1, true, true), rec(16, 0.995, false, false)];
+  const [s] = capacitySummary(records);
+  assert.equal(s.decodingCapacity, 16);
+  assert.equal(s.exactCapacity, 8);
+  assert.equal(s.exactCapacityAt!.bf16, 8);
+  assert.equal(s.exactCapacityAt!.int8, 0);
+  assert.equal(exactCapacity(records.map((r) => ({ ...r, exactness: undefined }))), null, 'old records: unknown');
 });
