@@ -4,6 +4,7 @@ import { progressiveCram, type ProgressiveResult } from '../../cram/progressive'
 import { loadModel } from '../../io/checkpoint';
 import { measure, type TextMetrics } from '../../metrics/text';
 import { PRECISIONS } from '../../precision';
+import { exactness, type Exactness } from '../../metrics/exactness';
 import { theoreticalCapacity } from '../../metrics/summary';
 import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
@@ -47,7 +48,10 @@ export const command: Command = {
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet || args.json),
       });
-      printProgressive(p, ids.length, Boolean(args.json), loaded.id);
+      // what the final mem holds, asked strictly: margins and exactness per storage precision of the held prefix
+      const held = ids.slice(0, p.horizon);
+      const x = held.length >= 2 ? await exactness(model, held, p.mem, K) : undefined;
+      printProgressive(p, ids.length, Boolean(args.json), loaded.id, x);
       return;
     }
     const [r] = await cram(model, [ids], {
@@ -92,7 +96,7 @@ export const command: Command = {
 };
 
 /** Greedy horizon, margin, exactness per storage precision, and the bits next to classic compressors. */
-export function printExactness(m: TextMetrics): void {
+export function printExactness(m: Pick<TextMetrics, 'N' | 'exactness' | 'bits'>): void {
   const x = m.exactness;
   if (!x) return;
   console.log(
@@ -111,10 +115,10 @@ export function printExactness(m: TextMetrics): void {
 }
 
 /** A progressive run: the horizon (longest prefix reproduced), how it grew, and the decode check. */
-function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string): void {
+function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string, x?: Exactness): void {
   if (json) {
     const { mem: _mem, ...rest } = p;
-    console.log(JSON.stringify({ ...rest, N, model }));
+    console.log(JSON.stringify({ ...rest, N, model, exactness: x }));
     return;
   }
   const grew = p.stages.map((s) => `${s.N}:${s.status === 'decoded' ? 'ok' : s.status}`).join(' ');
@@ -126,5 +130,6 @@ function printProgressive(p: ProgressiveResult, N: number, json: boolean, model:
   console.log(
     `greedy decode      ${p.check.equal ? `reproduces the first ${p.horizon} tokens exactly` : 'DIFFERS from the prefix (a bug: please report)'}`,
   );
+  printExactness({ N: p.horizon, exactness: x });
   if (!p.check.equal) process.exitCode = 1;
 }

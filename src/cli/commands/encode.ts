@@ -5,12 +5,19 @@ import { progressiveCram } from '../../cram/progressive';
 import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
 import { CRAMLAB_VERSION, FILE_PRECISIONS, idsSha256, saveMem, sha256, type FilePrecision } from '../../mem-file';
-import { parsePrecision, roundTo } from '../../precision';
+import { parsePrecision, PRECISIONS, roundTo } from '../../precision';
+import { exactness, type Exactness } from '../../metrics/exactness';
 import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
 import { PROGRESSIVE_USAGE, progressiveFlags } from './cram';
 import { encodeWithin } from '../../io/tokenizer';
+
+/** What the file's metadata says about exactness: the smallest margin and the precisions that still decode. */
+const exactExtras = (x: Exactness) => ({
+  minMargin: String(x.minMargin),
+  exactAt: PRECISIONS.filter((p) => x.precisions[p].exact).join(',') || 'none',
+});
 
 const atPrecision = (p: FilePrecision) => (p === 'fp32' ? '' : ` from the ${p} vectors`);
 
@@ -79,6 +86,7 @@ export const command: Command = {
           stages: String(p.stages.length),
           steps: String(p.totalSteps),
           seconds: seconds.toFixed(2),
+          ...(held.length >= 2 ? exactExtras(await exactness(model, held, p.mem, K0)) : {}),
         },
       });
       console.log(
@@ -127,7 +135,12 @@ export const command: Command = {
       idsSha256: idsSha256(ids),
       textSha256: sha256(text),
       cramlab: CRAMLAB_VERSION,
-      extra: { accuracy: String(r.bestAccuracy), steps: String(steps), seconds: seconds.toFixed(2) },
+      extra: {
+        accuracy: String(r.bestAccuracy),
+        steps: String(steps),
+        seconds: seconds.toFixed(2),
+        ...exactExtras(await exactness(model, ids, r.bestMem, K)),
+      },
     });
     console.log(
       `${input}: ${ids.length} tokens → ${K} vector${K > 1 ? 's' : ''} of ${model.info.memDim} (${(ids.length / K).toFixed(1)} tokens/vector)`,
