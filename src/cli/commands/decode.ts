@@ -24,6 +24,8 @@ export const command: Command = {
         `${file}: the decoded ids differ from the stored ids hash (the vectors${at} do not decode the encoded text exactly, or the file was altered)`,
       );
     if (args.check)
-      console.error(`${file}: ${ids.length} tokens from the vectors${at}, ids match the encoded text (sha256)`);
+      console.error(
+        `${file}: ${ids.length} tokens${at ? ` from the vectors${at}` : ''}, ids match the encoded text (sha256)`,
+      );
   },
 };
