@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadTexts } from '../src/datasets/index';
 import { loadModel } from '../src/io/checkpoint';
 import { table1, type Table1Row } from '../src/metrics/summary';
+import { groupBy, mean } from '../src/math';
 import { exactCapacityBars, findChromium, openRenderer, standaloneHtml, tableMarkdown } from '../src/plots';
 import { PRECISIONS } from '../src/precision';
 import { capacitySweep } from '../src/runs/sweep';
@@ -132,6 +133,41 @@ async function main(): Promise<void> {
     'greedy horizon': r.exactness!.greedyHorizon,
     'min margin': r.exactness!.minMargin,
   }));
+  // Per grid cell: how many texts come back exactly at each precision, and how close the misses came.
+  const cells = [...groupBy(records, (r) => `${r.model}|${r.K}|${r.N}`).values()].map((rs) => {
+    const share = (f: (r: CramRecord) => boolean) => `${rs.filter(f).length}/${rs.length}`;
+    const margins = rs.map((r) => r.exactness!.minMargin ?? -Infinity).sort((a, b) => a - b);
+    return {
+      model: rs[0].model,
+      K: rs[0].K,
+      N: rs[0].N,
+      'mean teacher-forced': mean(rs.map((r) => r.exactness!.teacherForced)),
+      'median min margin': margins[Math.floor(margins.length / 2)],
+      ...Object.fromEntries(PRECISIONS.map((p) => [`exact ${p}`, share((r) => r.exactness!.precisions[p].exact)])),
+    };
+  });
+  const bitsRows = [...groupBy(records, (r) => `${r.model}|${r.K}`).values()].flatMap((rs) => {
+    const ok = rs.filter((r) => r.bits && r.bits.vectorBits !== null);
+    if (!ok.length) return [];
+    const m = (f: (b: NonNullable<CramRecord['bits']>) => number) => mean(ok.map((r) => f(r.bits!)));
+    return [
+      {
+        model: rs[0].model,
+        K: rs[0].K,
+        'texts exact': ok.length,
+        'mean N': mean(ok.map((r) => r.N)),
+        'vector bits (fewest exact)': m((b) => b.vectorBits!),
+        'UTF-8': m((b) => b.utf8),
+        gzip: m((b) => b.gzip),
+        brotli: m((b) => b.brotli),
+        xz: m((b) => b.xz),
+        'arithmetic code': m((b) => b.arith),
+        'token ratio': m((b) => b.tokenRatio),
+        'bit ratio (UTF-8 / vector)': m((b) => b.bitRatio!),
+      },
+    ];
+  });
+  const near = records.filter((r) => r.exactness && r.exactness.teacherForced >= 0.9 && !r.exactness.greedyExact);
   const cpu = process.cpuUsage(cpu0);
   const seconds = { cpu: (cpu.user + cpu.system) / 1e6, wall: (performance.now() - t0) / 1000 };
   const perPrecision = Object.fromEntries(
@@ -156,6 +192,8 @@ async function main(): Promise<void> {
         seconds,
         table,
         examples,
+        cells,
+        bits: bitsRows,
       },
       null,
       2,
@@ -170,6 +208,10 @@ async function main(): Promise<void> {
     `\n\n${records.length} records; exact per precision: ${PRECISIONS.map((p) => `${p} ${perPrecision[p]}`).join(', ')}.\n\n` +
     `Records with teacher-forced accuracy ≥ 0.99 that greedy decoding does not give back exactly: ${tfNotGreedy.length}` +
     (examples.length ? `, for example:\n\n${tableMarkdown(examples, 3)}\n` : '.\n') +
+    `Teacher-forced accuracy ≥ 0.9 but not exact by greedy: ${near.length} records, greedy horizon ${near.map((r) => `${r.exactness!.greedyHorizon}/${r.N}`).join(', ') || '-'}.\n\n` +
+    `## Per grid cell: texts exact at each precision\n\n${tableMarkdown(cells, 3)}\n` +
+    `## Bits of the texts that decode exactly (means)\n\nVector bits: K·d·bits at the fewest-bit precision that still decodes exactly ` +
+    `(int8/int4 add a float32 scale per vector). The arithmetic code is the model's own, without vectors (ids[0] given).\n\n${tableMarkdown(bitsRows, 2)}\n` +
     `\nRun: ${seconds.cpu.toFixed(0)} s CPU, ${seconds.wall.toFixed(0)} s wall.\n`;
   fs.writeFileSync(path.join(OUT, `${NAME}.md`), md);
   console.log('\n' + md);

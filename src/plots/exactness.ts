@@ -11,7 +11,8 @@ const BAR_COLOURS = ['#7f7f7f', '#1f77b4', '#2ca02c', '#ff7f0e', '#d62728', '#94
 
 /** Grouped bars per (model, set, K): ≥ 0.99 teacher-forced capacity, then exact capacity at each precision. */
 export function exactCapacityBars(rows: Table1Row[], title = 'Teacher-forced vs exact capacity'): Figure {
-  const label = (r: Table1Row) => `${shortName(r.model)} ${r.set} K=${r.K}`;
+  const sets = new Set(rows.map((r) => `${r.model}|${r.set}`)).size > new Set(rows.map((r) => r.model)).size;
+  const label = (r: Table1Row) => `${shortName(r.model)}${sets ? ` ${r.set}` : ''} K=${r.K}`;
   const series: [string, (r: Table1Row) => number | null][] = [
     ['teacher-forced ≥ 0.99', (r) => r.decodingCapacity],
     ...PRECISIONS.map((p): [string, (r: Table1Row) => number | null] => [
@@ -27,7 +28,16 @@ export function exactCapacityBars(rows: Table1Row[], title = 'Teacher-forced vs 
     marker: { color: BAR_COLOURS[i] },
     hovertemplate: `%{x}<br>${name}: %{y} tokens<extra></extra>`,
   }));
-  return { data, layout: layout(title, '', 'largest N of the grid (tokens)', { barmode: 'group', width: 900 }) };
+  return {
+    data,
+    layout: layout(title, '', 'largest N of the grid (tokens)', {
+      barmode: 'group',
+      width: 960,
+      height: 520,
+      margin: { l: 70, r: 30, t: 60, b: 130 },
+      xaxis: { tickangle: -35 },
+    }),
+  };
 }
 
 /** One point per record and precision: the fp32 minimum margin against whether the rounded vector still decodes. */
