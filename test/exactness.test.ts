@@ -165,7 +165,11 @@ test('encode --precision int8 → decode --check: exact, or a non-zero exit nami
     '--precision',
     'int8',
     '--margin',
-    '2',
+    '1',
+    '--max-steps',
+    '800',
+    '--patience',
+    '300',
     '--quiet',
   );
   assert.match(enc.out, /greedy decoding from the int8 vectors/);
