@@ -326,6 +326,7 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   s.max_steps = intArg(env, o.Get("maxSteps"), "maxSteps", 1, 1 << 30);
   s.patience = intArg(env, o.Get("patience"), "patience", 1, 1 << 30);
   s.it0 = intArg(env, o.Get("it0"), "it0", 0, 1 << 30);
+  s.margin = o.Has("margin") && !o.Get("margin").IsUndefined() ? (float)num("margin") : 0.f;
   const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
   h->groups[0] = h->a;
   for (int g = 1; g < G; g++)

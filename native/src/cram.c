@@ -47,6 +47,17 @@ static int scratch_new(Scratch *z, long rows, int Rmax, int d_in, int d_out, int
   return z->x && z->dhid && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
 }
 
+// With a margin, a position is held only when its target logit beats every other by at least it.
+static void held_by_margin(int *hit, const float *logits, const int *target, int R, int V, float margin) {
+  for (int r = 0; r < R; r++) {
+    const float *z = logits + (long)r * V;
+    float other = -INFINITY;
+    for (int i = 0; i < V; i++)
+      if (i != target[r] && z[i] > other) other = z[i];
+    hit[r] = z[target[r]] - other >= margin;
+  }
+}
+
 // Loss, correct count and dL/dmem at the current mem for the n texts live[0..n): one padded batch.
 static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s, const int *live, int n, float *loss, int *correct, float *grad) {
   const int K = s->K, d = mdl->d_in, dh = mdl->d_out, V = mdl->vocab;
@@ -78,6 +89,7 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
     float lsum = 0.f;
     int hits = 0;
+    if (s->margin > 0.f) held_by_margin(z->hit, z->logits, z->target, R, V, s->margin);
     for (int r = 0; r < R; r++) lsum += z->ce[r] * wt, hits += z->hit[r];
     loss[b] = lsum;
     correct[b] = hits;

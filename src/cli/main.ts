@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     checkNumbers(args);
     checkShape(args, cmd.usage);
     await cmd.run(args);
-    return 0;
+    return Number(process.exitCode ?? 0); // a command that finished but failed its check (encode, cram --progressive)
   } catch (e) {
     // One line naming the problem; the stack only on request.
     const err = e as Error;

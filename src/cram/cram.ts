@@ -39,6 +39,12 @@ export interface CramOptions extends Partial<AdamWConfig> {
   K?: number;
   maxSteps?: number;
   patience?: number;
+  /**
+   * Stop only when every predicted position has target logit − best other logit ≥ margin (default 0:
+   * argmax right, the authors' rule). Accuracy, best mem and patience then count positions held by that
+   * margin, so the vectors kept survive rounding (bf16, int8: metrics/exactness.ts).
+   */
+  margin?: number;
   /** Init seed: one number (text i uses seed + i) or one seed per text. Default 0. */
   seed?: number | number[];
   /** Start from these vectors (K·memDim values; one array for all texts or one per text). */
@@ -121,7 +127,7 @@ function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions)
     if (v !== undefined && (!Number.isInteger(v) || v < min))
       throw new CramError(`${name} must be an integer ≥ ${min}, got ${v}`);
   }
-  for (const name of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
+  for (const name of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'margin'] as const) {
     const v = o[name];
     if (v !== undefined && !(Number.isFinite(v) && v >= 0))
       throw new CramError(`${name} must be a finite number ≥ 0, got ${v}`);
@@ -167,6 +173,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
     },
     maxSteps: opts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
     patience: opts.patience ?? CRAM_DEFAULTS.patience,
+    margin: opts.margin ?? 0,
     syncEvery: opts.syncEvery ?? CRAM_DEFAULTS.syncEvery,
     curveEvery: opts.curveEvery ?? CRAM_DEFAULTS.curveEvery,
     quiet: opts.quiet,
@@ -247,7 +254,7 @@ function step(
   return tf.tidy(() => {
     let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
     const { grad } = tf.valueAndGrad((mem: tf.Tensor) => {
-      const r = batchLoss(model, mem as tf.Tensor3D, live.batch);
+      const r = batchLoss(model, mem as tf.Tensor3D, live.batch, run.margin);
       seen = { loss: tf.keep(r.loss), correct: tf.keep(r.correct) };
       return tf.sum(r.loss);
     })(s.mem);

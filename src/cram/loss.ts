@@ -51,11 +51,15 @@ export function disposeBatch(b: TextBatch): void {
   tf.dispose([b.embeds, b.labels, b.mask, b.weights]);
 }
 
-/** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */
+/**
+ * Per-text mean CE [B] and held predictions [B] for mem [B, K, memDim]: right by argmax or, with
+ * `margin` > 0, by at least that much (target logit − best other logit ≥ margin).
+ */
 export function batchLoss(
   model: CausalLM,
   mem: tf.Tensor3D,
   batch: TextBatch,
+  margin = 0,
 ): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
     const K = mem.shape[1];
@@ -63,8 +67,21 @@ export function batchLoss(
     const { ce, pred } = shiftedCE(logits, K, batch.labels); // [B, L-1]
     const real = tf.greater(batch.mask, 0);
     const loss = tf.sum(tf.mul(tf.where(real, ce, tf.zerosLike(ce)), batch.weights), 1) as tf.Tensor1D;
-    const hit = tf.logicalAnd(tf.equal(pred, batch.labels), real);
+    const hit = tf.logicalAnd(
+      margin > 0 ? tf.greaterEqual(marginOf(logits, K, batch.labels), margin) : tf.equal(pred, batch.labels),
+      real,
+    );
     const correct = tf.sum(tf.cast(hit, 'float32'), 1) as tf.Tensor1D;
     return { loss, correct };
   });
+}
+
+/** Target logit − best other logit at each shifted text position [B, P] (P = labels' width). */
+function marginOf(logits: tf.Tensor3D, K: number, labels: tf.Tensor2D): tf.Tensor2D {
+  const [B, P] = labels.shape;
+  const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
+  const hot = tf.cast(tf.oneHot(labels, text.shape[2]), 'bool');
+  const target = tf.sum(tf.where(hot, text, tf.zerosLike(text)), -1);
+  const other = tf.max(tf.where(hot, tf.fill(text.shape, -Infinity), text), -1);
+  return tf.sub(target, other) as tf.Tensor2D;
 }

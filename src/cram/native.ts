@@ -38,6 +38,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
     ...a.adam,
     maxSteps: a.maxSteps,
     patience: a.patience,
+    margin: a.margin,
     it0: 0,
   };
   const printer = a.quiet ? undefined : progressPrinter();

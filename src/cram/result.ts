@@ -21,6 +21,7 @@ export interface CramResult {
   /** Mem after the last AdamW update. */
   finalMem: Float32Array;
   initMem: Float32Array;
+  /** Positions held at the best mem: argmax right, or by the run's margin when one was given. */
   bestCorrect: number;
   bestAccuracy: number;
   /** 1-based iteration whose forward pass first reached the best accuracy (0: never above 0). */
@@ -47,6 +48,8 @@ export interface CramRun {
   adam: AdamWConfig;
   maxSteps: number;
   patience: number;
+  /** Positions count as held when target logit − best other ≥ margin (0: argmax right). */
+  margin: number;
   syncEvery: number;
   curveEvery: number;
   quiet?: boolean;

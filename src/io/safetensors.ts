@@ -362,14 +362,18 @@ export function readSafetensors(
   return { tensors, metadata: header.metadata, header };
 }
 
-/** A tensor to write: F32 / I32 by its array's type, or bf16 / f16 bits (Uint16Array) with their dtype. */
-export type WritableTensor =
-  { shape: number[]; data: Float32Array | Int32Array } | { shape: number[]; data: Uint16Array; dtype: 'BF16' | 'F16' };
+/** A tensor to write: F32, I32 and I8 by their arrays; 16-bit floats as raw Uint16Array bits with dtype F16 or BF16. */
+export type WriteTensor =
+  | { shape: number[]; data: Float32Array | Int32Array | Int8Array }
+  | { shape: number[]; data: Uint16Array; dtype: 'F16' | 'BF16' };
 
-/** Write float32 (F32), int32 (I32) and bf16/f16 (bits) tensors with optional string metadata. */
+const dtypeOf = (t: WriteTensor): string =>
+  'dtype' in t ? t.dtype : t.data instanceof Int32Array ? 'I32' : t.data instanceof Int8Array ? 'I8' : 'F32';
+
+/** Write tensors (F32, I32, I8, F16/BF16 bits) with optional string metadata. */
 export function writeSafetensors(
   file: string,
-  tensors: Record<string, WritableTensor>,
+  tensors: Record<string, WriteTensor>,
   metadata: Record<string, string> = {},
 ): void {
   const header: Record<string, unknown> = {};
@@ -383,7 +387,7 @@ export function writeSafetensors(
       throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
     const nbytes = t.data.byteLength;
     header[name] = {
-      dtype: 'dtype' in t ? t.dtype : t.data instanceof Int32Array ? 'I32' : 'F32',
+      dtype: dtypeOf(t),
       shape: t.shape,
       data_offsets: [offset, offset + nbytes],
     };

@@ -35,6 +35,8 @@ export interface PlanOptions {
   batch?: number;
   model: ModelRef;
   options: JobOptions;
+  /** Tokens → text: each cram unit carries its texts so the bits (UTF-8, gzip, …) are measured where it runs. */
+  decode?: (ids: number[]) => string;
 }
 
 /** Refuse what would collide in a run folder: ids that are not unique strings. */
@@ -128,7 +130,11 @@ export class SweepPlan {
         model: this.o.model,
         N: part[0].N,
         K: part[0].K,
-        texts: part.map((c) => ({ id: c.text.id, ids: c.text.ids.slice(0, c.N), seed: c.seed })),
+        texts: part.map((c) => {
+          const ids = c.text.ids.slice(0, c.N);
+          const text = this.o.decode?.(ids);
+          return { id: c.text.id, ids, seed: c.seed, ...(text !== undefined ? { text } : {}) };
+        }),
         prints: part.map((c) => c.fingerprint),
         options: this.o.options,
       })),

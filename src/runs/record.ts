@@ -26,6 +26,8 @@ export interface CramRecord extends TextMetrics {
   fingerprint: string;
   maxSteps: number;
   patience: number;
+  /** cram's margin target when one was set (cram/cram.ts CramOptions.margin). */
+  margin?: number;
   /** Whether the optimisation started from given vectors (a warm start) instead of the authors' init. */
   warmStart: boolean;
   /** The crammed text (its first N tokens, decoded), for hover text. */
@@ -69,7 +71,7 @@ export interface PrintParts {
   /** The start vectors when not the authors' random init. */
   init?: Float32Array;
   weightsHash: string;
-  options: Partial<AdamWConfig> & { maxSteps?: number; patience?: number };
+  options: Partial<AdamWConfig> & { maxSteps?: number; patience?: number; margin?: number };
 }
 
 /** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights. */
@@ -83,6 +85,8 @@ export function recordPrint(p: PrintParts): string {
     init: p.init ? encodeMem(p.init) : 'authors',
     weights: p.weightsHash,
     ...o,
+    // only when set, so records made without a margin keep their fingerprints
+    ...(p.options.margin ? { margin: p.options.margin } : {}),
   });
 }
 

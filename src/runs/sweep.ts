@@ -63,7 +63,7 @@ export async function capacitySweep(model: CausalLM, texts: SweepText[], o: Swee
     quiet,
     ...options // what decides the results: the units carry it
   } = o;
-  const plan = new SweepPlan(texts, { lengths, Ks, seed, batch, model: ref, options }); // refuses bad grids first
+  const plan = new SweepPlan(texts, { lengths, Ks, seed, batch, model: ref, options, decode }); // refuses bad grids first
   const release = lockRunDir(runDir);
   // BullMQ loads only for a queued sweep.
   const executor: Executor = queue

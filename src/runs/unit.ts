@@ -24,6 +24,8 @@ export interface UnitText {
   /** The tokens to cram (cram: the first N; bisect: the whole searched text). */
   ids: number[];
   seed: number;
+  /** The tokens as text (cram units), for the record's bits. */
+  text?: string;
   /** Start vectors (base64 K×d float32) instead of the authors' init: a warm start. */
   init?: string;
 }
@@ -118,7 +120,9 @@ export async function runUnit(model: CausalLM, u: Unit, hooks: RunUnitHooks = {}
       initMem: inits?.map((m) => decodeMem(m!)),
       onText: async (r) => {
         const t = u.texts[r.index];
-        const metrics = await measure(model, t.ids, r, t.id, await scoreWithout(model, u.model.weightsHash, t.ids));
+        const metrics = await measure(model, t.ids, r, t.id, await scoreWithout(model, u.model.weightsHash, t.ids), {
+          text: t.text,
+        });
         const o: CramOutcome = { kind: 'cram', id: t.id, metrics, mem: encodeMem(r.bestMem) };
         if (u.curve)
           o.curve = { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) };

@@ -13,7 +13,7 @@ export interface RecordContext {
   model: string;
   weightsHash: string;
   set: string;
-  options: Pick<JobOptions, 'maxSteps' | 'patience'>;
+  options: Pick<JobOptions, 'maxSteps' | 'patience' | 'margin'>;
   /** The crammed tokens → text (hover text). */
   decode?: (ids: number[]) => string;
   /** Keep the best mem in the record. */
@@ -37,6 +37,7 @@ export function cramRecord(
     fingerprint: t.fingerprint,
     maxSteps: c.options.maxSteps ?? CRAM_DEFAULTS.maxSteps,
     patience: c.options.patience ?? CRAM_DEFAULTS.patience,
+    ...(c.options.margin ? { margin: c.options.margin } : {}),
     warmStart: t.warmStart,
     ...(c.decode ? { text: c.decode(t.ids) } : {}),
     ...(c.saveMem ? { mem: o.mem } : {}),

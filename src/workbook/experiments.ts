@@ -99,6 +99,7 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
       texts: todo.map((t, i) => ({
         id: t.id,
         ids: t.ids.slice(0, o.N),
+        text: m.tokenizer.decode(t.ids.slice(0, o.N)), // the record's bits
         seed: seeds[i],
         ...(o.init ? { init: encodeMem(o.init.get(t.id) ?? initialMem(m.model, o.K, seeds[i])) } : {}),
       })),

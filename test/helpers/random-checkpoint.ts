@@ -3,7 +3,7 @@
 // stories260K tokenizer files when the shared model is present, so the CLI can load them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeSafetensors, type WritableTensor } from '../../src/io/safetensors';
+import { writeSafetensors, type WriteTensor } from '../../src/io/safetensors';
 import { sharedModel } from './shared';
 
 export const RANDOM_MODEL_TYPES = ['llama', 'gpt_neox', 'opt', 'olmo', 'mamba'] as const;
@@ -249,7 +249,7 @@ export function writeRandomCheckpoint(
 ): { dir: string; config: Record<string, any>; hasTokenizer: boolean } {
   fs.mkdirSync(dir, { recursive: true });
   const { config, tensors } = randomSpec(modelType);
-  const data: Record<string, WritableTensor> = {};
+  const data: Record<string, WriteTensor> = {};
   let k = 0;
   for (const [name, { shape, init }] of Object.entries(tensors)) {
     const n = shape.reduce((a, b) => a * b, 1);

@@ -15,7 +15,7 @@ export const command: Command = {
     'sweep text lengths × mem counts: accuracy, decoding capacity, information and token gain (resumable run folder)',
   usage:
     'capacity --model M --texts SET|FILE [--count 16] --mem 1,2,4 --lengths 8,16,32,64 [--bisect] [--out runs/NAME] ' +
-    '[--batch B] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] [--save-mem] [--json] [--quiet] [--queue redis://[:PASSWORD@]HOST:PORT[/DB]]',
+    '[--batch B] [--max-steps 5000] [--patience 2000] [--margin 0] [--lr 0.01] [--seed 0] [--save-mem] [--json] [--quiet] [--queue redis://[:PASSWORD@]HOST:PORT[/DB]]',
   booleans: ['bisect', 'saveMem', 'quiet', 'json'],
   async run(args: Args) {
     const lengths = numList(args, 'lengths', []);
@@ -46,6 +46,7 @@ export const command: Command = {
       saveMem: Boolean(args.saveMem),
       maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      margin: num(args, 'margin', 0),
       lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       quiet: Boolean(args.quiet || args.json),
       log: args.json ? (line: string) => console.error(line) : undefined, // stdout is the JSON alone
@@ -74,7 +75,7 @@ export const command: Command = {
     );
     console.log(lengthTable(mine));
     console.log(
-      '\nTable 1 conventions (capacity: largest N with mean accuracy ≥ 0.99; gains: means over texts with accuracy ≤ 0.99):\n',
+      '\nTable 1 conventions (capacity: largest N with mean accuracy ≥ 0.99; exact capacity: largest N where every text decodes exactly by greedy; gains: means over texts with accuracy ≤ 0.99):\n',
     );
     console.log(capacityTable(mine, info));
     if (args.bisect) {

@@ -57,12 +57,16 @@ export const command: Command = {
     else process.stdout.write(text + '\n');
     // Success needs a text actually decoded (not just the given first token) whose ids hash as stored.
     if (ids.length < 2) throw new MemFileError(`${file}: nothing was decoded (${ids.length} token)`);
+    const at = mem.precision && mem.precision !== 'fp32' ? ` stored at ${mem.precision}` : '';
     if (!hashOk)
       throw new MemFileError(
         diff && !diff.equal
-          ? `${file}: the vectors do not decode the encoded text: ${whereTheyDiffer(loaded.tokenizer, encoded!, ids, diff.firstMismatch)}`
-          : `${file}: the decoded ids differ from the stored ids hash (the vectors do not decode the encoded text exactly, or the file was altered)`,
+          ? `${file}: the vectors${at} do not decode the encoded text: ${whereTheyDiffer(loaded.tokenizer, encoded!, ids, diff.firstMismatch)}`
+          : `${file}: the decoded ids differ from the stored ids hash (the vectors${at} do not decode the encoded text exactly, or the file was altered)`,
       );
-    if (args.check) console.error(`${file}: ${ids.length} tokens, ids match the encoded text (sha256)`);
+    if (args.check)
+      console.error(
+        `${file}: ${ids.length} tokens${at ? ` from the vectors${at}` : ''}, ids match the encoded text (sha256)`,
+      );
   },
 };

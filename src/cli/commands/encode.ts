@@ -7,18 +7,28 @@ import { measure } from '../../metrics/text';
 import { progressiveCram } from '../../cram/progressive';
 import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
-import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
+import { CRAMLAB_VERSION, FILE_PRECISIONS, idsSha256, saveMem, sha256, type FilePrecision } from '../../mem-file';
+import { parsePrecision, PRECISIONS, roundTo } from '../../precision';
+import { exactness, type Exactness } from '../../metrics/exactness';
 import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
 import { PROGRESSIVE_USAGE, progressiveFlags } from './cram';
 import { encodeWithin } from '../../io/tokenizer';
 
+/** What the file's metadata says about exactness: the smallest margin and the precisions that still decode. */
+const exactExtras = (x: Exactness) => ({
+  minMargin: String(x.minMargin),
+  exactAt: PRECISIONS.filter((p) => x.precisions[p].exact).join(',') || 'none',
+});
+
+const atPrecision = (p: FilePrecision) => (p === 'fp32' ? '' : ` from the ${p} vectors`);
+
 export const command: Command = {
   name: 'encode',
   summary:
     'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
-  usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--max-steps 5000] [--patience 2000] [--seed 0] [${PROGRESSIVE_USAGE}] [--max-minutes M] [--utf8 strict|replace] [--quiet]`,
+  usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--precision fp32|bf16|fp16|int8] [--margin 0] [--max-steps 5000] [--patience 2000] [--seed 0] [${PROGRESSIVE_USAGE}] [--max-minutes M] [--utf8 strict|replace] [--quiet]`,
   booleans: ['quiet', 'progressive'],
   async run(args: Args) {
     const input = args._[0];
@@ -27,6 +37,12 @@ export const command: Command = {
     checkOutFile(out, input);
     const text = readTextFile(input, args);
     if (!text) throw new UsageError(`${input} is empty`);
+    let precision: FilePrecision;
+    try {
+      precision = parsePrecision(str(args, 'precision', 'fp32'), FILE_PRECISIONS) as FilePrecision;
+    } catch (e) {
+      throw new UsageError(`--precision: ${(e as Error).message}`);
+    }
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
     const K0 = args.mem === undefined ? 1 : num(args, 'mem');
@@ -34,6 +50,7 @@ export const command: Command = {
     const opts = {
       maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
+      margin: num(args, 'margin', 0),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet),
     };
@@ -49,9 +66,11 @@ export const command: Command = {
       });
       const seconds = (performance.now() - t0) / 1000;
       const held = ids.slice(0, p.horizon);
-      const back = await decode(model, { vectors: p.mem, K: K0, tokens: p.horizon, firstId: ids[0] });
+      const stored = roundTo(p.mem, K0, precision);
+      const back = await decode(model, { vectors: stored, K: K0, tokens: p.horizon, firstId: ids[0] });
       const diff = diffIds(held, back.ids);
       saveMem(out, {
+        precision,
         vectors: p.mem,
         K: K0,
         memDim: model.info.memDim,
@@ -71,13 +90,14 @@ export const command: Command = {
           stages: String(p.stages.length),
           steps: String(p.totalSteps),
           seconds: seconds.toFixed(2),
+          ...(held.length >= 2 ? exactExtras(await exactness(model, held, p.mem, K0)) : {}),
         },
       });
       console.log(
         `${input}: horizon ${p.horizon} of ${ids.length} tokens${p.censored ? ' (the whole text)' : ''} → ${K0} vector${K0 > 1 ? 's' : ''} of ${model.info.memDim} (${(p.horizon / K0).toFixed(1)} tokens/vector), ${p.stages.length} stages`,
       );
       console.log(
-        `steps ${p.totalSteps}, ${seconds.toFixed(1)} s, greedy decoding ${diff.equal ? `reproduces the first ${p.horizon} tokens exactly` : `differs from token ${diff.firstMismatch} on`}`,
+        `steps ${p.totalSteps}, ${seconds.toFixed(1)} s, greedy decoding${atPrecision(precision)} ${diff.equal ? `reproduces the first ${p.horizon} tokens exactly` : `differs from token ${diff.firstMismatch} on`}`,
       );
       console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
       if (!diff.equal) process.exitCode = 1;
@@ -95,9 +115,15 @@ export const command: Command = {
       ({ K, result: r, totalSteps: steps } = f);
     }
     const seconds = (performance.now() - t0) / 1000;
-    const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] });
+    const back = await decode(model, {
+      vectors: roundTo(r.bestMem, K, precision),
+      K,
+      tokens: ids.length,
+      firstId: ids[0],
+    });
     const diff = diffIds(ids, back.ids);
     saveMem(out, {
+      precision,
       vectors: r.bestMem,
       K,
       memDim: model.info.memDim,
@@ -114,15 +140,22 @@ export const command: Command = {
         accuracy: String(r.bestAccuracy),
         steps: String(steps),
         seconds: seconds.toFixed(2),
+        ...exactExtras(await exactness(model, ids, r.bestMem, K)),
       },
     });
     console.log(
       `${input}: ${ids.length} tokens → ${K} vector${K > 1 ? 's' : ''} of ${model.info.memDim} (${(ids.length / K).toFixed(1)} tokens/vector)`,
     );
     console.log(
-      `steps ${steps}, ${seconds.toFixed(1)} s, best accuracy ${(100 * r.bestAccuracy).toFixed(2)}%, greedy decoding ${diff.equal ? 'reproduces the text exactly' : `differs from token ${diff.firstMismatch} on`}`,
+      `steps ${steps}, ${seconds.toFixed(1)} s, best accuracy ${(100 * r.bestAccuracy).toFixed(2)}%, greedy decoding${atPrecision(precision)} ${diff.equal ? 'reproduces the text exactly' : `differs from token ${diff.firstMismatch} on`}`,
     );
     console.log(`wrote ${out} (${fs.statSync(out).size} bytes)`);
+    if (!diff.equal && precision !== 'fp32') {
+      console.error(
+        `${out}: the vectors stored at ${precision} do not decode the text exactly (token ${diff.firstMismatch} differs): try --margin 1 or a wider --precision`,
+      );
+      process.exitCode = 1;
+    }
   },
 };
 
