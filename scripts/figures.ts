@@ -110,6 +110,7 @@ function build(): void {
         model: r.model,
         set: r.set,
         decoding_capacity: r.decodingCapacity,
+        exact_capacity: r.exactCapacity ?? NaN,
         token_gain: r.tokenGain ?? NaN,
         info_gain_bits: r.infoGainBits ?? NaN,
         full_texts: r.saturatedTexts,

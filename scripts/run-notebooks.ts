@@ -27,6 +27,9 @@ export function jupyterEnv(): NodeJS.ProcessEnv {
   const prior = process.env.JUPYTER_PATH;
   return {
     ...process.env,
+    // Headless runs (CI, the tests) are the ci smoke test unless told otherwise; a notebook opened
+    // in Jupyter defaults to the small budget (src/workbook/budget.ts DEFAULT_BUDGET).
+    CRAMLAB_BUDGET: process.env.CRAMLAB_BUDGET ?? 'ci',
     JUPYTER_PATH: prior ? `${LOCAL_JUPYTER}${path.delimiter}${prior}` : LOCAL_JUPYTER,
     PYDEVD_DISABLE_FILE_VALIDATION: '1',
   };

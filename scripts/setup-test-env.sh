@@ -8,6 +8,8 @@ need=()
 command -v jupyter >/dev/null 2>&1 || need+=(jupyter-nbconvert)
 /usr/bin/python3 -c 'import nbclient' 2>/dev/null || need+=(python3-nbclient)
 /usr/bin/python3 -c 'import ipykernel' 2>/dev/null || need+=(python3-ipykernel)
+# PyTorch (Debian python3-torch) for the test that decodes exported vectors in torch (test/newcomer)
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || need+=(python3-torch python3-numpy)
 # OpenBLAS for the native cram engine's GEMMs (it builds without it, slower)
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/aarch64-linux-gnu/cblas.h ] || [ -f /usr/include/openblas/cblas.h ] || need+=(libopenblas-dev)
 if [ ${#need[@]} -gt 0 ]; then

@@ -187,6 +187,18 @@ export function memoryLimitBytes(): number {
   return (chosen ?? tf.getBackend()) === 'wasm' ? 2 ** 31 : os.totalmem() / 2;
 }
 
+/** Memory the OS can give this process now without swapping: /proc/meminfo's MemAvailable (Linux),
+ *  else os.freemem() (which leaves out reclaimable page cache, so it says less). */
+export function availableMemoryBytes(): { bytes: number; source: string } {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(require('node:fs').readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return { bytes: Number(m[1]) * 1024, source: 'MemAvailable' };
+  } catch {
+    /* not Linux */
+  }
+  return { bytes: os.freemem(), source: 'os.freemem' };
+}
+
 /** Refuse, with one line, a computation whose intermediates would not fit (instead of an abort). */
 export function assertFitsMemory(bytes: number, what: string): void {
   const limit = memoryLimitBytes();

@@ -41,10 +41,17 @@ export {
   bisectTable,
 } from './metrics/index';
 export type { TextMetrics, Table1Row, ModelShape, CapacitySummary, LengthGroup, CrossEntropy } from './metrics/index';
+export { exactness, greedyHorizon, margins, heldBy } from './metrics/exactness';
+export type { Exactness, AtPrecision, Margins } from './metrics/exactness';
+export { textBits } from './metrics/bits';
+export type { TextBits } from './metrics/bits';
+export { exactCapacity } from './metrics/summary';
+export { PRECISIONS, PRECISION_BITS, roundTo, vectorBits, parsePrecision } from './precision';
+export type { Precision } from './precision';
 export { decode, diffIds, formatDiff, DecodeError } from './decode';
 export type { DecodeInput, IdDiff } from './decode';
-export { saveMem, loadMem, checkModel, idsSha256, MemFileError, CRAMLAB_VERSION } from './mem-file';
-export type { MemFile, ModelIdentity } from './mem-file';
+export { saveMem, loadMem, checkModel, idsSha256, MemFileError, CRAMLAB_VERSION, FILE_PRECISIONS } from './mem-file';
+export type { MemFile, ModelIdentity, FilePrecision } from './mem-file';
 export { loadTexts, DatasetError } from './datasets/index';
 export { mobyDickChapters } from './datasets/corpus';
 export type { Text, LoadTextsOptions } from './datasets/index';

@@ -1,9 +1,17 @@
 // .cram files: [mem] vectors in a small safetensors file, with what is needed to decode them and to
 // refuse the wrong model: model id, weights hash, tokenizer hash, K, token count, first token,
 // sha256 of the ids (and of the text when known), cramlab version.
+// Stored at a chosen precision (precision.ts): mem as F32, BF16 or F16, or I8 codes with a float32
+// scale per vector in mem_scale; loadMem gives back the float32 values the stored numbers stand for.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { readSafetensors, writeSafetensors } from './io/safetensors';
+import { clean } from './io/files';
+import { readSafetensors, writeSafetensors, type WriteTensor } from './io/safetensors';
+import { bf16Bits, dequantise, f16Bits, quantise, type Precision } from './precision';
+
+/** Precisions a .cram file can be written at. */
+export const FILE_PRECISIONS = ['fp32', 'bf16', 'fp16', 'int8'] as const satisfies readonly Precision[];
+export type FilePrecision = (typeof FILE_PRECISIONS)[number];
 
 export interface MemFile {
   vectors: Float32Array;
@@ -17,6 +25,8 @@ export interface MemFile {
   idsSha256: string;
   textSha256?: string;
   cramlab: string;
+  /** Storage precision of the vectors (absent: fp32): saveMem rounds them to it, loadMem reads them back. */
+  precision?: FilePrecision;
   /** Free-form extras (accuracy, steps, seconds, …), stored as strings. */
   extra?: Record<string, string>;
 }
@@ -61,8 +71,28 @@ export function saveMem(file: string, m: MemFile): void {
     cramlab: m.cramlab,
   };
   if (m.textSha256) meta.text_sha256 = m.textSha256;
+  const precision = m.precision ?? 'fp32';
+  if (!(FILE_PRECISIONS as readonly string[]).includes(precision))
+    throw new MemFileError(`saveMem: precision '${precision}' is not one of ${FILE_PRECISIONS.join(', ')}`);
+  meta.precision = precision;
   for (const [k, v] of Object.entries(m.extra ?? {})) meta[`x_${k}`] = String(v);
-  writeSafetensors(file, { mem: { shape: [m.K, m.memDim], data: m.vectors } }, meta);
+  writeSafetensors(file, memTensors(m.vectors, m.K, m.memDim, precision), meta);
+}
+
+function memTensors(v: Float32Array, K: number, d: number, p: FilePrecision): Record<string, WriteTensor> {
+  const shape = [K, d];
+  switch (p) {
+    case 'fp32':
+      return { mem: { shape, data: v } };
+    case 'bf16':
+      return { mem: { shape, data: Uint16Array.from(v, bf16Bits), dtype: 'BF16' } };
+    case 'fp16':
+      return { mem: { shape, data: Uint16Array.from(v, f16Bits), dtype: 'F16' } };
+    case 'int8': {
+      const { codes, scales } = quantise(v, K, 'int8');
+      return { mem: { shape, data: codes }, mem_scale: { shape: [K], data: scales } };
+    }
+  }
 }
 
 export interface ModelIdentity {
@@ -98,8 +128,17 @@ export function loadMem(file: string, model?: ModelIdentity): MemFile {
   }
   const extra: Record<string, string> = {};
   for (const [k, v] of Object.entries(metadata)) if (k.startsWith('x_')) extra[k.slice(2)] = v;
+  const precision = (metadata.precision ?? 'fp32') as FilePrecision;
+  if (!(FILE_PRECISIONS as readonly string[]).includes(precision))
+    throw new MemFileError(`${file}: precision '${precision}' is not one of ${FILE_PRECISIONS.join(', ')}`);
+  const scale = tensors.get('mem_scale');
+  if (precision === 'int8' && (t.dtype !== 'I8' || !scale || scale.data.length !== Number(metadata.K)))
+    throw new MemFileError(
+      `${file}: an int8 mem file needs I8 codes and one mem_scale per vector: the file is damaged`,
+    );
   const m: MemFile = {
-    vectors: t.data as Float32Array,
+    vectors: precision === 'int8' ? dequantise(t.data, scale!.data) : (t.data as Float32Array),
+    ...(precision !== 'fp32' ? { precision } : {}),
     K: Number(metadata.K),
     memDim: Number(metadata.mem_dim),
     tokens: Number(metadata.tokens),
@@ -145,7 +184,7 @@ function checkContents(file: string, m: MemFile, maxPositions?: number): void {
 export function checkModel(file: string, m: MemFile, model: ModelIdentity): void {
   if (m.weightsHash !== model.weightsHash) {
     throw new MemFileError(
-      `${file} was made with model '${m.model}' (weights ${m.weightsHash.slice(0, 12)}…), not with '${model.id}' (weights ${model.weightsHash.slice(0, 12)}…): its vectors mean nothing to another model`,
+      `${file} was made with model '${clean(m.model)}' (weights ${m.weightsHash.slice(0, 12)}…), not with '${model.id}' (weights ${model.weightsHash.slice(0, 12)}…): its vectors mean nothing to another model`,
     );
   }
   if (m.tokenizerHash !== model.tokenizer.hash) {

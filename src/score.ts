@@ -51,6 +51,13 @@ export async function scoreText(model: CausalLM, ids: number[], prefix?: tf.Tens
   const predictions = Array.from((await pred.data()) as Int32Array);
   ce.dispose();
   pred.dispose();
+  // Without [mem] a non-finite CE is the model's own fault (finite but huge weights overflow): an error,
+  // never a NaN score. Behind a mem it is that mem's divergence, which cram reports as its status.
+  const bad = prefix ? -1 : ceNats.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0)
+    throw new ModelError(
+      `the model's cross-entropy is ${ceNats[bad]} at text token ${bad + 1} (predicting id ${ids[bad + 1]}): its activations overflow there (weights too large or damaged?)`,
+    );
   const correct = predictions.reduce((n, p, i) => n + (p === ids[i + 1] ? 1 : 0), 0);
   const totalNats = ceNats.reduce((a, b) => a + b, 0);
   return {

@@ -5,8 +5,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/backend';
+import { availableMemoryBytes, initBackend } from '../src/backend';
 import { cram } from '../src/cram/cram';
+import { cramBytes } from '../src/cram/memory';
+import { nativeAddon, type Engine } from '../src/native/index';
 import { modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors } from '../src/io/safetensors';
 
@@ -44,5 +46,39 @@ test(`memory stays flat over ${STEPS} cram steps (two texts, one leaves the batc
   assert.equal(r.status, 'max-steps');
   assert.equal(short.status, 'decoded');
   assert.ok(short.steps < STEPS);
+  model.dispose();
+});
+
+test('a batch too big for the free memory is refused before anything runs, naming the estimate and the free memory', async () => {
+  await initBackend();
+  const config = JSON.parse(fs.readFileSync(path.join(DIR, 'config.json'), 'utf8'));
+  const model = modelFromTensors(config, readSafetensors(path.join(DIR, 'model.safetensors')).tensors);
+  const L = config.max_position_embeddings - 1; // K + L = the whole context: allowed per text
+  const text = [1, ...Array.from({ length: L - 1 }, (_, t) => 3 + ((t * 7) % 290))];
+  const free = availableMemoryBytes();
+  const engines: Engine[] = nativeAddon() ? ['native', 'tfjs'] : ['tfjs'];
+  for (const engine of engines) {
+    // twice the free memory: the same text B times (one array, so the test itself stays small)
+    const B = Math.ceil((2 * free.bytes) / cramBytes(model, 1, L, 1, engine));
+    assert.ok(cramBytes(model, B, L, 1, engine) > free.bytes);
+    const t0 = performance.now();
+    await assert.rejects(cram(model, new Array(B).fill(text), { maxSteps: 1, quiet: true, engine }), (e: Error) => {
+      assert.equal(e.name, 'MemoryLimitError');
+      assert.equal(e.message.split('\n').length, 1);
+      // tfjs: its backend's own limit (half the machine, the wasm heap) may be the one that refuses
+      const re =
+        engine === 'native'
+          ? new RegExp(
+              `^cramming ${B} texts of up to ${L} tokens needs about [\\d.]+ GiB \\(native engine: activations of 1 \\+ ${L} positions × 2 layers, and logits\\), more than the [\\d.]+ GiB free \\(${free.source}\\): give shorter texts or a smaller batch$`,
+            )
+          : new RegExp(`^cramming ${B} texts of up to ${L} tokens needs about [\\d.]+ GiB`);
+      assert.match(e.message, re);
+      return true;
+    });
+    assert.ok(performance.now() - t0 < 5000, 'refused up front, not after running');
+    // a normal batch of the same texts runs
+    const [r] = await cram(model, [text, text], { maxSteps: 1, quiet: true, engine });
+    assert.equal(r.steps, 1);
+  }
   model.dispose();
 });

@@ -21,6 +21,7 @@ import { randomWordText } from '../src/datasets/random';
 import { mulberry32 } from '../src/random';
 import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer';
 import { sharedModel } from './helpers/shared';
+import { closedPort } from './helpers/net';
 
 const stories = sharedModel('stories260K');
 const ROOT = path.join(__dirname, '..');
@@ -304,7 +305,12 @@ test('a Hub set in the HF cache is read offline; a missing one fails at once, na
   });
   const t0 = Date.now();
   await withEnv(
-    { CRAMLAB_CACHE: tmp(), HF_ENDPOINT: 'http://127.0.0.1:9', HF_HUB_OFFLINE: undefined, CRAMLAB_OFFLINE: undefined },
+    {
+      CRAMLAB_CACHE: tmp(),
+      HF_ENDPOINT: `http://127.0.0.1:${await closedPort()}`,
+      HF_HUB_OFFLINE: undefined,
+      CRAMLAB_OFFLINE: undefined,
+    },
     async () => {
       await assert.rejects(loadTexts('pg19', { tokenizer: charTok }), (e: Error) => {
         assert.match(e.message, /'pg19'.*yurakuratov\/pg19_valid_1k_chunks.*cannot reach the Hugging Face Hub/);

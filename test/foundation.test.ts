@@ -11,6 +11,7 @@ import { greedyGenerate } from '../src/generate';
 import { scoreText } from '../src/score';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { documentedGreedyIds, sharedModel } from './helpers/shared';
+import { closedPort } from './helpers/net';
 
 const stories = sharedModel('stories260K');
 const ROOT = path.join(__dirname, '..');
@@ -135,7 +136,7 @@ test('a Hub id fails at once offline, naming the id and suggesting a local folde
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-cache-'));
   const r = cli(['generate', '--model', 'EleutherAI/pythia-160m'], {
     CRAMLAB_CACHE: cache,
-    HF_ENDPOINT: 'http://127.0.0.1:9',
+    HF_ENDPOINT: `http://127.0.0.1:${await closedPort()}`,
   });
   assert.equal(r.status, 1);
   assert.match(

@@ -51,3 +51,24 @@ test('a cached snapshot is used offline without any network', async () => {
     process.env = saved;
   }
 });
+
+test('offline, a revision is found through refs/<revision> (the huggingface_hub layout); a damaged ref is named', async () => {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-cache-'));
+  const saved = { ...process.env };
+  try {
+    process.env.CRAMLAB_CACHE = cache;
+    process.env.HF_HUB_OFFLINE = '1';
+    const commit = '0123456789abcdef0123456789abcdef01234567';
+    const repo = path.join(cache, 'models--org--reffed');
+    fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+    fs.mkdirSync(path.join(repo, 'snapshots', commit), { recursive: true });
+    fs.writeFileSync(path.join(repo, 'refs', 'v1.0'), commit + '\n');
+    fs.writeFileSync(path.join(repo, 'snapshots', commit, 'config.json'), '{}');
+    assert.equal(await hubSnapshot('org/reffed@v1.0', ['config.json']), path.join(repo, 'snapshots', commit));
+    assert.equal(await hubSnapshot(`org/reffed@${commit}`, ['config.json']), path.join(repo, 'snapshots', commit));
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), '<html>');
+    await assert.rejects(hubSnapshot('org/reffed', ['config.json']), /refs\/main: not a commit hash \("<html>"\)/);
+  } finally {
+    process.env = saved;
+  }
+});

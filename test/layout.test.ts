@@ -10,7 +10,7 @@ const SRC = path.join(__dirname, '..', 'src');
 
 /** Lowest first. A folder of src/ or a file at its top. */
 const LAYERS: string[][] = [
-  ['math.ts', 'random.ts', 'backend.ts'], // numbers and where tensors live
+  ['math.ts', 'random.ts', 'backend.ts', 'precision.ts'], // numbers (and their storage precisions) and where tensors live
   ['models', 'flops.ts'], // the architectures in tfjs, one file each
   ['native'], // the C engine's wrapper (weights, specs, NativeModel)
   ['io', 'mem-file.ts'], // load: safetensors, Hub, checkpoints, tokenizers, .cram files

@@ -431,7 +431,7 @@ test('native engine: bad input to the addon throws an Error with a message (no c
   );
   bad(
     () => addon!.createModel('olmo', olmoCfg, { 'model.embed_tokens.weight': new Float32Array(80).fill(NaN) }),
-    /tensor 'model.embed_tokens.weight' contains NaN/,
+    /tensor 'model.embed_tokens.weight' holds NaN at flat index 0 \(weights must be finite\)/,
   );
   bad(() => addon!.createModel('olmo', { ...olmoCfg, clip_qkv: -1 }, {}), /clip_qkv must be ≥ 0/);
   bad(() => addon!.modelInfo({} as any), /first argument must be a model handle/);

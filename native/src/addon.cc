@@ -9,10 +9,17 @@
 //   backwardEmbeds(handle, embeds, dlogits, B, T) → Float32Array [B, T, d_in]
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
-//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos};  info() → {blas, threads, architectures};  setThreads(n)
+//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, dtype};  info() → {blas, threads, architectures};  setThreads(n)
+//   embeddingStats(handle) → {mean, std} of the input embedding (float64);  embedRows(handle, ids) → Float32Array [n, d_in]
+//   widenHalf(bits: Uint16Array, 'BF16' | 'F16') → Float32Array
 //   selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) → {y} (+ {ddelta, dx, dB, dC} with dy): Mamba's scan
 //                                             kernel alone (kernels.h selective_scan), for tests and the bench
 #include <napi.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -79,6 +86,88 @@ static void checkFinite(Napi::Env env, const float *x, size_t n, const std::stri
     if (!std::isfinite(x[i])) throw err(env, name + " contains NaN or Infinity (at index " + std::to_string(i) + ")");
 }
 
+static const char *dtypeName(int dt) { return dt == DT_BF16 ? "BF16" : dt == DT_F16 ? "F16" : "F32"; }
+
+static int dtypeOf(Napi::Env env, const std::string &s, const std::string &name) {
+  if (s == "F32") return DT_F32;
+  if (s == "BF16") return DT_BF16;
+  if (s == "F16") return DT_F16;
+  throw err(env, "tensor '" + name + "': dtype " + s + " cannot be read natively (F32, BF16, F16)");
+}
+
+// pread n bytes at pos into dst (a short read: the file shrank since its header was read)
+static void readAt(Napi::Env env, int fd, const std::string &file, void *dst, size_t n, size_t pos) {
+  char *p = (char *)dst;
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = pread(fd, p + done, std::min(n - done, (size_t)1 << 30), (off_t)(pos + done));
+    if (r <= 0) throw err(env, file + ": file ended at byte " + std::to_string(pos + done) + " while reading (changed since its header was read?)");
+    done += (size_t)r;
+  }
+}
+
+// One weight slot filled from its JS value: a Float32Array (copied), or {file, offset, size, dtype, label}:
+// the tensor's bytes read from the file straight into native memory (no JS copy), and kept as stored
+// (bf16/f16: 2 bytes a weight) when the slot is a matrix; an fp32 slot gets them widened.
+static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
+  const std::string name = s.name;
+  int dt = DT_F32;
+  std::string label = "checkpoint";
+  const float *src = nullptr;
+  std::string file;
+  double offset = 0, size = 0;
+  if (v.IsTypedArray()) {
+    src = F32(env, v, "tensor '" + name + "'", (size_t)s.n);
+  } else if (v.IsObject() && v.As<Napi::Object>().Get("file").IsString()) {
+    Napi::Object o = v.As<Napi::Object>();
+    file = o.Get("file").As<Napi::String>().Utf8Value();
+    dt = dtypeOf(env, o.Get("dtype").ToString().Utf8Value(), name);
+    offset = o.Get("offset").ToNumber().DoubleValue();
+    size = o.Get("size").ToNumber().DoubleValue();
+    if (o.Get("label").IsString()) label = o.Get("label").As<Napi::String>().Utf8Value();
+  } else {
+    throw err(env, "tensor '" + name + "' must be a Float32Array or a file location");
+  }
+  const size_t n = (size_t)s.n, bytes = n * dtype_bytes(dt);
+  // where the values land: the matrix's own storage (allocated as stored) or the fp32 slot
+  void *dst = s.dst;
+  std::vector<uint16_t> half;
+  if (s.mat) {
+    s.mat->p = malloc(bytes ? bytes : 1);
+    s.mat->dtype = dt;
+    if (!s.mat->p) throw err(env, "out of memory loading tensor '" + name + "'");
+    dst = s.mat->p;
+  } else if (dt != DT_F32) {
+    half.resize(n);
+    dst = half.data();
+  }
+  if (src) std::copy(src, src + n, (float *)dst);
+  else {
+    const int fd = open(file.c_str(), O_RDONLY);
+    if (fd < 0) throw err(env, file + ": cannot open (" + std::string(strerror(errno)) + ")");
+    struct stat st;
+    if (fstat(fd, &st) || (double)st.st_size != size) {
+      close(fd);
+      throw err(env, file + ": file is " + std::to_string((long long)st.st_size) + " bytes, " + std::to_string((long long)size) + " when its header was read (changed since?)");
+    }
+    try {
+      readAt(env, fd, file, dst, bytes, (size_t)offset);
+    } catch (...) {
+      close(fd);
+      throw;
+    }
+    close(fd);
+  }
+  const Mat stored = {dst, dt};
+  const long bad = mat_first_nonfinite(stored, (long)n);
+  if (bad >= 0) {
+    float x;
+    mat_row(&x, (Mat){(char *)dst + bad * dtype_bytes(dt), dt}, 0, 1);
+    const char *what = std::isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity";
+    throw Napi::Error::New(env, label + ": tensor '" + name + "' holds " + what + " at flat index " + std::to_string(bad) + " (weights must be finite)");
+  }
+  if (!s.mat && dt != DT_F32) widen(s.dst, half.data(), dt, (long)n);
+}
+
 // The model of `type` from a JS config object (its number and boolean properties) and tensors by name;
 // `extra` (may be empty) supplies tensors not in the object (createLlama's invFreq).
 static Napi::Value Create(Napi::Env env, const std::string &type, Napi::Object cfg, Napi::Object t, const std::string &extraName, Napi::Value extra) {
@@ -114,9 +203,7 @@ static Napi::Value Create(Napi::Env env, const std::string &type, Napi::Object c
       const std::string name = s.name;
       Napi::Value v = name == extraName ? extra : t.Has(name) ? t.Get(name) : env.Undefined();
       if (v.IsUndefined()) throw err(env, "tensor '" + name + "' is missing");
-      const float *src = F32(env, v, "tensor '" + name + "'", (size_t)s.n);
-      checkFinite(env, src, (size_t)s.n, "tensor '" + name + "'");
-      std::copy(src, src + s.n, s.dst);
+      fillSlot(env, s, v);
     }
   } catch (...) {
     delete h;
@@ -243,6 +330,7 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   auto opt = [&](const char *k, double off) { return o.Has(k) && !o.Get(k).IsUndefined() ? num(k) : off; };
   s.lead_weight = (float)opt("leadingWeight", 1), s.min_lr = (float)opt("minLr", 0), s.clip_norm = (float)opt("clipGradNorm", 0);
   s.lead_count = (int)opt("leadingCount", 0), s.lr_cosine = o.Has("lrSchedule") && o.Get("lrSchedule").ToString().Utf8Value() == "cosine";
+  s.margin = o.Has("margin") && !o.Get("margin").IsUndefined() ? (float)num("margin") : 0.f;
   const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
   h->groups[0] = h->a;
   for (int g = 1; g < G; g++)
@@ -267,7 +355,7 @@ static Napi::Value Generate(const Napi::CallbackInfo &info) {
   std::vector<int32_t> out;
   if (maxNew > 0) {
     void *st = c.ops->state_new(h->m, P + maxNew);
-    std::vector<float> logits(c.vocab), hidden(c.d_out);
+    std::vector<float> logits(c.vocab), hidden(c.d_out), next(c.d_in);
     if (!st) throw err(env, "out of memory");
     auto step = [&](const float *xs, int n) {
       if (!c.ops->decode(h->m, st, xs, n, hidden.data())) return 0;
@@ -283,7 +371,8 @@ static Napi::Value Generate(const Napi::CallbackInfo &info) {
       bool stop = false;
       for (size_t e = 0; e < nEos; e++) stop = stop || eos[e] == best;
       if (stop || (int)out.size() >= maxNew) break;
-      ok = step(c.embed_tokens + (size_t)best * c.d_in, 1);
+      mat_row(next.data(), c.embed_tokens, best, c.d_in);
+      ok = step(next.data(), 1);
     }
     c.ops->state_free(st);
     if (!ok) throw err(env, "out of memory");
@@ -291,6 +380,46 @@ static Napi::Value Generate(const Napi::CallbackInfo &info) {
   auto arr = Napi::Int32Array::New(env, out.size());
   std::copy(out.begin(), out.end(), arr.Data());
   return arr;
+}
+
+// mean and unbiased std of the input embedding matrix, in float64 over the native copy (std(E): the mem init)
+static Napi::Value EmbeddingStats(const Napi::CallbackInfo &info) {
+  Handle *h = handleOf(info);
+  double mean, std;
+  mat_stats(h->m->embed_tokens, (long)h->m->vocab * h->m->d_in, &mean, &std);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("mean", mean);
+  o.Set("std", std);
+  return o;
+}
+
+// rows ids[n] of the input embedding matrix → Float32Array [n, d_in] (a token lookup, no tfjs copy of E)
+static Napi::Value EmbedRows(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Handle *h = handleOf(info);
+  const Model &c = *h->m;
+  if (info.Length() < 2) throw err(env, "embedRows(handle, ids) needs 2 arguments");
+  Napi::Value idsV = info[1];
+  if (!idsV.IsTypedArray() || idsV.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw err(env, "ids must be an Int32Array");
+  const size_t n = idsV.As<Napi::Int32Array>().ElementLength();
+  const int32_t *ids = I32(env, idsV, "ids", n);
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= c.vocab) throw err(env, "token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
+  auto out = Napi::Float32Array::New(env, n * c.d_in);
+  for (size_t i = 0; i < n; i++) mat_row(out.Data() + i * c.d_in, c.embed_tokens, ids[i], c.d_in);
+  return out;
+}
+
+// bf16 / f16 bits → Float32Array (the tfjs engine's reader: vectorised here, not a JS loop per value)
+static Napi::Value WidenHalf(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array || !info[1].IsString())
+    throw err(env, "widenHalf(bits: Uint16Array, dtype: 'BF16' | 'F16') needs 2 arguments");
+  auto bits = info[0].As<Napi::Uint16Array>();
+  const int dt = dtypeOf(env, info[1].As<Napi::String>().Utf8Value(), "widenHalf");
+  auto out = Napi::Float32Array::New(env, bits.ElementLength());
+  widen(out.Data(), bits.Data(), dt, (long)bits.ElementLength());
+  return out;
 }
 
 static Napi::Value Info(const Napi::CallbackInfo &info) {
@@ -309,6 +438,17 @@ static Napi::Value ModelInfo(const Napi::CallbackInfo &info) {
   o.Set("dOut", h->m->d_out);
   o.Set("vocab", h->m->vocab);
   o.Set("maxPos", h->m->max_pos);
+  // bytes of weights as stored, and the dtypes of the matrices ("BF16", or "F32+BF16" when mixed)
+  double bytes = 0;
+  std::string dtypes;
+  for (int i = 0; i < h->m->n_slots; i++) {
+    const WeightSlot &s = h->m->slots[i];
+    const int dt = s.mat ? s.mat->dtype : DT_F32;
+    bytes += (double)s.n * dtype_bytes(dt);
+    if (s.mat && dtypes.find(dtypeName(dt)) == std::string::npos) dtypes += std::string(dtypes.empty() ? "" : "+") + dtypeName(dt);
+  }
+  o.Set("weightBytes", bytes);
+  o.Set("dtype", dtypes);
   return o;
 }
 
@@ -355,6 +495,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cramSteps", Napi::Function::New(env, CramSteps));
   exports.Set("generate", Napi::Function::New(env, Generate));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("embeddingStats", Napi::Function::New(env, EmbeddingStats));
+  exports.Set("embedRows", Napi::Function::New(env, EmbedRows));
+  exports.Set("widenHalf", Napi::Function::New(env, WidenHalf));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("selectiveScan", Napi::Function::New(env, SelectiveScan));
   return exports;

@@ -62,6 +62,17 @@ static int scratch_new(Scratch *z, long rows, int Rmax, int d_in, int d_out, int
   return z->x && z->dhid && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
 }
 
+// With a margin, a position is held only when its target logit beats every other by at least it.
+static void held_by_margin(int *hit, const float *logits, const int *target, int R, int V, float margin) {
+  for (int r = 0; r < R; r++) {
+    const float *z = logits + (long)r * V;
+    float other = -INFINITY;
+    for (int i = 0; i < V; i++)
+      if (i != target[r] && z[i] > other) other = z[i];
+    hit[r] = z[target[r]] - other >= margin;
+  }
+}
+
 // Loss, correct count and dL/dmem at the current mem for the n texts live[0..n): one padded batch.
 static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s, const int *live, int n, float *loss, int *correct, float *grad) {
   const int K = s->K, d = mdl->d_in, dh = mdl->d_out, V = mdl->vocab;
@@ -77,7 +88,7 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     memcpy(xj, s->mem + b * Kd, sizeof(float) * Kd);
     for (int t = 0; t < L; t++) {
       const int id = t < s->lengths[b] ? s->ids[s->offsets[b] + t] : 0;
-      memcpy(xj + (long)(K + t) * d, mdl->embed_tokens + (long)id * d, sizeof(float) * d);
+      mat_row(xj + (long)(K + t) * d, mdl->embed_tokens, id, d);
     }
   }
   const float *hidden = mdl->ops->forward(mdl, a, z->x, n, T);
@@ -96,6 +107,7 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
     float lsum = 0.f;
     int hits = 0;
+    if (s->margin > 0.f) held_by_margin(z->hit, z->logits, z->target, R, V, s->margin);
     for (int r = 0; r < R; r++) lsum += z->ce[r] * z->w[r], hits += z->hit[r];
     loss[b] = lsum;
     correct[b] = hits;
@@ -113,7 +125,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
   for (int b = 0; b < B; b++)
     if (s->lengths[b] > Lmax) Lmax = s->lengths[b];
   // Texts split into groups, one thread each (one parallel region per step: robust on a busy machine);
-  // with one group the kernels and the BLAS thread inside the ops instead.
+  // with one group (B < threads too: a lone text) the GEMMs split their rows over the threads instead.
   const int threads0 = num_threads();
   int G = threads0 < nacts ? threads0 : nacts;
   if (G > B) G = B;
@@ -154,13 +166,11 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       failed = !group_step(mdl, acts[0], &z[0], s, live, n, loss, correct, grad);
       if (serial) set_threads(threads0);
     } else {
-      set_blas_threads(1);
 #pragma omp parallel for num_threads(g_used) schedule(static, 1) reduction(| : failed)
       for (int g = 0; g < g_used; g++) {
         const int j0 = (int)((long)n * g / g_used), j1 = (int)((long)n * (g + 1) / g_used);
         failed |= !group_step(mdl, acts[g], &z[g], s, live + j0, j1 - j0, loss, correct, grad);
       }
-      set_blas_threads(threads0);
     }
     if (failed) {
       ran = -1;

@@ -19,6 +19,7 @@ typedef struct {
   float *best_loss, *min_loss;        // [B]
   float lr, beta1, beta2, eps, weight_decay;
   int max_steps, patience;
+  float margin;                       // > 0: a position is held when target logit − best other ≥ margin
   int it0;                            // 0-based iteration of this call's first step
   float *loss_out;                    // [S, B] per-step loss (NaN where the text was not live)
   int *correct_out;                   // [S, B]

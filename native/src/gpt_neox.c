@@ -20,13 +20,15 @@ static void neox_destroy(Model *base) {
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
       GPTNeoXLayer *L = &m->layer[i];
-      float *ps[] = {L->input_layernorm_w, L->input_layernorm_b, L->query_key_value_w, L->query_key_value_b, L->dense_w, L->dense_b,
-                     L->post_attention_layernorm_w, L->post_attention_layernorm_b, L->dense_h_to_4h_w, L->dense_h_to_4h_b, L->dense_4h_to_h_w, L->dense_4h_to_h_b};
+      float *ps[] = {L->input_layernorm_w, L->input_layernorm_b, L->query_key_value_b, L->dense_b,
+                     L->post_attention_layernorm_w, L->post_attention_layernorm_b, L->dense_h_to_4h_b, L->dense_4h_to_h_b};
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
+      Mat ws[] = {L->query_key_value_w, L->dense_w, L->dense_h_to_4h_w, L->dense_4h_to_h_w};
+      for (unsigned j = 0; j < sizeof ws / sizeof *ws; j++) free(ws[j].p);
     }
   free(m->layer);
-  if (m->embed_out != m->embed_in) free(m->embed_out);
-  free(m->embed_in), free(m->final_layer_norm_w), free(m->final_layer_norm_b);
+  mat_free(m->embed_out, m->embed_in);
+  free(m->embed_in.p), free(m->final_layer_norm_w), free(m->final_layer_norm_b);
   free(m->inv_freq), free(m->cos_t), free(m->sin_t);
   free(m);
 }
@@ -58,6 +60,9 @@ static void merge_qkv(float *dqkv, const float *dq, const float *dk, const float
 static void neox_prepare(Model *base) {
   GPTNeoX *m = (GPTNeoX *)base;
   rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->c.max_pos, m->c.rotary_dim / 2);
+  if (m->c.tied) m->embed_out = m->embed_in;
+  base->embed_tokens = m->embed_in;
+  base->lm_head = m->embed_out;
 }
 
 // ---- activations of one forward over x[B,T,d], per layer, kept for the backward
@@ -297,26 +302,25 @@ Model *gpt_neox_create(const ModelConfig *cfg, char *err, int errlen) {
   char p[128];
 #define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && model_slot(b, (name), (ptr), (n)))
 #define LSLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "gpt_neox.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
-  ok = SLOT(m->embed_in, "gpt_neox.embed_in.weight", V * d) && SLOT(m->final_layer_norm_w, "gpt_neox.final_layer_norm.weight", d) &&
+#define LMAT(w, name, n) (snprintf(p, sizeof p, "gpt_neox.layers.%d.%s", i, name), model_mat(b, p, &(w), (n)))
+  ok = model_mat(b, "gpt_neox.embed_in.weight", &m->embed_in, V * d) && SLOT(m->final_layer_norm_w, "gpt_neox.final_layer_norm.weight", d) &&
        SLOT(m->final_layer_norm_b, "gpt_neox.final_layer_norm.bias", d) && SLOT(m->inv_freq, "rope.inv_freq", half) &&
        (m->cos_t = zalloc((long)c.max_pos * half)) && (m->sin_t = zalloc((long)c.max_pos * half)) &&
        (m->layer = (GPTNeoXLayer *)calloc(c.layers, sizeof(GPTNeoXLayer)));
-  if (ok) {
-    if (c.tied) m->embed_out = m->embed_in;
-    else ok = SLOT(m->embed_out, "embed_out.weight", V * d);
-  }
+  if (ok && !c.tied) ok = model_mat(b, "embed_out.weight", &m->embed_out, V * d);
   for (int i = 0; ok && i < c.layers; i++) {
     GPTNeoXLayer *L = &m->layer[i];
     ok = LSLOT(L->input_layernorm_w, "input_layernorm.weight", d) && LSLOT(L->input_layernorm_b, "input_layernorm.bias", d) &&
-         LSLOT(L->query_key_value_w, "attention.query_key_value.weight", 3 * d * d) &&
-         (!c.qkv_bias || LSLOT(L->query_key_value_b, "attention.query_key_value.bias", 3 * d)) && LSLOT(L->dense_w, "attention.dense.weight", d * d) &&
+         LMAT(L->query_key_value_w, "attention.query_key_value.weight", 3 * d * d) &&
+         (!c.qkv_bias || LSLOT(L->query_key_value_b, "attention.query_key_value.bias", 3 * d)) && LMAT(L->dense_w, "attention.dense.weight", d * d) &&
          (!c.dense_bias || LSLOT(L->dense_b, "attention.dense.bias", d)) && LSLOT(L->post_attention_layernorm_w, "post_attention_layernorm.weight", d) &&
-         LSLOT(L->post_attention_layernorm_b, "post_attention_layernorm.bias", d) && LSLOT(L->dense_h_to_4h_w, "mlp.dense_h_to_4h.weight", I * d) &&
-         LSLOT(L->dense_h_to_4h_b, "mlp.dense_h_to_4h.bias", I) && LSLOT(L->dense_4h_to_h_w, "mlp.dense_4h_to_h.weight", d * I) &&
+         LSLOT(L->post_attention_layernorm_b, "post_attention_layernorm.bias", d) && LMAT(L->dense_h_to_4h_w, "mlp.dense_h_to_4h.weight", I * d) &&
+         LSLOT(L->dense_h_to_4h_b, "mlp.dense_h_to_4h.bias", I) && LMAT(L->dense_4h_to_h_w, "mlp.dense_4h_to_h.weight", d * I) &&
          LSLOT(L->dense_4h_to_h_b, "mlp.dense_4h_to_h.bias", d);
   }
 #undef SLOT
 #undef LSLOT
+#undef LMAT
   if (!ok) {
     model_free(b);
     snprintf(err, errlen, "out of memory allocating the model");
@@ -325,8 +329,6 @@ Model *gpt_neox_create(const ModelConfig *cfg, char *err, int errlen) {
   b->d_in = b->d_out = c.d;
   b->vocab = c.vocab;
   b->max_pos = c.max_pos;
-  b->embed_tokens = m->embed_in;
-  b->lm_head = m->embed_out;
   b->body_macs = (double)c.layers * (4.0 * d * d + 2.0 * d * I);
   return b;
 }

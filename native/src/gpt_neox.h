@@ -15,19 +15,23 @@ typedef struct {
 
 typedef struct {
   float *input_layernorm_w, *input_layernorm_b;                   // [d], [d]
-  float *query_key_value_w, *query_key_value_b;                   // [3d, d], [3d] (or NULL); rows per head [q|k|v]
-  float *dense_w, *dense_b;                                       // [d, d], [d] (or NULL)
+  Mat query_key_value_w;                                          // [3d, d]; rows per head [q|k|v]
+  float *query_key_value_b;                                       // [3d] (or NULL)
+  Mat dense_w;                                                    // [d, d]
+  float *dense_b;                                                 // [d] (or NULL)
   float *post_attention_layernorm_w, *post_attention_layernorm_b; // [d], [d]
-  float *dense_h_to_4h_w, *dense_h_to_4h_b;                       // [I, d], [I]
-  float *dense_4h_to_h_w, *dense_4h_to_h_b;                       // [d, I], [d]
+  Mat dense_h_to_4h_w;                                            // [I, d]
+  float *dense_h_to_4h_b;                                         // [I]
+  Mat dense_4h_to_h_w;                                            // [d, I]
+  float *dense_4h_to_h_b;                                         // [d]
 } GPTNeoXLayer;
 
 typedef struct {
   Model base; // first: a Model * is a GPTNeoX *
   GPTNeoXConfig c;
-  float *embed_in;                                  // [V, d]
+  Mat embed_in;                                     // [V, d]
   float *final_layer_norm_w, *final_layer_norm_b;   // [d]
-  float *embed_out;                                 // [V, d] (= embed_in when tied)
+  Mat embed_out;                                    // [V, d] (= embed_in when tied)
   float *inv_freq;                                  // [rotary_dim/2], "rope.inv_freq" from JS
   float *cos_t, *sin_t;                             // [max_pos, rotary_dim/2]
   GPTNeoXLayer *layer;

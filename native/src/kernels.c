@@ -8,6 +8,9 @@
 #include <string.h>
 #include <stdint.h>
 #include <stdio.h>
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -49,9 +52,8 @@ int num_threads(void) {
 void set_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
-#endif
-#if defined(CRAMLAB_BLAS_OPENBLAS)
-  openblas_set_num_threads(n);
+#else
+  (void)n;
 #endif
 }
 
@@ -60,21 +62,123 @@ void set_threads(int n) {
 #define PAR_MIN (1L << 17)
 #define PAR_IF(work) if ((long)(work) > PAR_MIN)
 
-void set_blas_threads(int n) {
-#if defined(CRAMLAB_BLAS_OPENBLAS)
-  openblas_set_num_threads(n);
-#else
-  (void)n;
+
+// ---- weights as stored: bf16 / f16 → fp32 (exact)
+
+int dtype_bytes(int dtype) { return dtype == DT_F32 ? 4 : 2; }
+
+static inline float bf16_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+static inline float f16_f32(uint16_t h) {
+  const uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  uint32_t u;
+  if (e == 0) { // zero or subnormal: f·2^-24, exact in float
+    const float v = (float)f * 5.9604644775390625e-8f;
+    memcpy(&u, &v, sizeof u);
+    u |= s;
+  } else if (e == 31) u = s | 0x7f800000u | (f << 13); // inf / NaN
+  else u = s | ((e + 112) << 23) | (f << 13);
+  float out;
+  memcpy(&out, &u, sizeof out);
+  return out;
+}
+
+// n values from src (no threads: callers thread around it)
+static void widen_serial(float *dst, const void *src, int dtype, long n) {
+  if (dtype == DT_F32) {
+    memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  const uint16_t *h = (const uint16_t *)src;
+  long i = 0;
+  if (dtype == DT_BF16) {
+    for (; i < n; i++) dst[i] = bf16_f32(h[i]);
+    return;
+  }
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
 #endif
+  for (; i < n; i++) dst[i] = f16_f32(h[i]);
+}
+
+enum { WIDEN_BLOCK = 1 << 14 };
+
+void widen(float *dst, const void *src, int dtype, long n) {
+  const long nb = (n + WIDEN_BLOCK - 1) / WIDEN_BLOCK;
+  const char *s = (const char *)src;
+  const int bytes = dtype_bytes(dtype);
+#pragma omp parallel for schedule(static) PAR_IF(n * 2)
+  for (long k = 0; k < nb; k++) {
+    const long i0 = k * WIDEN_BLOCK, m = n - i0 < WIDEN_BLOCK ? n - i0 : WIDEN_BLOCK;
+    widen_serial(dst + i0, s + i0 * bytes, dtype, m);
+  }
+}
+
+void mat_row(float *dst, Mat W, long row, int cols) { widen_serial(dst, (const char *)W.p + row * cols * dtype_bytes(W.dtype), W.dtype, cols); }
+
+// Sums per fixed block of values, then the blocks in order: the same double whatever the thread count.
+static double mat_sum(Mat W, long n, double mean, int squares) {
+  const long nb = (n + WIDEN_BLOCK - 1) / WIDEN_BLOCK;
+  double *part = (double *)malloc(sizeof(double) * (nb ? nb : 1));
+  if (!part) return NAN;
+#pragma omp parallel for schedule(static) PAR_IF(n * 4)
+  for (long k = 0; k < nb; k++) {
+    float buf[WIDEN_BLOCK];
+    const long i0 = k * WIDEN_BLOCK, m = n - i0 < WIDEN_BLOCK ? n - i0 : WIDEN_BLOCK;
+    widen_serial(buf, (const char *)W.p + i0 * dtype_bytes(W.dtype), W.dtype, m);
+    double s = 0.0;
+    for (long i = 0; i < m; i++) {
+      const double v = (double)buf[i] - mean;
+      s += squares ? v * v : v;
+    }
+    part[k] = s;
+  }
+  double s = 0.0;
+  for (long k = 0; k < nb; k++) s += part[k];
+  free(part);
+  return s;
+}
+
+void mat_stats(Mat W, long n, double *mean, double *std) {
+  *mean = n > 0 ? mat_sum(W, n, 0.0, 0) / n : NAN;
+  *std = n > 1 ? sqrt(mat_sum(W, n, *mean, 1) / (n - 1)) : NAN;
+}
+
+long mat_first_nonfinite(Mat W, long n) {
+  const long nb = (n + WIDEN_BLOCK - 1) / WIDEN_BLOCK;
+  long first = n;
+#pragma omp parallel for schedule(static) reduction(min : first) PAR_IF(n)
+  for (long k = 0; k < nb; k++) {
+    const long i0 = k * WIDEN_BLOCK, i1 = n - i0 < WIDEN_BLOCK ? n : i0 + WIDEN_BLOCK;
+    long here = n; // (first is this thread's private min, not n, inside the loop)
+    for (long i = i0; i < i1 && here == n; i++) {
+      int bad;
+      if (W.dtype == DT_F32) {
+        const float v = ((const float *)W.p)[i];
+        bad = v - v != 0.f;
+      } else {
+        const uint16_t h = ((const uint16_t *)W.p)[i];
+        bad = W.dtype == DT_BF16 ? (h & 0x7f80) == 0x7f80 : (h & 0x7c00) == 0x7c00;
+      }
+      if (bad) here = i;
+    }
+    if (here < first) first = here;
+  }
+  return first < n ? first : -1;
 }
 
 // ---- GEMM
 
 #if !defined(CRAMLAB_BLAS_OPENBLAS) && !defined(CRAMLAB_BLAS_ACCELERATE)
 enum { NB = 64, KB = 256 };
-// Built-in out = X·W^T: each thread takes a range of rows and walks W in [KB x NB] blocks packed
-// transposed, so the inner loop is an axpy over NB contiguous outputs (vectorises, no reassociation).
-static void gemm_nt(float *out, const float *X, const float *W, int M, int K, int N) {
+// Built-in out = X·W^T (out's rows ldo apart): each thread takes a range of rows and walks W in [KB x NB]
+// blocks packed transposed, so the inner loop is an axpy over NB contiguous outputs (vectorises, no reassociation).
+static void gemm_nt(float *out, const float *X, const float *W, int M, int K, int N, int ldo) {
 #pragma omp parallel PAR_IF((long)M * N * K)
   {
     float pack[KB * NB];
@@ -84,7 +188,7 @@ static void gemm_nt(float *out, const float *X, const float *W, int M, int K, in
     id = omp_get_thread_num();
 #endif
     int m0 = (int)((long)M * id / nt), m1 = (int)((long)M * (id + 1) / nt);
-    for (int m = m0; m < m1; m++) memset(out + (long)m * N, 0, sizeof(float) * N);
+    for (int m = m0; m < m1; m++) memset(out + (long)m * ldo, 0, sizeof(float) * N);
     if (m1 > m0)
       for (int n0 = 0; n0 < N; n0 += NB) {
         int nb = N - n0 < NB ? N - n0 : NB;
@@ -94,7 +198,7 @@ static void gemm_nt(float *out, const float *X, const float *W, int M, int K, in
             for (int k = 0; k < kb; k++) pack[k * NB + n] = W[(long)(n0 + n) * K + k0 + k];
           for (int m = m0; m < m1; m++) {
             float acc[NB];
-            float *o = out + (long)m * N + n0;
+            float *o = out + (long)m * ldo + n0;
             for (int n = 0; n < NB; n++) acc[n] = n < nb ? o[n] : 0.f;
             const float *x = X + (long)m * K + k0;
             for (int k = 0; k < kb; k++) {
@@ -109,13 +213,12 @@ static void gemm_nt(float *out, const float *X, const float *W, int M, int K, in
   }
 }
 
-// Built-in dX += dY·W: rows of dX are axpys of rows of W; W walked in blocks of rows to stay in cache.
-static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K, int N) {
-  enum { RB = 64 };
+// Built-in dX += dY·W (dY's rows ldy apart): rows of dX are axpys of rows of W.
+static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K, int N, int ldy) {
 #pragma omp parallel for schedule(static) PAR_IF((long)M * N * K)
   for (int m = 0; m < M; m++) {
     float *dx = dX + (long)m * K;
-    const float *dy = dY + (long)m * N;
+    const float *dy = dY + (long)m * ldy;
     for (int n = 0; n < N; n++) {
       const float g = dy[n];
       if (g == 0.f) continue; // padded / unscored rows are zero
@@ -123,17 +226,115 @@ static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K
       for (int k = 0; k < K; k++) dx[k] += g * w[k];
     }
   }
-  (void)RB;
 }
 #endif
 
-void matmul(float *out, const float *X, const float *W, const float *b, int M, int K, int N) {
-  if (M <= 0) return;
-#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, X, K, W, K, 0.f, out, N);
+// The GEMMs walk W in panels of rows (≈ 4 MB as fp32); a 2-byte panel is widened into this thread's
+// buffer first, an fp32 one is read in place. Same panels for every dtype: same sums, same bits.
+enum { PANEL_FLOATS = 1 << 20 };
+static int panel_rows(int K) {
+  int r = PANEL_FLOATS / (K > 0 ? K : 1);
+  r -= r % 16;
+  return r < 16 ? 16 : r;
+}
+
+static _Thread_local float *panel_buf;
+static _Thread_local long panel_cap;
+
+static const float *panel(Mat W, long row0, int rows, int K) {
+  if (W.dtype == DT_F32) return (const float *)W.p + row0 * K;
+  const long n = (long)rows * K;
+  if (n > panel_cap) {
+    free(panel_buf);
+    panel_buf = (float *)malloc(sizeof(float) * n);
+    panel_cap = panel_buf ? n : 0;
+    if (!panel_buf) {
+      fprintf(stderr, "cramlab native: out of memory widening a %ld-value weight panel\n", n);
+      abort();
+    }
+  }
+  widen(panel_buf, (const uint16_t *)W.p + row0 * K, W.dtype, n);
+  return panel_buf;
+}
+
+// out[n] = x·W[n,:] (+ b[n]): 16 partial sums in a fixed order (vectorised, deterministic), 2-byte weights
+// widened in registers; threads over output rows of matrices of 512k+ weights only (a decode step runs
+// hundreds of matvecs: below that a fork/join costs more than it saves, far more on a busy machine, where
+// a descheduled thread holds up the join: W3 BF16 decode, 2 threads at load 13, 751 ms/token with a region
+// for every matrix, 43 ms on one thread; quiet, 2 threads: 8.1 ms/token = 65% of stream bandwidth).
+static void matvec(float *out, const float *x, Mat W, const float *b, int K, int N) {
+#pragma omp parallel for schedule(static) if ((long)N * K >= (1L << 19))
+  for (int n = 0; n < N; n++) {
+    float acc[16] = {0.f};
+    int k = 0;
+    float s = 0.f;
+    if (W.dtype == DT_F32) {
+      const float *w = (const float *)W.p + (long)n * K;
+      for (; k + 16 <= K; k += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[k + j] * w[k + j];
+      for (int j = 0; j < 16; j++) s += acc[j];
+      for (; k < K; k++) s += x[k] * w[k];
+    } else if (W.dtype == DT_BF16) {
+      const uint16_t *w = (const uint16_t *)W.p + (long)n * K;
+      for (; k + 16 <= K; k += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[k + j] * bf16_f32(w[k + j]);
+      for (int j = 0; j < 16; j++) s += acc[j];
+      for (; k < K; k++) s += x[k] * bf16_f32(w[k]);
+    } else {
+      const uint16_t *w = (const uint16_t *)W.p + (long)n * K;
+      for (; k + 16 <= K; k += 16) {
+        float t[16];
+        widen_serial(t, w + k, DT_F16, 16);
+        for (int j = 0; j < 16; j++) acc[j] += x[k + j] * t[j];
+      }
+      for (int j = 0; j < 16; j++) s += acc[j];
+      for (; k < K; k++) s += x[k] * f16_f32(w[k]);
+    }
+    out[n] = b ? s + b[n] : s;
+  }
+}
+
+// The BLAS runs on one thread, always: the threads are OpenMP's. Outside a parallel region (one group of
+// texts: B < threads) a GEMM splits its rows over them, each slice a one-thread sgemm on the shared panel;
+// inside one (a group per thread) it runs whole. One pool of threads: OpenBLAS's own pool, spinning next
+// to OpenMP's on the same cores, made one text cost more CPU per step than four (SmolLM2's thin layers).
+static int gemm_slices(int M, long work) {
+#if defined(_OPENMP) && (defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE))
+  if (omp_in_parallel() || work < (1L << 21)) return 1;
+  int t = omp_get_max_threads();
+  if (t > M / 8) t = M / 8; // ≥ 8 rows a slice
+  return t > 1 ? t : 1;
 #else
-  gemm_nt(out, X, W, M, K, N);
+  (void)M, (void)work;
+  return 1; // the built-in GEMM threads over rows itself
 #endif
+}
+
+#if defined(CRAMLAB_BLAS_OPENBLAS)
+__attribute__((constructor)) static void blas_one_thread(void) { openblas_set_num_threads(1); }
+#endif
+
+void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int N) {
+  if (M <= 0) return;
+  if (M == 1) {
+    matvec(out, X, W, b, K, N);
+    return;
+  }
+  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+  for (int n0 = 0; n0 < N; n0 += P) {
+    const int nb = N - n0 < P ? N - n0 : P;
+    const float *w = panel(W, n0, nb, K);
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
+    for (int sl = 0; sl < S; sl++) {
+      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, nb, K, 1.f, X + (long)m0 * K, K, w, K, 0.f, out + (long)m0 * N + n0, N);
+    }
+#else
+    (void)S;
+    gemm_nt(out + n0, X, w, M, K, nb, N);
+#endif
+  }
   if (b) {
 #pragma omp parallel for schedule(static) PAR_IF((long)M * N)
     for (int m = 0; m < M; m++)
@@ -141,13 +342,23 @@ void matmul(float *out, const float *X, const float *W, const float *b, int M, i
   }
 }
 
-void matmul_backward(float *dX, const float *dY, const float *W, int M, int K, int N) {
+void matmul_backward(float *dX, const float *dY, Mat W, int M, int K, int N) {
   if (M <= 0) return;
+  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+  for (int n0 = 0; n0 < N; n0 += P) {
+    const int nb = N - n0 < P ? N - n0 : P;
+    const float *w = panel(W, n0, nb, K);
 #if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.f, dY, N, W, K, 1.f, dX, K);
+#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
+    for (int sl = 0; sl < S; sl++) {
+      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, K, nb, 1.f, dY + (long)m0 * N + n0, N, w, K, 1.f, dX + (long)m0 * K, K);
+    }
 #else
-  gemm_nn_acc(dX, dY, W, M, K, N);
+    (void)S;
+    gemm_nn_acc(dX, dY + n0, w, M, K, nb, N);
 #endif
+  }
 }
 
 // ---- RMSNorm

@@ -9,13 +9,31 @@ extern "C" {
 /** "openblas 0.3.21" / "accelerate" / "built-in" */
 const char *blas_name(void);
 int num_threads(void);
-void set_threads(int n);
-void set_blas_threads(int n); // the BLAS's own threads (1 while OpenMP threads each run a group)
+void set_threads(int n); // OpenMP's; the BLAS itself always runs on one (matmul splits rows over OpenMP threads)
 
-// out[M,N] = X[M,K]·W[N,K]^T (+ b[N] when b)
-void matmul(float *out, const float *X, const float *W, const float *b, int M, int K, int N);
+// A frozen weight matrix [rows, cols] as its checkpoint stores it: fp32, or bf16 / f16 bits (2 bytes a
+// weight), widened to fp32 where it is used (exact: every bf16/f16 value is a float). The GEMMs split W
+// into the same panels whatever its dtype, so a bf16 matrix gives the bits of its fp32-widened copy.
+enum { DT_F32 = 0, DT_BF16 = 1, DT_F16 = 2 };
+typedef struct {
+  void *p; // [rows·cols] values of dtype (NULL until the addon fills the slot)
+  int dtype;
+} Mat;
+int dtype_bytes(int dtype);
+// dst[n] = src[n] widened to fp32 (vectorised: bf16 by a shift, f16 by F16C where the CPU has it)
+void widen(float *dst, const void *src, int dtype, long n);
+// dst[cols] = row `row` of W, as fp32
+void mat_row(float *dst, Mat W, long row, int cols);
+// mean and unbiased std of W's n values, summed in float64 (the [mem] init scale, std(E))
+void mat_stats(Mat W, long n, double *mean, double *std);
+// index of the first NaN/±Inf of W's n values, or -1
+long mat_first_nonfinite(Mat W, long n);
+
+// out[M,N] = X[M,K]·W[N,K]^T (+ b[N] when b). M = 1 (a decode step) is a matrix–vector product that reads
+// W as stored, threaded over output rows (memory-bound: 2-byte weights halve it).
+void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int N);
 // dX[M,K] += dY[M,N]·W[N,K]   (the input-gradient of matmul; weights are frozen)
-void matmul_backward(float *dX, const float *dY, const float *W, int M, int K, int N);
+void matmul_backward(float *dX, const float *dY, Mat W, int M, int K, int N);
 
 // y = x·r·w with r = 1/sqrt(mean(x²) + eps), per row of x[M,d]; keeps r[M] for the backward
 void rmsnorm(float *y, float *r, const float *x, const float *w, int M, int d, float eps);

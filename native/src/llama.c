@@ -18,12 +18,14 @@ static void llama_destroy(Model *base) {
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
       LlamaLayer *L = &m->layer[i];
-      float *ps[] = {L->input_layernorm, L->q_proj, L->k_proj, L->v_proj, L->q_bias, L->k_bias, L->v_bias, L->o_proj, L->post_attention_layernorm, L->gate_proj, L->up_proj, L->down_proj};
+      float *ps[] = {L->input_layernorm, L->q_bias, L->k_bias, L->v_bias, L->post_attention_layernorm};
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
+      Mat ws[] = {L->q_proj, L->k_proj, L->v_proj, L->o_proj, L->gate_proj, L->up_proj, L->down_proj};
+      for (unsigned j = 0; j < sizeof ws / sizeof *ws; j++) free(ws[j].p);
     }
   free(m->layer);
-  if (m->lm_head != m->embed_tokens) free(m->lm_head);
-  free(m->embed_tokens);
+  mat_free(m->lm_head, m->embed_tokens);
+  free(m->embed_tokens.p);
   free(m->norm);
   free(m->inv_freq);
   free(m->cos_t);
@@ -34,6 +36,9 @@ static void llama_destroy(Model *base) {
 static void llama_prepare(Model *base) {
   Llama *m = (Llama *)base;
   rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->c.max_pos, m->c.head_dim / 2);
+  if (m->c.tied) m->lm_head = m->embed_tokens;
+  base->embed_tokens = m->embed_tokens;
+  base->lm_head = m->lm_head;
 }
 
 // ---- activation buffers, grown on demand
@@ -267,27 +272,27 @@ Model *llama_create(const ModelConfig *cfg, char *err, int errlen) {
   b->ops = &LLAMA_OPS;
   b->type = "llama";
   const long d = c.d, qd = (long)c.heads * c.head_dim, kvd = (long)c.kv_heads * c.head_dim, I = c.inter, V = c.vocab;
-  m->embed_tokens = zalloc(V * d);
   m->norm = zalloc(d);
-  m->lm_head = c.tied ? m->embed_tokens : zalloc(V * d);
   m->inv_freq = zalloc(c.head_dim / 2);
   m->cos_t = zalloc((long)c.max_pos * c.head_dim / 2);
   m->sin_t = zalloc((long)c.max_pos * c.head_dim / 2);
   m->layer = (LlamaLayer *)calloc(c.layers, sizeof(LlamaLayer));
-  ok = m->embed_tokens && m->norm && m->lm_head && m->inv_freq && m->cos_t && m->sin_t && m->layer;
-  ok = ok && model_slot(b, "model.embed_tokens.weight", m->embed_tokens, V * d) && model_slot(b, "model.norm.weight", m->norm, d) &&
-       (c.tied || model_slot(b, "lm_head.weight", m->lm_head, V * d)) && model_slot(b, "rope.inv_freq", m->inv_freq, c.head_dim / 2);
+  ok = m->norm && m->inv_freq && m->cos_t && m->sin_t && m->layer;
+  ok = ok && model_mat(b, "model.embed_tokens.weight", &m->embed_tokens, V * d) && model_slot(b, "model.norm.weight", m->norm, d) &&
+       (c.tied || model_mat(b, "lm_head.weight", &m->lm_head, V * d)) && model_slot(b, "rope.inv_freq", m->inv_freq, c.head_dim / 2);
   char p[96];
 #define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "model.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
+#define MAT(w, name, n) (snprintf(p, sizeof p, "model.layers.%d.%s", i, name), model_mat(b, p, &(w), (n)))
   for (int i = 0; ok && i < c.layers; i++) {
     LlamaLayer *L = &m->layer[i];
-    ok = SLOT(L->input_layernorm, "input_layernorm.weight", d) && SLOT(L->q_proj, "self_attn.q_proj.weight", qd * d) &&
-         SLOT(L->k_proj, "self_attn.k_proj.weight", kvd * d) && SLOT(L->v_proj, "self_attn.v_proj.weight", kvd * d) &&
+    ok = SLOT(L->input_layernorm, "input_layernorm.weight", d) && MAT(L->q_proj, "self_attn.q_proj.weight", qd * d) &&
+         MAT(L->k_proj, "self_attn.k_proj.weight", kvd * d) && MAT(L->v_proj, "self_attn.v_proj.weight", kvd * d) &&
          (!c.attention_bias || (SLOT(L->q_bias, "self_attn.q_proj.bias", qd) && SLOT(L->k_bias, "self_attn.k_proj.bias", kvd) && SLOT(L->v_bias, "self_attn.v_proj.bias", kvd))) &&
-         SLOT(L->o_proj, "self_attn.o_proj.weight", d * qd) && SLOT(L->post_attention_layernorm, "post_attention_layernorm.weight", d) &&
-         SLOT(L->gate_proj, "mlp.gate_proj.weight", I * d) && SLOT(L->up_proj, "mlp.up_proj.weight", I * d) && SLOT(L->down_proj, "mlp.down_proj.weight", d * I);
+         MAT(L->o_proj, "self_attn.o_proj.weight", d * qd) && SLOT(L->post_attention_layernorm, "post_attention_layernorm.weight", d) &&
+         MAT(L->gate_proj, "mlp.gate_proj.weight", I * d) && MAT(L->up_proj, "mlp.up_proj.weight", I * d) && MAT(L->down_proj, "mlp.down_proj.weight", d * I);
   }
 #undef SLOT
+#undef MAT
   if (!ok) {
     model_free(b);
     snprintf(err, errlen, "out of memory allocating the model");
@@ -296,8 +301,6 @@ Model *llama_create(const ModelConfig *cfg, char *err, int errlen) {
   b->d_in = b->d_out = c.d;
   b->vocab = c.vocab;
   b->max_pos = c.max_pos;
-  b->embed_tokens = m->embed_tokens;
-  b->lm_head = m->lm_head;
   b->body_macs = (double)c.layers * (d * (2 * qd + 2 * kvd) + 3.0 * d * I);
   return b;
 }

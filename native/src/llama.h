@@ -16,20 +16,20 @@ typedef struct {
 
 typedef struct {
   float *input_layernorm;          // [d]
-  float *q_proj, *k_proj, *v_proj; // [Hq·D, d], [Hkv·D, d], [Hkv·D, d]
+  Mat q_proj, k_proj, v_proj;      // [Hq·D, d], [Hkv·D, d], [Hkv·D, d]
   float *q_bias, *k_bias, *v_bias; // [Hq·D], [Hkv·D], [Hkv·D] or NULL
-  float *o_proj;                   // [d, Hq·D]
+  Mat o_proj;                      // [d, Hq·D]
   float *post_attention_layernorm; // [d]
-  float *gate_proj, *up_proj;      // [I, d]
-  float *down_proj;                // [d, I]
+  Mat gate_proj, up_proj;          // [I, d]
+  Mat down_proj;                   // [d, I]
 } LlamaLayer;
 
 typedef struct {
   Model base; // first: a Model * is a Llama *
   LlamaConfig c;
-  float *embed_tokens;  // [V, d]
+  Mat embed_tokens;     // [V, d]
   float *norm;          // [d]
-  float *lm_head;       // [V, d] (= embed_tokens when tied)
+  Mat lm_head;          // [V, d] (= embed_tokens when tied)
   float *inv_freq;      // [D/2], "rope.inv_freq" from JS (one home for llama3 scaling)
   float *cos_t, *sin_t; // [max_pos, D/2]
   LlamaLayer *layer;

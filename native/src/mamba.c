@@ -25,12 +25,14 @@ static void mamba_destroy(Model *base) {
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
       MambaLayer *L = &m->layer[i];
-      float *ps[] = {L->norm, L->in_proj, L->in_proj_b, L->conv_w, L->conv_b, L->x_proj, L->dt_proj, L->dt_proj_b, L->A_log, L->A, L->D, L->out_proj, L->out_proj_b};
+      float *ps[] = {L->norm, L->in_proj_b, L->conv_w, L->conv_b, L->dt_proj_b, L->A_log, L->A, L->D, L->out_proj_b};
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
+      Mat ws[] = {L->in_proj, L->x_proj, L->dt_proj, L->out_proj};
+      for (unsigned j = 0; j < sizeof ws / sizeof *ws; j++) free(ws[j].p);
     }
   free(m->layer);
-  if (m->lm_head != m->embed_tokens) free(m->lm_head);
-  free(m->embed_tokens), free(m->norm_f);
+  mat_free(m->lm_head, m->embed_tokens);
+  free(m->embed_tokens.p), free(m->norm_f);
   free(m);
 }
 
@@ -39,6 +41,9 @@ static void mamba_prepare(Model *base) {
   const long IN = (long)m->c.I * m->c.N;
   for (int i = 0; i < m->c.layers; i++)
     for (long j = 0; j < IN; j++) m->layer[i].A[j] = -expf(m->layer[i].A_log[j]);
+  if (m->c.tied) m->lm_head = m->embed_tokens;
+  base->embed_tokens = m->embed_tokens;
+  base->lm_head = m->lm_head;
 }
 
 // ---- activations of one forward over x[B,T,d], per layer, kept for the backward
@@ -317,23 +322,22 @@ Model *mamba_create(const ModelConfig *cfg, char *err, int errlen) {
   char p[96];
 #define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && model_slot(b, (name), (ptr), (n)))
 #define LSLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "backbone.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
-  ok = SLOT(m->embed_tokens, "backbone.embeddings.weight", V * d) && SLOT(m->norm_f, "backbone.norm_f.weight", d) &&
+#define LMAT(w, name, n) (snprintf(p, sizeof p, "backbone.layers.%d.%s", i, name), model_mat(b, p, &(w), (n)))
+  ok = model_mat(b, "backbone.embeddings.weight", &m->embed_tokens, V * d) && SLOT(m->norm_f, "backbone.norm_f.weight", d) &&
        (m->layer = (MambaLayer *)calloc(c.layers, sizeof(MambaLayer)));
-  if (ok) {
-    if (c.tied) m->lm_head = m->embed_tokens;
-    else ok = SLOT(m->lm_head, "lm_head.weight", V * d);
-  }
+  if (ok && !c.tied) ok = model_mat(b, "lm_head.weight", &m->lm_head, V * d);
   for (int i = 0; ok && i < c.layers; i++) {
     MambaLayer *L = &m->layer[i];
-    ok = LSLOT(L->norm, "norm.weight", d) && LSLOT(L->in_proj, "mixer.in_proj.weight", 2 * I * d) && LSLOT(L->conv_w, "mixer.conv1d.weight", I * K) &&
-         LSLOT(L->x_proj, "mixer.x_proj.weight", (R + 2 * N) * I) && LSLOT(L->dt_proj, "mixer.dt_proj.weight", I * R) &&
+    ok = LSLOT(L->norm, "norm.weight", d) && LMAT(L->in_proj, "mixer.in_proj.weight", 2 * I * d) && LSLOT(L->conv_w, "mixer.conv1d.weight", I * K) &&
+         LMAT(L->x_proj, "mixer.x_proj.weight", (R + 2 * N) * I) && LMAT(L->dt_proj, "mixer.dt_proj.weight", I * R) &&
          LSLOT(L->dt_proj_b, "mixer.dt_proj.bias", I) && LSLOT(L->A_log, "mixer.A_log", I * N) && LSLOT(L->D, "mixer.D", I) &&
-         LSLOT(L->out_proj, "mixer.out_proj.weight", d * I) && (L->A = zalloc(I * N));
+         LMAT(L->out_proj, "mixer.out_proj.weight", d * I) && (L->A = zalloc(I * N));
     if (ok && c.use_bias) ok = LSLOT(L->in_proj_b, "mixer.in_proj.bias", 2 * I) && LSLOT(L->out_proj_b, "mixer.out_proj.bias", d);
     if (ok && c.use_conv_bias) ok = LSLOT(L->conv_b, "mixer.conv1d.bias", I);
   }
 #undef SLOT
 #undef LSLOT
+#undef LMAT
   if (!ok) {
     model_free(b);
     snprintf(err, errlen, "out of memory allocating the model");
@@ -342,8 +346,6 @@ Model *mamba_create(const ModelConfig *cfg, char *err, int errlen) {
   b->d_in = b->d_out = c.d;
   b->vocab = c.vocab;
   b->max_pos = c.max_pos;
-  b->embed_tokens = m->embed_tokens;
-  b->lm_head = m->lm_head;
   b->body_macs = (double)c.layers * (3.0 * d * I + I * (R + 2 * N) + (double)R * I + 3.0 * I * N);
   return b;
 }

@@ -19,21 +19,24 @@ typedef struct {
 
 typedef struct {
   float *norm;                  // [d]
-  float *in_proj, *in_proj_b;   // [2I, d], [2I] (use_bias)
+  Mat in_proj;                  // [2I, d]
+  float *in_proj_b;             // [2I] (use_bias)
   float *conv_w, *conv_b;       // [I, K] (checkpoint [I, 1, K]), [I] (use_conv_bias)
-  float *x_proj;                // [R + 2N, I]
-  float *dt_proj, *dt_proj_b;   // [I, R], [I]
+  Mat x_proj;                   // [R + 2N, I]
+  Mat dt_proj;                  // [I, R]
+  float *dt_proj_b;             // [I]
   float *A_log, *A;             // [I, N]; A = -exp(A_log) (prepare)
   float *D;                     // [I]
-  float *out_proj, *out_proj_b; // [d, I], [d] (use_bias)
+  Mat out_proj;                 // [d, I]
+  float *out_proj_b;            // [d] (use_bias)
 } MambaLayer;
 
 typedef struct {
   Model base; // first: a Model * is a Mamba *
   MambaConfig c;
-  float *embed_tokens; // [V, d] backbone.embeddings.weight
+  Mat embed_tokens;    // [V, d] backbone.embeddings.weight
   float *norm_f;       // [d]
-  float *lm_head;      // [V, d] (= embed_tokens when tied)
+  Mat lm_head;         // [V, d] (= embed_tokens when tied)
   MambaLayer *layer;
 } Mamba;
 

@@ -50,7 +50,7 @@ void model_free(Model *m) {
   m->ops->destroy(m);
 }
 
-int model_slot(Model *m, const char *name, float *ptr, long n) {
+static int add_slot(Model *m, WeightSlot slot) {
   if (m->n_slots == m->cap_slots) {
     const int cap = m->cap_slots ? 2 * m->cap_slots : 64;
     WeightSlot *s = (WeightSlot *)realloc(m->slots, sizeof(WeightSlot) * cap);
@@ -58,11 +58,20 @@ int model_slot(Model *m, const char *name, float *ptr, long n) {
     m->slots = s;
     m->cap_slots = cap;
   }
-  char *copy = (char *)malloc(strlen(name) + 1);
+  char *copy = (char *)malloc(strlen(slot.name) + 1);
   if (!copy) return 0;
-  strcpy(copy, name);
-  m->slots[m->n_slots++] = (WeightSlot){copy, ptr, n};
+  strcpy(copy, slot.name);
+  slot.name = copy;
+  m->slots[m->n_slots++] = slot;
   return 1;
+}
+
+int model_slot(Model *m, const char *name, float *ptr, long n) { return ptr && add_slot(m, (WeightSlot){name, ptr, NULL, n}); }
+
+int model_mat(Model *m, const char *name, Mat *mat, long n) { return add_slot(m, (WeightSlot){name, NULL, mat, n}); }
+
+void mat_free(Mat W, Mat keep) {
+  if (W.p != keep.p) free(W.p);
 }
 
 float *model_zalloc(long n) { return (float *)calloc(n > 0 ? n : 1, sizeof(float)); }

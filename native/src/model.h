@@ -11,18 +11,21 @@
 //      so a Model * is a Foo *), and
 //        Model *foo_create(const ModelConfig *cfg, char *err, int errlen);
 //      It reads its config with config_int / config_float / config_bool (they write a message to err
-//      and return 0 when a key is missing or out of range), allocates its weights zero-filled, registers
-//      every weight array with model_slot(&f->base, "HF checkpoint key", ptr, n) (the addon copies the
-//      JS tensor of that name into ptr; lookups of derived tables such as "rope.inv_freq" work the same
-//      way), fills d_in, d_out, vocab, max_pos, embed_tokens, lm_head, body_macs, and sets base.ops.
+//      and return 0 when a key is missing or out of range), registers every weight matrix that only
+//      matmul / matmul_backward / mat_row read with model_mat(&f->base, "HF checkpoint key", &f->w, n)
+//      (the addon allocates it and fills it as the checkpoint stores it: fp32, bf16 or f16), and every
+//      other weight (norms, biases, tables read value by value) allocated zero-filled with
+//      model_slot(&f->base, "HF checkpoint key", ptr, n) (fp32; derived tables such as "rope.inv_freq"
+//      the same way), fills d_in, d_out, vocab, max_pos, body_macs, and sets base.ops.
 //      On failure: write err, free what was made, return NULL.
-//   2. its ModelOps (below): prepare (once the weights are in), acts_new/acts_free, forward, backward,
+//   2. its ModelOps (below): prepare (once the weights are in: sets base.embed_tokens / lm_head), acts_new/acts_free, forward, backward,
 //      state_new/state_free, decode, destroy. Buffers grow on demand; a 0 / NULL return means out of memory.
 //   3. one row { "foo", foo_create } in model.c's ARCHS table; foo.c in binding.gyp's sources.
 //   4. JS side: a NativeSpec for 'foo' in src/native/specs.ts (the config keys the C side reads, the
 //      checkpoint tensors with their shapes); test/native.test.ts's reference loop picks it up.
 #ifndef CRAMLAB_MODEL_H
 #define CRAMLAB_MODEL_H
+#include "kernels.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -53,16 +56,17 @@ typedef struct {
 
 typedef struct {
   const char *name; // HF checkpoint key
-  float *dst;
-  long n; // values expected
+  float *dst;       // fp32 slot (preallocated), or NULL for
+  Mat *mat;         // a matrix slot: allocated and filled by the addon, dtype as stored
+  long n;           // values expected
 } WeightSlot;
 
 struct Model {
   const ModelOps *ops;
   const char *type; // model_type
   int d_in, d_out, vocab, max_pos;
-  const float *embed_tokens; // [vocab, d_in]
-  const float *lm_head;      // [vocab, d_out] (may alias embed_tokens when tied)
+  Mat embed_tokens;          // [vocab, d_in] (set by prepare)
+  Mat lm_head;               // [vocab, d_out] (may alias embed_tokens when tied)
   double body_macs;          // weight multiply-adds per token outside lm_head (cram.c's thread split)
   WeightSlot *slots;         // the arrays the addon fills, by checkpoint name
   int n_slots, cap_slots;
@@ -83,6 +87,10 @@ int config_bool(const ModelConfig *c, const char *key, int def);
 
 // Register ptr[n] under name (copied). Returns 0 when out of memory.
 int model_slot(Model *m, const char *name, float *ptr, long n);
+// Register a weight matrix of n values under name, stored as the checkpoint stores it. Returns 0 when out of memory.
+int model_mat(Model *m, const char *name, Mat *mat, long n);
+// free(W.p) unless it is `keep`'s storage (a tied lm_head)
+void mat_free(Mat W, Mat keep);
 
 // model_type → constructor; NULL (with err) when the type has no native engine or the config is bad.
 Model *model_create(const char *type, const ModelConfig *cfg, char *err, int errlen);

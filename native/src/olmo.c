@@ -21,18 +21,21 @@ static void olmo_destroy(Model *base) {
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
       OlmoLayer *L = &m->layer[i];
-      float *ps[] = {L->q_proj, L->k_proj, L->v_proj, L->o_proj, L->gate_proj, L->up_proj, L->down_proj};
-      for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
+      Mat ws[] = {L->q_proj, L->k_proj, L->v_proj, L->o_proj, L->gate_proj, L->up_proj, L->down_proj};
+      for (unsigned j = 0; j < sizeof ws / sizeof *ws; j++) free(ws[j].p);
     }
   free(m->layer);
-  if (m->lm_head != m->embed_tokens) free(m->lm_head);
-  free(m->embed_tokens), free(m->inv_freq), free(m->cos_t), free(m->sin_t);
+  mat_free(m->lm_head, m->embed_tokens);
+  free(m->embed_tokens.p), free(m->inv_freq), free(m->cos_t), free(m->sin_t);
   free(m);
 }
 
 static void olmo_prepare(Model *base) {
   Olmo *m = (Olmo *)base;
   rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->c.max_pos, m->c.head_dim / 2);
+  if (m->c.tied) m->lm_head = m->embed_tokens;
+  base->embed_tokens = m->embed_tokens;
+  base->lm_head = m->lm_head;
 }
 
 // ---- activations of one forward over x[B,T,d], per layer, kept for the backward
@@ -286,21 +289,18 @@ Model *olmo_create(const ModelConfig *cfg, char *err, int errlen) {
   const long d = c.d, qd = (long)c.heads * c.head_dim, kvd = (long)c.kv_heads * c.head_dim, I = c.inter, V = c.vocab, half = c.head_dim / 2;
   char p[96];
 #define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && model_slot(b, (name), (ptr), (n)))
-#define LSLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "model.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
-  ok = SLOT(m->embed_tokens, "model.embed_tokens.weight", V * d) && SLOT(m->inv_freq, "rope.inv_freq", half) &&
+#define LMAT(w, name, n) (snprintf(p, sizeof p, "model.layers.%d.%s", i, name), model_mat(b, p, &(w), (n)))
+  ok = model_mat(b, "model.embed_tokens.weight", &m->embed_tokens, V * d) && SLOT(m->inv_freq, "rope.inv_freq", half) &&
        (m->cos_t = zalloc((long)c.max_pos * half)) && (m->sin_t = zalloc((long)c.max_pos * half)) && (m->layer = (OlmoLayer *)calloc(c.layers, sizeof(OlmoLayer)));
-  if (ok) {
-    if (c.tied) m->lm_head = m->embed_tokens;
-    else ok = SLOT(m->lm_head, "lm_head.weight", V * d);
-  }
+  if (ok && !c.tied) ok = model_mat(b, "lm_head.weight", &m->lm_head, V * d);
   for (int i = 0; ok && i < c.layers; i++) {
     OlmoLayer *L = &m->layer[i];
-    ok = LSLOT(L->q_proj, "self_attn.q_proj.weight", qd * d) && LSLOT(L->k_proj, "self_attn.k_proj.weight", kvd * d) &&
-         LSLOT(L->v_proj, "self_attn.v_proj.weight", kvd * d) && LSLOT(L->o_proj, "self_attn.o_proj.weight", d * qd) &&
-         LSLOT(L->gate_proj, "mlp.gate_proj.weight", I * d) && LSLOT(L->up_proj, "mlp.up_proj.weight", I * d) && LSLOT(L->down_proj, "mlp.down_proj.weight", d * I);
+    ok = LMAT(L->q_proj, "self_attn.q_proj.weight", qd * d) && LMAT(L->k_proj, "self_attn.k_proj.weight", kvd * d) &&
+         LMAT(L->v_proj, "self_attn.v_proj.weight", kvd * d) && LMAT(L->o_proj, "self_attn.o_proj.weight", d * qd) &&
+         LMAT(L->gate_proj, "mlp.gate_proj.weight", I * d) && LMAT(L->up_proj, "mlp.up_proj.weight", I * d) && LMAT(L->down_proj, "mlp.down_proj.weight", d * I);
   }
 #undef SLOT
-#undef LSLOT
+#undef LMAT
   if (!ok) {
     model_free(b);
     snprintf(err, errlen, "out of memory allocating the model");
@@ -309,8 +309,6 @@ Model *olmo_create(const ModelConfig *cfg, char *err, int errlen) {
   b->d_in = b->d_out = c.d;
   b->vocab = c.vocab;
   b->max_pos = c.max_pos;
-  b->embed_tokens = m->embed_tokens;
-  b->lm_head = m->lm_head;
   b->body_macs = (double)c.layers * (d * (2 * qd + 2 * kvd) + 3.0 * d * I);
   return b;
 }

@@ -14,17 +14,17 @@ typedef struct {
 } OlmoConfig;
 
 typedef struct {
-  float *q_proj, *k_proj, *v_proj; // [Hq·D, d], [Hkv·D, d], [Hkv·D, d]
-  float *o_proj;                   // [d, Hq·D]
-  float *gate_proj, *up_proj;      // [I, d]
-  float *down_proj;                // [d, I]
+  Mat q_proj, k_proj, v_proj; // [Hq·D, d], [Hkv·D, d], [Hkv·D, d]
+  Mat o_proj;                 // [d, Hq·D]
+  Mat gate_proj, up_proj;     // [I, d]
+  Mat down_proj;              // [d, I]
 } OlmoLayer;
 
 typedef struct {
   Model base; // first: a Model * is an Olmo *
   OlmoConfig c;
-  float *embed_tokens;  // [V, d]
-  float *lm_head;       // [V, d] (= embed_tokens when tied)
+  Mat embed_tokens;     // [V, d]
+  Mat lm_head;          // [V, d] (= embed_tokens when tied)
   float *inv_freq;      // [D/2], "rope.inv_freq" from JS
   float *cos_t, *sin_t; // [max_pos, D/2]
   OlmoLayer *layer;

@@ -24,18 +24,25 @@ static void opt_destroy(Model *base) {
   if (m->layer)
     for (int i = 0; i < m->c.layers; i++) {
       OptLayer *L = &m->layer[i];
-      float *ps[] = {L->self_attn_layer_norm_w, L->self_attn_layer_norm_b, L->q_proj_w, L->q_proj_b, L->k_proj_w, L->k_proj_b, L->v_proj_w, L->v_proj_b,
-                     L->out_proj_w, L->out_proj_b, L->final_layer_norm_w, L->final_layer_norm_b, L->fc1_w, L->fc1_b, L->fc2_w, L->fc2_b};
+      float *ps[] = {L->self_attn_layer_norm_w, L->self_attn_layer_norm_b, L->q_proj_b, L->k_proj_b, L->v_proj_b,
+                     L->out_proj_b, L->final_layer_norm_w, L->final_layer_norm_b, L->fc1_b, L->fc2_b};
       for (unsigned j = 0; j < sizeof ps / sizeof *ps; j++) free(ps[j]);
+      Mat ws[] = {L->q_proj_w, L->k_proj_w, L->v_proj_w, L->out_proj_w, L->fc1_w, L->fc2_w};
+      for (unsigned j = 0; j < sizeof ws / sizeof *ws; j++) free(ws[j].p);
     }
   free(m->layer);
-  if (m->lm_head != m->embed_tokens) free(m->lm_head);
-  free(m->embed_tokens), free(m->embed_positions), free(m->project_in), free(m->project_out);
+  mat_free(m->lm_head, m->embed_tokens);
+  free(m->embed_tokens.p), free(m->embed_positions), free(m->project_in.p), free(m->project_out.p);
   free(m->final_layer_norm_w), free(m->final_layer_norm_b);
   free(m);
 }
 
-static void opt_prepare(Model *base) { (void)base; }
+static void opt_prepare(Model *base) {
+  Opt *m = (Opt *)base;
+  if (m->c.tied) m->lm_head = m->embed_tokens;
+  base->embed_tokens = m->embed_tokens;
+  base->lm_head = m->lm_head;
+}
 
 // ---- activations of one forward over x[B,T,P], per layer, kept for the backward
 
@@ -351,21 +358,19 @@ Model *opt_create(const ModelConfig *cfg, char *err, int errlen) {
   char p[128];
 #define SLOT(ptr, name, n) (((ptr) = zalloc(n)) && model_slot(b, (name), (ptr), (n)))
 #define LSLOT(ptr, name, n) (((ptr) = zalloc(n)) && (snprintf(p, sizeof p, "model.decoder.layers.%d.%s", i, name), model_slot(b, p, (ptr), (n))))
-  ok = SLOT(m->embed_tokens, "model.decoder.embed_tokens.weight", V * P) &&
+#define LMAT(w, name, n) (snprintf(p, sizeof p, "model.decoder.layers.%d.%s", i, name), model_mat(b, p, &(w), (n)))
+  ok = model_mat(b, "model.decoder.embed_tokens.weight", &m->embed_tokens, V * P) &&
        SLOT(m->embed_positions, "model.decoder.embed_positions.weight", (c.max_pos + (long)POSITION_OFFSET) * d) &&
-       (!c.project || (SLOT(m->project_in, "model.decoder.project_in.weight", d * P) && SLOT(m->project_out, "model.decoder.project_out.weight", P * d))) &&
+       (!c.project || (model_mat(b, "model.decoder.project_in.weight", &m->project_in, d * P) && model_mat(b, "model.decoder.project_out.weight", &m->project_out, P * d))) &&
        (!c.final_norm || !c.norm_affine ||
         (SLOT(m->final_layer_norm_w, "model.decoder.final_layer_norm.weight", d) && SLOT(m->final_layer_norm_b, "model.decoder.final_layer_norm.bias", d))) &&
        (m->layer = (OptLayer *)calloc(c.layers, sizeof(OptLayer)));
-  if (ok) {
-    if (c.tied) m->lm_head = m->embed_tokens;
-    else ok = SLOT(m->lm_head, "lm_head.weight", V * P);
-  }
+  if (ok && !c.tied) ok = model_mat(b, "lm_head.weight", &m->lm_head, V * P);
   for (int i = 0; ok && i < c.layers; i++) {
     OptLayer *L = &m->layer[i];
-    ok = LSLOT(L->q_proj_w, "self_attn.q_proj.weight", d * d) && LSLOT(L->k_proj_w, "self_attn.k_proj.weight", d * d) &&
-         LSLOT(L->v_proj_w, "self_attn.v_proj.weight", d * d) && LSLOT(L->out_proj_w, "self_attn.out_proj.weight", d * d) &&
-         LSLOT(L->fc1_w, "fc1.weight", F * d) && LSLOT(L->fc2_w, "fc2.weight", d * F);
+    ok = LMAT(L->q_proj_w, "self_attn.q_proj.weight", d * d) && LMAT(L->k_proj_w, "self_attn.k_proj.weight", d * d) &&
+         LMAT(L->v_proj_w, "self_attn.v_proj.weight", d * d) && LMAT(L->out_proj_w, "self_attn.out_proj.weight", d * d) &&
+         LMAT(L->fc1_w, "fc1.weight", F * d) && LMAT(L->fc2_w, "fc2.weight", d * F);
     if (ok && c.bias)
       ok = LSLOT(L->q_proj_b, "self_attn.q_proj.bias", d) && LSLOT(L->k_proj_b, "self_attn.k_proj.bias", d) && LSLOT(L->v_proj_b, "self_attn.v_proj.bias", d) &&
            LSLOT(L->out_proj_b, "self_attn.out_proj.bias", d) && LSLOT(L->fc1_b, "fc1.bias", F) && LSLOT(L->fc2_b, "fc2.bias", d);
@@ -375,6 +380,7 @@ Model *opt_create(const ModelConfig *cfg, char *err, int errlen) {
   }
 #undef SLOT
 #undef LSLOT
+#undef LMAT
   if (!ok) {
     model_free(b);
     snprintf(err, errlen, "out of memory allocating the model");
@@ -383,8 +389,6 @@ Model *opt_create(const ModelConfig *cfg, char *err, int errlen) {
   b->d_in = b->d_out = c.P;
   b->vocab = c.vocab;
   b->max_pos = c.max_pos;
-  b->embed_tokens = m->embed_tokens;
-  b->lm_head = m->lm_head;
   b->body_macs = (double)c.layers * (4.0 * d * d + 2.0 * d * F) + (c.project ? 2.0 * d * P : 0);
   return b;
 }

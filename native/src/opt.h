@@ -20,21 +20,23 @@ typedef struct {
 
 typedef struct {
   float *self_attn_layer_norm_w, *self_attn_layer_norm_b; // [d] (or NULL)
-  float *q_proj_w, *q_proj_b, *k_proj_w, *k_proj_b;       // [d, d], [d]
-  float *v_proj_w, *v_proj_b, *out_proj_w, *out_proj_b;   // [d, d], [d]
+  Mat q_proj_w, k_proj_w, v_proj_w, out_proj_w;           // [d, d]
+  float *q_proj_b, *k_proj_b, *v_proj_b, *out_proj_b;     // [d]
   float *final_layer_norm_w, *final_layer_norm_b;         // [d] (the layer's: before / after the MLP)
-  float *fc1_w, *fc1_b;                                   // [F, d], [F]
-  float *fc2_w, *fc2_b;                                   // [d, F], [d]
+  Mat fc1_w;                                              // [F, d]
+  float *fc1_b;                                           // [F]
+  Mat fc2_w;                                              // [d, F]
+  float *fc2_b;                                           // [d]
 } OptLayer;
 
 typedef struct {
   Model base; // first: a Model * is an Opt *
   OptConfig c;
-  float *embed_tokens;                            // [V, P]
+  Mat embed_tokens;                               // [V, P]
   float *embed_positions;                         // [max_pos + 2, d]
-  float *project_in, *project_out;                // [d, P], [P, d] (or NULL)
+  Mat project_in, project_out;                    // [d, P], [P, d] (unfilled without projections)
   float *final_layer_norm_w, *final_layer_norm_b; // [d] (or NULL)
-  float *lm_head;                                 // [V, P] (= embed_tokens when tied)
+  Mat lm_head;                                    // [V, P] (= embed_tokens when tied)
   OptLayer *layer;
 } Opt;
 

@@ -24,7 +24,7 @@ export function flagsOfUsage(usage: string): string[] {
   return [...out];
 }
 
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
@@ -72,6 +72,10 @@ export function parseArgs(argv: string[], booleans: string[] = [], known?: strin
     const eq = long ? a.indexOf('=') : -1;
     const key = long ? camel(eq > 0 ? a.slice(2, eq) : a.slice(2)) : a.slice(1);
     check(key, eq > 0 ? a.slice(0, eq) : a);
+    // A flag given twice is an error, never a silent pick of one (lists take commas: --mem 1,2).
+    const alias = key === 'o' ? 'out' : key === 'out' ? 'o' : key;
+    if (Object.hasOwn(out, key) || (all?.includes(alias) && Object.hasOwn(out, alias)))
+      throw new UsageError(`${dashed(key)} is given twice; give it once (a list as one comma-separated value)`);
     if (eq > 0) {
       if (booleans.includes(key)) throw new UsageError(`${dashed(key)} takes no value`);
       out[key] = a.slice(eq + 1);
@@ -100,10 +104,13 @@ interface NumRule {
 }
 const POSITIVE_INT: NumRule = { int: true, min: 1 };
 const COUNT: NumRule = { int: true, min: 0 };
+// K vectors share the model's context with the text: no model here has a million positions.
+const MEM_COUNT: NumRule = { int: true, min: 1, max: 1_000_000 };
 const NUM_RULES: Record<string, NumRule> = {
-  mem: POSITIVE_INT,
-  K: POSITIVE_INT,
+  mem: MEM_COUNT,
+  K: MEM_COUNT,
   batch: POSITIVE_INT,
+  concurrency: POSITIVE_INT,
   steps: POSITIVE_INT,
   maxSteps: POSITIVE_INT,
   patience: POSITIVE_INT,
@@ -137,6 +144,9 @@ const NUM_RULES: Record<string, NumRule> = {
   bosProb: { min: 0, max: 1 },
 };
 
+/** Plain decimal numbers only: '0x2', '0b1', 'Infinity' and '1_000' are refused rather than read as JS would. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function checkNum(key: string, raw: string, n: number): number {
   const r = NUM_RULES[key] ?? {};
   if (r.word !== undefined && raw === r.word) return NaN;
@@ -155,11 +165,13 @@ function checkNum(key: string, raw: string, n: number): number {
           : 'a number';
   const ok =
     Number.isFinite(n) &&
-    raw.trim() !== '' &&
+    DECIMAL.test(raw.trim()) &&
     (!r.int || Number.isSafeInteger(n)) &&
     (r.min === undefined || n >= r.min) &&
     (r.max === undefined || n <= r.max) &&
     (r.above === undefined || n > r.above);
+  if (!ok && r.int && r.max !== undefined && Number.isSafeInteger(n) && n > r.max && DECIMAL.test(raw.trim()))
+    throw new UsageError(`${dashed(key)} must be at most ${r.max}, got '${raw}'`);
   if (!ok) throw new UsageError(`${dashed(key)} must be ${r.word ? `'${r.word}' or ` : ''}${what}, got '${raw}'`);
   return n;
 }
@@ -188,4 +200,33 @@ export function checkNumbers(args: Args): void {
     if (typeof v !== 'string') throw new UsageError(`${dashed(key)} needs a value`);
     for (const s of v.split(',')) checkNum(key, s, Number(s));
   }
+}
+
+/** How many positionals a usage line takes: the words between the command and its first flag ('encode FILE.txt -o ...' → 1). */
+export function positionalsOfUsage(usage: string): number {
+  const words = usage.split(/\s+/).slice(1);
+  const first = words.findIndex((w) => /^[-[(]/.test(w));
+  return first < 0 ? words.length : first;
+}
+
+/** Flags that name the same input two ways: giving both is an error, not a silent pick. */
+const EXCLUSIVE: [string, string][] = [['text', 'file']];
+
+/** Refuse stray positionals (beyond what `usage` takes) and both of two exclusive flags. */
+export function checkShape(args: Args, usage: string): void {
+  const n = positionalsOfUsage(usage);
+  if (args._.length > n)
+    throw new UsageError(
+      `unexpected argument '${args._[n]}'${
+        n
+          ? ` (takes ${n}: ${usage
+              .split(/\s+/)
+              .slice(1, n + 1)
+              .join(' ')})`
+          : ''
+      }; flags start with --`,
+    );
+  for (const [a, b] of EXCLUSIVE)
+    if (args[a] !== undefined && args[b] !== undefined)
+      throw new UsageError(`give ${dashed(a)} or ${dashed(b)}, not both`);
 }

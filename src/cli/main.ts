@@ -2,7 +2,8 @@
 // so adding a command never touches it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkNumbers, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
+import { checkNumbers, checkShape, editDistance, flagsOfUsage, parseArgs, UsageError, type Args } from './args';
+import { clean } from '../io/files';
 
 export interface Command {
   name: string;
@@ -36,13 +37,16 @@ function knownFlags(cmd: Command): string[] {
   return flags.includes('o') ? [...flags, 'out'] : flags;
 }
 
-// Errors reach users as one line, whatever the thrower put in the message.
+// Errors reach users as one line, whatever the thrower put in the message, with any control
+// characters from files (tensor names, metadata) shown escaped rather than sent to the terminal.
 const oneLine = (e: Error): string =>
-  String(e?.message ?? e)
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ') || String(e);
+  clean(
+    String(e?.message ?? e)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' ') || String(e),
+  );
 
 export async function main(argv: string[]): Promise<number> {
   const commands = loadCommands();
@@ -53,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.get(name);
   if (!cmd) {
-    console.error(`cramlab: unknown command '${name}'\n\n${help(commands)}`);
+    const near = [...commands.keys()].map((k) => ({ k, d: editDistance(name, k) })).sort((a, b) => a.d - b.d)[0];
+    const hint = near && near.d <= Math.max(2, Math.floor(name.length / 3)) ? `; did you mean '${near.k}'?` : '';
+    console.error(`cramlab: unknown command '${name}'${hint}\n\n${help(commands)}`);
     return 2;
   }
   try {
@@ -63,8 +69,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     checkNumbers(args);
+    checkShape(args, cmd.usage);
     await cmd.run(args);
-    return 0;
+    return Number(process.exitCode ?? 0); // a command that finished but failed its check (encode, cram --progressive)
   } catch (e) {
     // One line naming the problem; the stack only on request.
     const err = e as Error;
@@ -74,7 +81,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
+/** Run the CLI on process.argv and exit with its code: what bin/cramlab.js calls, however it was reached
+ * (npx, npm exec, a global or symlinked bin: argv[1] is then `.bin/cramlab`, so no name check here). */
+export function runCli(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e) => {
@@ -83,3 +92,5 @@ if (require.main === module || process.argv[1]?.endsWith('cramlab.js')) {
     },
   );
 }
+
+if (require.main === module) runCli();

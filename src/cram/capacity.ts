@@ -143,9 +143,11 @@ export async function fewestVectors(
     guess?: number;
     /** A K already known to fail (default 0: none): the search starts above it. */
     failsAt?: number;
+    /** Before each try: the K about to be tried and the range the answer is still known to lie in. */
+    onTry?: (K: number, range: { lo: number; hi: number }) => void;
   } = {},
 ): Promise<FewestVectors> {
-  const { maxK: maxKOpt, guess = 1, failsAt = 0, ...cramOpts } = opts;
+  const { maxK: maxKOpt, guess = 1, failsAt = 0, onTry, ...cramOpts } = opts;
   const maxK = Math.min(maxKOpt ?? 64, model.info.maxPositions - ids.length);
   if (maxK < 1)
     throw new CramError(
@@ -154,7 +156,10 @@ export async function fewestVectors(
   const t0 = performance.now();
   const attempts: FewestVectors['attempts'] = [];
   const found = new Map<number, CramResult>();
+  let lo = Math.max(0, Math.min(failsAt, maxK - 1)); // largest K known to fail
+  let hi = 0; // smallest K known to work
   const tryK = async (K: number): Promise<boolean> => {
+    onTry?.(K, { lo: lo + 1, hi: hi || maxK });
     const t = performance.now();
     const [r] = await cram(model, [ids], { ...cramOpts, K });
     // Exact means what a reader gets back: check by generating, not only by teacher-forced accuracy.
@@ -173,8 +178,6 @@ export async function fewestVectors(
     if (ok) found.set(K, r);
     return ok;
   };
-  let lo = Math.max(0, Math.min(failsAt, maxK - 1)); // largest K known to fail
-  let hi = 0; // smallest K known to work
   for (let K = Math.min(Math.max(guess, lo + 1), maxK); ; K = Math.min(2 * K, maxK)) {
     if (await tryK(K)) {
       hi = K;

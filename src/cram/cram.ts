@@ -27,11 +27,12 @@ import {
   type CramRun,
   type Curve,
 } from './result';
-import { engineFor, type Engine } from '../native/index';
-import { tfjsModel } from '../native/model';
+import { engineFor, existingNative, nativeAddon, type Engine } from '../native/index';
+import { NativeModel, tfjsModel } from '../native/model';
 import { cramNative } from './native';
 import { lrAt, resolveSchedule, type ScheduleOptions } from './schedule';
 import { expandHost, expandMem, lowRankBasis } from './lowrank';
+import { assertCramFits } from './memory';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
@@ -40,6 +41,12 @@ export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
   K?: number;
   maxSteps?: number;
   patience?: number;
+  /**
+   * Stop only when every predicted position has target logit − best other logit ≥ margin (default 0:
+   * argmax right, the authors' rule). Accuracy, best mem and patience then count positions held by that
+   * margin, so the vectors kept survive rounding (bf16, int8: metrics/exactness.ts).
+   */
+  margin?: number;
   /** Init seed: one number (text i uses seed + i) or one seed per text. Default 0. */
   seed?: number | number[];
   /** Start from these vectors (K·memDim values; one array for all texts or one per text). */
@@ -62,29 +69,31 @@ export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
 
 const stdCache = new WeakMap<CausalLM, number>();
 
-/** std of all entries of the input embedding matrix, unbiased (torch.std), computed once per model. */
+/**
+ * std of all entries of the input embedding matrix, unbiased (torch.std), in float64, computed once per
+ * model: over the native copy in C when the model has one, else in one pass over the matrix's values
+ * (never by tfjs slices: tfjs-wasm's slice reads the whole tensor back for every slice, |E|^2 in all).
+ */
 export function embeddingStd(model: CausalLM): number {
   let s = stdCache.get(model);
   if (s === undefined) {
-    // By row blocks of ~1 MB (float32 sums stay short), added in float64: tf.moments on the whole matrix made E-sized
-    // temporaries (W3: +318 MiB peak RSS on wasm, whose heap never shrinks).
-    const E = model.embedMatrix;
-    const [rows, cols] = E.shape;
-    const step = Math.max(1, Math.floor(2 ** 18 / cols));
-    const blocks = (f: (x: tf.Tensor2D) => tf.Tensor): number => {
-      let total = 0;
-      for (let r = 0; r < rows; r += step) {
-        const t = tf.tidy(() => f(tf.slice(E, [r, 0], [Math.min(step, rows - r), cols])));
-        total += t.dataSync()[0];
-        t.dispose();
-      }
-      return total;
-    };
-    const mean = blocks((x) => tf.sum(x)) / E.size;
-    s = Math.sqrt(blocks((x) => tf.sum(tf.square(tf.sub(x, mean)))) / (E.size - 1));
+    const h = existingNative(model);
+    if (model instanceof NativeModel) s = model.embeddingStats().std;
+    else if (h) s = nativeAddon()!.embeddingStats(h).std;
+    else s = stdOf(model.embedMatrix.dataSync() as Float32Array);
     stdCache.set(model, s);
   }
   return s;
+}
+
+/** Unbiased std of `E`'s values: mean, then squared deviations, both summed in float64. */
+function stdOf(E: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < E.length; i++) sum += E[i];
+  const mean = sum / E.length;
+  let sq = 0;
+  for (let i = 0; i < E.length; i++) sq += (E[i] - mean) * (E[i] - mean);
+  return Math.sqrt(sq / (E.length - 1));
 }
 
 /** The authors' init: randn(K, d) · std(E), from our seeded generator. */
@@ -122,7 +131,7 @@ function validate(model: CausalLM, texts: number[][], K: number, o: CramOptions)
     if (v !== undefined && (!Number.isInteger(v) || v < min))
       throw new CramError(`${name} must be an integer ≥ ${min}, got ${v}`);
   }
-  for (const name of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
+  for (const name of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'margin'] as const) {
     const v = o[name];
     if (v !== undefined && !(Number.isFinite(v) && v >= 0))
       throw new CramError(`${name} must be a finite number ≥ 0, got ${v}`);
@@ -156,6 +165,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
     throw new CramError(`rank must be an integer in [1, ${d}] (the mem width), got ${rank}`);
   if (rank !== undefined && opts.initMem) throw new CramError('rank does not take initMem: z starts from randn');
   const lowRank = rank === undefined ? undefined : lowRankBasis(model, K, rank, seeds, embeddingStd(model));
+  assertCramFits(model, texts, K, engineFor(model, opts.engine)); // before the std, the copies, the batch
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
     if (lowRank) return expandHost(lowRank.z0[i], lowRank.W[i], lowRank.b, lowRank.rank);
@@ -175,6 +185,7 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
     schedule: resolveSchedule(opts),
     maxSteps: opts.maxSteps ?? CRAM_DEFAULTS.maxSteps,
     patience: opts.patience ?? CRAM_DEFAULTS.patience,
+    margin: opts.margin ?? 0,
     syncEvery: opts.syncEvery ?? CRAM_DEFAULTS.syncEvery,
     curveEvery: opts.curveEvery ?? CRAM_DEFAULTS.curveEvery,
     quiet: opts.quiet,
@@ -274,7 +285,7 @@ function step(
     let seen!: { loss: tf.Tensor1D; correct: tf.Tensor1D };
     const { grad } = tf.valueAndGrad((p: tf.Tensor) => {
       const mem = s.W ? expandMem(p as tf.Tensor3D, s.W, b!) : (p as tf.Tensor3D);
-      const r = batchLoss(model, mem, live.batch);
+      const r = batchLoss(model, mem, live.batch, run.margin);
       seen = { loss: tf.keep(r.loss), correct: tf.keep(r.correct) };
       return tf.sum(r.loss);
     })(s.mem);

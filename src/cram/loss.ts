@@ -5,7 +5,6 @@
 //                                               a weighted mean with a leading weight: schedule.ts)
 //   total  = Σ_b loss_b                         (a sum, so each mem gets exactly its own gradient)
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFitsMemory } from '../backend';
 import type { CausalLM } from '../models/types';
 import { shiftedCE } from '../score';
 import { predictionWeights, SCHEDULE_DEFAULTS, type Schedule } from './schedule';
@@ -24,19 +23,8 @@ export interface TextBatch {
   predicted: number[];
 }
 
-/**
- * Bytes a forward + backward over [B, T] positions keeps alive, roughly: the logits and their
- * softmax/gradient (3·V per position) and ~16 hidden-width activations per position and layer.
- * Past the wasm heap tfjs aborts the whole process; refusing up front gives one line instead.
- */
-export function cramBytes(model: CausalLM, B: number, T: number): number {
-  const { vocabSize: V, hiddenSize: d, numLayers } = model.info;
-  return 4 * B * T * (3 * V + 16 * d * numLayers);
-}
-
 export function makeBatch(model: CausalLM, texts: number[][], schedule: Schedule = SCHEDULE_DEFAULTS): TextBatch {
-  const L = Math.max(...texts.map((t) => t.length));
-  assertFitsMemory(cramBytes(model, texts.length, L + 1), `cramming ${texts.length} texts of up to ${L} tokens`);
+  const L = Math.max(...texts.map((t) => t.length)); // cram() checked that the batch fits (./memory.ts)
   return tf.tidy(() => {
     const B = texts.length;
     const ids = new Int32Array(B * L);
@@ -66,11 +54,15 @@ export function disposeBatch(b: TextBatch): void {
   tf.dispose([b.embeds, b.labels, b.mask, b.weights]);
 }
 
-/** Per-text mean CE [B] and correct greedy predictions [B] for mem [B, K, memDim]. */
+/**
+ * Per-text mean CE [B] and held predictions [B] for mem [B, K, memDim]: right by argmax or, with
+ * `margin` > 0, by at least that much (target logit − best other logit ≥ margin).
+ */
 export function batchLoss(
   model: CausalLM,
   mem: tf.Tensor3D,
   batch: TextBatch,
+  margin = 0,
 ): { loss: tf.Tensor1D; correct: tf.Tensor1D } {
   return tf.tidy(() => {
     const K = mem.shape[1];
@@ -78,8 +70,21 @@ export function batchLoss(
     const { ce, pred } = shiftedCE(logits, K, batch.labels); // [B, L-1]
     const real = tf.greater(batch.mask, 0);
     const loss = tf.sum(tf.mul(tf.where(real, ce, tf.zerosLike(ce)), batch.weights), 1) as tf.Tensor1D;
-    const hit = tf.logicalAnd(tf.equal(pred, batch.labels), real);
+    const hit = tf.logicalAnd(
+      margin > 0 ? tf.greaterEqual(marginOf(logits, K, batch.labels), margin) : tf.equal(pred, batch.labels),
+      real,
+    );
     const correct = tf.sum(tf.cast(hit, 'float32'), 1) as tf.Tensor1D;
     return { loss, correct };
   });
+}
+
+/** Target logit − best other logit at each shifted text position [B, P] (P = labels' width). */
+function marginOf(logits: tf.Tensor3D, K: number, labels: tf.Tensor2D): tf.Tensor2D {
+  const [B, P] = labels.shape;
+  const text = tf.slice(logits, [0, K, 0], [B, P, -1]);
+  const hot = tf.cast(tf.oneHot(labels, text.shape[2]), 'bool');
+  const target = tf.sum(tf.where(hot, text, tf.zerosLike(text)), -1);
+  const other = tf.max(tf.where(hot, tf.fill(text.shape, -Infinity), text), -1);
+  return tf.sub(target, other) as tf.Tensor2D;
 }

@@ -39,6 +39,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
     ...a.schedule,
     maxSteps: a.maxSteps,
     patience: a.patience,
+    margin: a.margin,
     it0: 0,
   };
   const printer = a.quiet ? undefined : progressPrinter();
@@ -51,6 +52,8 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
       if (st.lossOut.length !== steps * B)
         [st.lossOut, st.correctOut] = [new Float32Array(steps * B), new Int32Array(steps * B)];
       const ran = addon.cramSteps(h, st, steps);
+      // Let timers and sockets run between calls (a queue worker must renew its job's lock).
+      await new Promise((r) => setImmediate(r));
       const seconds = (performance.now() - t0) / 1000;
       for (let k = 0; k < ran; k++) {
         const i = st.it0 + k;

@@ -23,6 +23,7 @@ export interface CramResult {
   /** Mem after the last AdamW update. */
   finalMem: Float32Array;
   initMem: Float32Array;
+  /** Positions held at the best mem: argmax right, or by the run's margin when one was given. */
   bestCorrect: number;
   bestAccuracy: number;
   /** 1-based iteration whose forward pass first reached the best accuracy (0: never above 0). */
@@ -54,6 +55,8 @@ export interface CramRun {
   lowRank?: LowRank;
   maxSteps: number;
   patience: number;
+  /** Positions count as held when target logit − best other ≥ margin (0: argmax right). */
+  margin: number;
   syncEvery: number;
   curveEvery: number;
   quiet?: boolean;

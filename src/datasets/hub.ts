@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hubSnapshot, HubError } from '../io/hub';
+import { readUtf8 } from '../io/files';
 
 /**
  * The authors' sets. The file names follow the Hub's layout for a pushed dataset with one `train`
@@ -67,7 +68,7 @@ export function parseCsv(src: string): string[][] {
 }
 
 function csvTexts(file: string): string[] {
-  const [header, ...rows] = parseCsv(fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, ''));
+  const [header, ...rows] = parseCsv(readUtf8(file, (m) => new DatasetError(m)));
   const col = header ? header.indexOf('text') : -1;
   if (col < 0)
     throw new DatasetError(
@@ -101,8 +102,7 @@ async function parquetTexts(file: string): Promise<string[]> {
 }
 
 function jsonlTexts(file: string): string[] {
-  return fs
-    .readFileSync(file, 'utf8')
+  return readUtf8(file, (m) => new DatasetError(m))
     .split('\n')
     .map((line, i) => ({ line: line.trim(), i }))
     .filter(({ line }) => line)

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tokenizer } from '../io/tokenizer';
+import { readUtf8 } from '../io/files';
 import { DatasetError, HUB_SETS, loadHubChunks, readTextColumn } from './hub';
 import { encodeTruncated, secondHalf } from './preprocess';
 import { randomWordText, textRng } from './random';
@@ -56,11 +57,17 @@ function fromChunks(chunks: { id: string; text: string }[], o: LoadTextsOptions)
 }
 
 function readJsonl(file: string): { id: string; text: string }[] {
-  return fs
-    .readFileSync(file, 'utf8')
+  return readUtf8(file, (m) => new DatasetError(m))
     .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
+    .map((l, i) => ({ l, i }))
+    .filter(({ l }) => l.trim())
+    .map(({ l, i }) => {
+      try {
+        return JSON.parse(l);
+      } catch (e) {
+        throw new DatasetError(`${file}: line ${i + 1} is not JSON (${(e as Error).message})`);
+      }
+    });
 }
 
 function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
@@ -72,6 +79,7 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
   }
   if (!Array.isArray(json?.samples))
     throw new DatasetError(`${file}: expected {"samples": [{"id", "ids", "text"}, ...]}`);
+  const seen = new Map<string, number>();
   return json.samples.slice(0, o.count ?? json.samples.length).map((s: any, i: number) => {
     if (
       !Array.isArray(s.ids) ||
@@ -82,7 +90,16 @@ function fromSamplesJson(file: string, o: LoadTextsOptions): Text[] {
       );
     }
     const ids: number[] = o.maxTokens === undefined ? s.ids : s.ids.slice(0, o.maxTokens);
-    return { id: String(s.id ?? i), text: o.tokenizer.decode(ids), ids };
+    // Records are filed by id: a number is spelled out, no id is the sample's index, anything else is refused.
+    if (s.id !== undefined && typeof s.id !== 'string' && !Number.isFinite(s.id))
+      throw new DatasetError(`${file}: sample ${i} has id ${JSON.stringify(s.id)}; ids must be strings or numbers`);
+    const id = String(s.id ?? i);
+    if (seen.has(id))
+      throw new DatasetError(
+        `${file}: id '${id}' appears twice (samples ${seen.get(id)} and ${i}); ids must be unique`,
+      );
+    seen.set(id, i);
+    return { id, text: o.tokenizer.decode(ids), ids };
   });
 }
 
@@ -119,7 +136,9 @@ export async function loadTexts(source: string, opts: LoadTextsOptions): Promise
   }
   if (ext === '.json') return fromSamplesJson(source, opts);
   if (ext === '.txt') {
-    const ids = encodeTruncated(opts.tokenizer, fs.readFileSync(source, 'utf8'), opts.maxTokens);
+    const text = readUtf8(source, (m) => new DatasetError(m));
+    if (!text.trim()) throw new DatasetError(`${source} is empty: nothing to cram`);
+    const ids = encodeTruncated(opts.tokenizer, text, opts.maxTokens);
     return [{ id: path.basename(source, ext), text: opts.tokenizer.decode(ids), ids }];
   }
   const base = path.basename(source, ext);

@@ -8,8 +8,8 @@ import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { collectGarbage, Weights } from '../models/weights';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
-import { validateConfig } from './config';
-import { checkedFile, readJson } from './files';
+import { checkConfigTensors, validateConfig } from './config';
+import { checkedFile, clean, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
 import { readSafetensors, streamFile, type RawTensor } from './safetensors';
 import { rememberWeights } from '../native/weights';
@@ -61,12 +61,11 @@ async function resolveFolder(idOrPath: string): Promise<string> {
   return dir;
 }
 
-/** The shard files an index names, each a plain name inside the model folder (checked before any read). */
-function shardNames(index: string): string[] {
+/** An index's weight_map (tensor → shard), each shard a plain name inside the model folder (checked before any read). */
+function weightMap(index: string): Map<string, string> {
   const map = readJson(index, 'the shard index').weight_map;
   if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelError(`${index}: no weight_map object`);
-  const names = [...new Set(Object.values<unknown>(map))];
-  for (const f of names) {
+  for (const f of new Set(Object.values<unknown>(map))) {
     if (typeof f !== 'string')
       throw new ModelError(`${index}: weight_map names a shard ${JSON.stringify(f)} that is not a string`);
     try {
@@ -75,7 +74,12 @@ function shardNames(index: string): string[] {
       throw new ModelError(`${index}: ${(e as HubError).message}`);
     }
   }
-  return names as string[];
+  return new Map(Object.entries(map as Record<string, string>));
+}
+
+/** The shard files an index names. */
+function shardNames(index: string): string[] {
+  return [...new Set(weightMap(index).values())];
 }
 
 function weightFiles(dir: string): string[] {
@@ -98,6 +102,48 @@ function weightFiles(dir: string): string[] {
   throw new ModelError(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
+/**
+ * Every tensor of the checkpoint in `dir` by name. Sharded: each tensor from the shard the index
+ * names; a tensor in two shards, or in a shard the index does not name for it, is refused.
+ * A safetensors `__metadata__` entry naming a tensor of the checkpoint ("model.embed_tokens.weight":
+ * "lm_head.weight": how `save_model` stores tied weights once) makes the missing name a second name of
+ * that tensor; the model's shape check then applies to it as to any tensor. `onBytes` sees every file's bytes.
+ */
+function readCheckpoint(dir: string, onBytes?: (bytes: Uint8Array) => void): Map<string, RawTensor> {
+  const files = weightFiles(dir);
+  const indexFile = path.join(dir, 'model.safetensors.index.json');
+  const map = files.length === 1 && path.basename(files[0]) === 'model.safetensors' ? undefined : weightMap(indexFile);
+  const raw = new Map<string, RawTensor>();
+  const from = new Map<string, string>();
+  const aliases: [string, string][] = [];
+  for (const file of files) {
+    const shard = path.relative(dir, file);
+    const { tensors, metadata } = readSafetensors(file, undefined, onBytes);
+    for (const [name, t] of tensors) {
+      if (from.has(name))
+        throw new ModelError(`${dir}: tensor '${clean(name)}' is in two shards, ${from.get(name)} and ${shard}`);
+      raw.set(name, t);
+      from.set(name, shard);
+    }
+    for (const [alias, target] of Object.entries(metadata))
+      if (typeof target === 'string' && alias !== 'format') aliases.push([alias, target]);
+  }
+  if (map) {
+    for (const [name, shard] of from)
+      if (map.get(name) !== shard && !DERIVED_BUFFER.test(name))
+        throw new ModelError(
+          `${indexFile}: tensor '${clean(name)}' is in shard ${shard}, but the weight_map ${map.has(name) ? `names ${map.get(name)}` : 'does not list it'}`,
+        );
+    for (const [name, shard] of map)
+      if (!raw.has(name))
+        throw new ModelError(
+          `${indexFile}: weight_map puts tensor '${clean(name)}' in ${shard}, which does not hold it`,
+        );
+  }
+  for (const [alias, target] of aliases) if (!raw.has(alias) && raw.has(target)) raw.set(alias, raw.get(target)!);
+  return raw;
+}
+
 /** Buffers HF saves but recomputes on load (rotary frequencies, causal masks): not weights, never used. */
 const DERIVED_BUFFER = /\.(rotary_emb\.inv_freq|attention\.bias|attention\.masked_bias)$/;
 
@@ -113,21 +159,18 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const generationConfig = fs.existsSync(genFile) ? readJson(checkedFile(dir, genFile), 'generation_config.json') : {};
 
   const hash = createHash('sha256').update(fs.readFileSync(cfgFile));
-  const raw = new Map<string, RawTensor>();
-  for (const file of weightFiles(dir)) {
-    // The whole file, data included: two trainings of one architecture differ only in the data.
-    const { tensors } = readSafetensors(file, undefined, (bytes) => hash.update(bytes));
-    for (const [k, v] of tensors) raw.set(k, v);
-  }
+  // Every file whole, data included: two trainings of one architecture differ only in the data.
+  const raw = readCheckpoint(dir, (bytes) => hash.update(bytes));
+  checkConfigTensors(config, (n) => raw.has(n), cfgFile);
   const weights = new Weights(raw, path.basename(dir));
-  const reread = () => new Map(weightFiles(dir).flatMap((f) => [...readSafetensors(f).tensors]));
+  const reread = () => readCheckpoint(dir);
   const model = nativeWanted(config) ? new NativeModel(config, weights, reread) : buildModel(config, weights, cfgFile);
   // A tensor the architecture never read means the config and the weights disagree
   // (an extra layer, a stray name): refuse rather than silently run a different model.
   const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
   if (unused.length) {
     model.dispose();
-    const shown = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
+    const shown = clean(unused.slice(0, 5).join(', ')) + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
     throw new ModelError(
       `${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`,
     );
@@ -137,8 +180,29 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;
   if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
-  const tokenizer = loadTokenizer(dir);
+  const tokenizer = fitTokenizer(loadTokenizer(dir), model.info.vocabSize, dir);
   return { model, tokenizer, id: idOrPath, dir, config, generationConfig, weightsHash: hash.digest('hex') };
+}
+
+/**
+ * A tokenizer with more ids than the model has embeddings: its encode() refuses an id past the
+ * model's vocabulary with one line (instead of tfjs's "GatherV2: the index value ... is not in ...").
+ */
+function fitTokenizer(tok: Tokenizer, vocab: number, dir: string): Tokenizer {
+  if (tok.vocabSize <= vocab) return tok;
+  const encode = tok.encode;
+  return {
+    ...tok,
+    encode: (text, opts) => {
+      const ids = encode(text, opts);
+      const bad = ids.find((id) => id >= vocab);
+      if (bad !== undefined)
+        throw new ModelError(
+          `${dir}: the tokenizer gave token id ${bad}, but the model has only ${vocab} (vocab_size); tokenizer.json (${tok.vocabSize} tokens) does not belong to this model`,
+        );
+      return ids;
+    },
+  };
 }
 
 /** Build a model straight from a config and tensors (tests, training). */

@@ -4,7 +4,8 @@
 // Every weight is widened to float32: the math in cramlab is fp32 throughout.
 import * as fs from 'node:fs';
 
-import type { RawTensor } from '../models/types';
+import type { RawTensor, TensorLocation } from '../models/types';
+import { writeFileAtomic } from './write';
 
 export type { RawTensor };
 
@@ -27,6 +28,12 @@ export class SafetensorsError extends Error {
     super(`${file}: ${what}`);
     this.name = 'SafetensorsError';
   }
+}
+
+/** bf16/f16 bits → float32 in native code (the native addon sets it when it loads; else the loops below). */
+let halfWidener: ((bits: Uint16Array, dtype: 'BF16' | 'F16') => Float32Array) | undefined;
+export function setHalfWidener(f: typeof halfWidener): void {
+  halfWidener = f;
 }
 
 function f16ToF32(h: number): number {
@@ -56,11 +63,13 @@ function decode(file: string, name: string, dtype: string, bytes: Buffer): Float
     case 'F32':
       return new Float32Array(buf.buffer, buf.byteOffset, n);
     case 'F16': {
+      if (halfWidener) return halfWidener(new Uint16Array(buf.buffer, buf.byteOffset, n), 'F16');
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
       return out;
     }
     case 'BF16': {
+      if (halfWidener) return halfWidener(new Uint16Array(buf.buffer, buf.byteOffset, n), 'BF16');
       const out = new Float32Array(n);
       const u32 = new Uint32Array(out.buffer);
       for (let i = 0; i < n; i++) u32[i] = dv.getUint16(2 * i, true) << 16;
@@ -229,6 +238,7 @@ function readFully(file: string, fd: number, into: Uint8Array, pos: number): voi
  */
 class LazyTensor implements RawTensor {
   private cached?: Float32Array | Int32Array;
+  readonly location: TensorLocation;
   constructor(
     private file: string,
     readonly dtype: string,
@@ -237,7 +247,9 @@ class LazyTensor implements RawTensor {
     private start: number,
     private end: number,
     private size: number,
-  ) {}
+  ) {
+    this.location = { file, offset: start, size };
+  }
 
   get data(): Float32Array | Int32Array {
     return (this.cached ??= this.read());
@@ -350,10 +362,18 @@ export function readSafetensors(
   return { tensors, metadata: header.metadata, header };
 }
 
-/** Write float32 (F32) and int32 (I32) tensors with optional string metadata. */
+/** A tensor to write: F32, I32 and I8 by their arrays; 16-bit floats as raw Uint16Array bits with dtype F16 or BF16. */
+export type WriteTensor =
+  | { shape: number[]; data: Float32Array | Int32Array | Int8Array }
+  | { shape: number[]; data: Uint16Array; dtype: 'F16' | 'BF16' };
+
+const dtypeOf = (t: WriteTensor): string =>
+  'dtype' in t ? t.dtype : t.data instanceof Int32Array ? 'I32' : t.data instanceof Int8Array ? 'I8' : 'F32';
+
+/** Write tensors (F32, I32, I8, F16/BF16 bits) with optional string metadata. */
 export function writeSafetensors(
   file: string,
-  tensors: Record<string, { shape: number[]; data: Float32Array | Int32Array }>,
+  tensors: Record<string, WriteTensor>,
   metadata: Record<string, string> = {},
 ): void {
   const header: Record<string, unknown> = {};
@@ -367,7 +387,7 @@ export function writeSafetensors(
       throw new Error(`writeSafetensors: '${name}' has ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
     const nbytes = t.data.byteLength;
     header[name] = {
-      dtype: t.data instanceof Int32Array ? 'I32' : 'F32',
+      dtype: dtypeOf(t),
       shape: t.shape,
       data_offsets: [offset, offset + nbytes],
     };
@@ -385,5 +405,5 @@ export function writeSafetensors(
     Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(out, pos);
     pos += d.byteLength;
   }
-  fs.writeFileSync(file, out);
+  writeFileAtomic(file, out); // a crash or a full disk never leaves half a file under the name
 }

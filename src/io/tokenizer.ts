@@ -77,6 +77,10 @@ export const MAX_TOKENS_NO_CONTEXT = 1_000_000;
  */
 export function encodeWithin(tokenizer: Tokenizer, text: string, maxTokens: number, what = 'the text'): number[] {
   const cap = Number.isFinite(maxTokens) ? maxTokens : MAX_TOKENS_NO_CONTEXT;
+  if (cap < 2)
+    throw new TokenizerError(
+      `${what}: the model's context leaves room for ${Math.max(0, cap)} text tokens beside the [mem] vectors (fewer --mem)`,
+    );
   const prefixChars = 8 * (cap + 1);
   const tooLong = (n: string) =>
     new TokenizerError(`${what} is ${n} tokens, more than the model's limit of ${cap}: give a shorter text`);

@@ -4,8 +4,11 @@
 //   that are full), at any N of the grid
 //   information gain in the table = the authors' CE totals (mean loss × N, natural log) even where
 //   the paper's header says bits: both are given here, named by unit and convention.
+//   exact capacity = largest N of the grid where EVERY text comes back exactly by greedy decoding
+//   from its vectors (exactness.ts), at fp32 and after rounding to each storage precision
 // Theoretical capacity of K vectors: K · d · 16 / log2(V) tokens (16-bit numbers, log2 V bits a token).
 import { groupBy, mean } from '../math';
+import { PRECISIONS, type Precision } from '../precision';
 import { theoreticalCapacity } from '../models/registry';
 import type { TextMetrics } from './text';
 
@@ -31,6 +34,10 @@ export interface CapacitySummary {
   lengths: number[];
   /** Paper rule: largest N whose mean best accuracy ≥ 0.99 (0 when none). */
   decodingCapacity: number;
+  /** Largest N where every text decodes exactly by greedy from its fp32 vectors (null: records without exactness). */
+  exactCapacity: number | null;
+  /** The same after storing the vectors at each precision. */
+  exactCapacityAt: Record<Precision, number> | null;
   theoreticalCapacity: number;
   /** decodingCapacity / theoreticalCapacity. */
   utilisation: number;
@@ -77,6 +84,17 @@ export function groupByLength(records: TextMetrics[]): LengthGroup[] {
     .sort((a, b) => a.K - b.K || a.N - b.N);
 }
 
+/**
+ * Largest N where every text decodes exactly (greedy, at `p`); 0 when no N qualifies, null when a
+ * record carries no exactness (made before it was measured). NaN runs count as failures here.
+ */
+export function exactCapacity(records: TextMetrics[], p: Precision = 'fp32'): number | null {
+  if (records.some((r) => !r.exactness)) return null;
+  const byN = groupBy(records, (r) => String(r.N));
+  const ok = [...byN.entries()].filter(([, rs]) => rs.every((r) => r.exactness!.precisions[p]?.exact));
+  return Math.max(0, ...ok.map(([N]) => Number(N)));
+}
+
 /** Largest N whose mean best accuracy is ≥ 0.99 (the paper's rule); 0 when no N qualifies. */
 export function decodingCapacity(groups: { N: number; meanBestAccuracy: number }[]): number {
   return Math.max(0, ...groups.filter((g) => g.meanBestAccuracy >= DECODED_THRESHOLD).map((g) => g.N));
@@ -95,6 +113,11 @@ export function capacitySummary(records: TextMetrics[], model?: ModelShape): Cap
     const rs = all.filter((r) => !isNaNRun(r));
     const groups = groupByLength(rs);
     const cap = decodingCapacity(groups);
+    const exact = exactCapacity(all);
+    const exactAt =
+      exact === null
+        ? null
+        : (Object.fromEntries(PRECISIONS.map((p) => [p, exactCapacity(all, p)!])) as Record<Precision, number>);
     const theory = model ? K * theoreticalCapacity(model.memDim, model.vocabSize) : NaN;
     const full = rs.filter((r) => r.bestAccuracy <= DECODED_THRESHOLD);
     const some = full.length > 0;
@@ -104,6 +127,8 @@ export function capacitySummary(records: TextMetrics[], model?: ModelShape): Cap
       K,
       lengths: groups.map((g) => g.N),
       decodingCapacity: cap,
+      exactCapacity: exact,
+      exactCapacityAt: exactAt,
       theoreticalCapacity: theory,
       utilisation: cap / theory,
       saturatedTexts: full.length,

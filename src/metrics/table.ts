@@ -66,6 +66,9 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
     'info gain, paper (nats)': s.paperInfoGainNats,
     'info gain, paper (bits)': s.paperInfoGainBits,
     'info gain, best mem (bits)': s.infoGainBits,
+    'exact capacity (greedy)': s.exactCapacity,
+    'exact at bf16': s.exactCapacityAt?.bf16 ?? null,
+    'exact at int8': s.exactCapacityAt?.int8 ?? null,
   }));
   return (
     aq.from(rows).toMarkdown({
@@ -76,6 +79,9 @@ export function capacityTable(records: TextMetrics[], model: { memDim: number; v
         'info gain, paper (nats)': f(1),
         'info gain, paper (bits)': f(1),
         'info gain, best mem (bits)': f(1),
+        'exact capacity (greedy)': f(0),
+        'exact at bf16': f(0),
+        'exact at int8': f(0),
       },
     }) + nanNote(records)
   );

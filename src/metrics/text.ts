@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CramResult } from '../cram/result';
 import type { CausalLM } from '../models/types';
 import { scoreText, type TextScore } from '../score';
+import { textBits, type TextBits } from './bits';
+import { exactness, type Exactness } from './exactness';
 
 const LN2 = Math.LN2;
 
@@ -43,6 +45,10 @@ export interface TextMetrics {
   paperCeWithoutMemNats: number;
   paperCeWithMemNats: number;
   paperInfoGainNats: number;
+  /** Greedy horizon, margins and exactness per storage precision of the best mem (exactness.ts). */
+  exactness?: Exactness;
+  /** The record's bits: vectors at the precisions that decode exactly vs UTF-8, gzip/brotli/xz, arithmetic code. */
+  bits?: TextBits;
 }
 
 export function crossEntropy(totalNats: number, predictions: number): CrossEntropy {
@@ -85,21 +91,34 @@ export function textMetrics(r: CramResult, withoutMem: TextScore, withMem: TextS
   };
 }
 
-/** Score a cram result: the text alone (or `without`, that score computed before) and behind its best mem. */
+export interface MeasureOptions {
+  /** What the ids spell: with it the record gets its bits (UTF-8, gzip/brotli/xz, arithmetic code). */
+  text?: string;
+}
+
+/**
+ * Score a cram result: the text alone (or `without`, that score computed before) and behind its best mem,
+ * and how exactly the best mem gives the text back (greedy, margins, per storage precision).
+ */
 export async function measure(
   model: CausalLM,
   ids: number[],
   r: CramResult,
   id?: string,
   without?: TextScore,
+  opts: MeasureOptions = {},
 ): Promise<TextMetrics> {
   if (ids.length !== r.tokens)
     throw new Error(`measure: the result is for ${r.tokens} tokens but ${ids.length} ids were given`);
   without ??= await scoreText(model, ids);
   const mem = tf.tensor2d(r.bestMem, [r.K, model.info.memDim]);
+  let m: TextMetrics;
   try {
-    return textMetrics(r, without, await scoreText(model, ids, mem), id);
+    m = textMetrics(r, without, await scoreText(model, ids, mem), id);
   } finally {
     mem.dispose();
   }
+  m.exactness = await exactness(model, ids, r.bestMem, r.K);
+  if (opts.text !== undefined) m.bits = await textBits(model, ids, opts.text, r.K, m.exactness);
+  return m;
 }

@@ -20,7 +20,7 @@ export const ARCHITECTURES: Record<string, Builder> = {
 
 export function buildModel(config: Record<string, any>, weights: Weights, source = 'config.json'): CausalLM {
   const type = config.model_type;
-  const build = ARCHITECTURES[type];
+  const build = Object.hasOwn(ARCHITECTURES, type) ? ARCHITECTURES[type] : undefined;
   if (!build) {
     throw new ModelError(
       `${source}: model_type '${type}' is not supported; supported: ${Object.keys(ARCHITECTURES).sort().join(', ')}`,

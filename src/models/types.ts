@@ -66,4 +66,13 @@ export interface RawTensor {
   data: Float32Array | Int32Array;
   /** A file's tensor: read the values afresh, kept by no one (one tensor in memory at a time). */
   read?(): Float32Array | Int32Array;
+  /** A file's tensor: where its bytes are (the native engine reads them itself, as stored). */
+  location?: TensorLocation;
+}
+
+/** A tensor's bytes in a file: `offset` from the file's start; `size` the file's length when its header was read. */
+export interface TensorLocation {
+  file: string;
+  offset: number;
+  size: number;
 }

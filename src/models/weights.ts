@@ -2,10 +2,18 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
-import type { RawTensor } from '../models/types';
+import type { RawTensor, TensorLocation } from '../models/types';
 import { ModelError } from './types';
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+/** The dtypes the native engine reads from the file itself (F64 is narrowed here first). */
+const NATIVE_DTYPES = new Set(['F32', 'F16', 'BF16']);
+
+/** A tensor the native engine reads from its file: where, as what, and the name its errors give the source. */
+export interface NativeTensorSource extends TensorLocation {
+  dtype: string;
+  label: string;
+}
 
 /** Index of the first NaN/±Inf, or -1 (a plain loop: findIndex's callback is ~10x slower on 100M values). */
 function firstNonFinite(a: Float32Array): number {
@@ -70,20 +78,28 @@ export class Weights {
     return out;
   }
 
-  /** The raw values of `name`, with get()'s checks, and no backend tensor (the native engine copies them). */
-  array(name: string, shape: number[]): Float32Array {
-    const t = this.raw.get(name);
+  private check(name: string, t: RawTensor | undefined, shape: number[]): asserts t is RawTensor {
     if (!t) throw new ModelError(`${this.source}: tensor '${name}' is missing`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new ModelError(`${this.source}: tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`);
     }
     // Every weight is a float: an integer or boolean tensor here is a mislabelled checkpoint.
-    const notFloat = () =>
-      new ModelError(`${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`);
-    if (t.read && !FLOAT_DTYPES.has(t.dtype)) throw notFloat();
+    if (t.read && !FLOAT_DTYPES.has(t.dtype)) throw this.notFloat(name, t);
+  }
+
+  private notFloat(name: string, t: RawTensor): ModelError {
+    return new ModelError(
+      `${this.source}: tensor '${name}' is ${t.dtype}, but a float weight (F32/F16/BF16/F64) is needed`,
+    );
+  }
+
+  /** The raw values of `name`, with get()'s checks, and no backend tensor (the native engine copies them). */
+  array(name: string, shape: number[]): Float32Array {
+    const t = this.raw.get(name);
+    this.check(name, t, shape);
     // A file's tensor is read afresh (not kept by the map): the caller copies it and drops it.
     const data = t.read ? t.read() : t.data;
-    if (!(data instanceof Float32Array)) throw notFloat();
+    if (!(data instanceof Float32Array)) throw this.notFloat(name, t);
     const bad = firstNonFinite(data);
     if (bad >= 0)
       throw new ModelError(
@@ -91,6 +107,37 @@ export class Weights {
       );
     this.used.add(name);
     return data;
+  }
+
+  /**
+   * What the native engine reads for `name`: where a file's F32/BF16/F16 tensor lies (the engine reads
+   * the bytes itself, keeps matrices as stored and checks that every value is finite), else array().
+   * Same shape and dtype checks as array().
+   */
+  nativeSource(name: string, shape: number[]): Float32Array | NativeTensorSource {
+    const t = this.raw.get(name);
+    if (!t?.location || !NATIVE_DTYPES.has(t.dtype)) return this.array(name, shape);
+    this.check(name, t, shape);
+    this.used.add(name);
+    return { ...t.location, dtype: t.dtype, label: this.source };
+  }
+
+  /** lazyArrays() for the native engine: nativeSource() per name. */
+  nativeSources(
+    shapes: Record<string, number[]>,
+    read: Record<string, Float32Array> = {},
+  ): Record<string, Float32Array | NativeTensorSource> {
+    const out: Record<string, Float32Array | NativeTensorSource> = {};
+    for (const [name, shape] of Object.entries(shapes)) {
+      if (name in read) Object.defineProperty(out, name, { enumerable: true, configurable: true, value: read[name] });
+      else
+        Object.defineProperty(out, name, {
+          enumerable: true,
+          configurable: true,
+          get: () => this.nativeSource(name, shape),
+        });
+    }
+    return out;
   }
 
   /**

@@ -8,13 +8,16 @@ import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { weightsOf } from './weights';
 import { NATIVE_SPECS, type NativeSpec } from './specs';
+import type { NativeTensorSource } from '../models/weights';
+import { setHalfWidener } from '../io/safetensors';
 
 /** The addon's functions (native/src/addon.cc). */
 export interface NativeAddon {
+  /** tensors: Float32Arrays (copied) or file locations (read by the addon, matrices kept as stored). */
   createModel(
     modelType: string,
     config: Record<string, number | boolean>,
-    tensors: Record<string, Float32Array>,
+    tensors: Record<string, Float32Array | NativeTensorSource>,
   ): NativeHandle;
   /** = createModel('llama', config, {...tensors, 'rope.inv_freq': invFreq}) */
   createLlama(
@@ -22,7 +25,22 @@ export interface NativeAddon {
     invFreq: Float32Array,
     tensors: Record<string, Float32Array>,
   ): NativeHandle;
-  modelInfo(h: NativeHandle): { type: string; dIn: number; dOut: number; vocab: number; maxPos: number };
+  /** weightBytes: the weights as stored; dtype: the matrices' dtypes ('BF16', 'F32', 'F32+BF16'). */
+  modelInfo(h: NativeHandle): {
+    type: string;
+    dIn: number;
+    dOut: number;
+    vocab: number;
+    maxPos: number;
+    weightBytes: number;
+    dtype: string;
+  };
+  /** mean and unbiased std of the input embedding matrix, summed in float64 over the native copy */
+  embeddingStats(h: NativeHandle): { mean: number; std: number };
+  /** rows `ids` of the input embedding matrix, [n, dIn] */
+  embedRows(h: NativeHandle, ids: Int32Array): Float32Array;
+  /** bf16 / f16 bits widened to float32 (vectorised) */
+  widenHalf(bits: Uint16Array, dtype: 'BF16' | 'F16'): Float32Array;
   dispose(h: NativeHandle): void;
   forwardLogits(h: NativeHandle, embeds: Float32Array, B: number, T: number): Float32Array;
   backwardEmbeds(h: NativeHandle, embeds: Float32Array, dlogits: Float32Array, B: number, T: number): Float32Array;
@@ -53,6 +71,7 @@ let addon: NativeAddon | undefined;
 let loadError = '';
 try {
   addon = createRequire(__filename)(ADDON) as NativeAddon;
+  setHalfWidener(addon.widenHalf); // the tfjs engine's F16/BF16 reads: vectorised, not a JS loop per value
 } catch (e) {
   loadError = (e as Error).message.split('\n')[0];
 }
@@ -132,11 +151,11 @@ export function nativeWanted(cfg: Record<string, any>): boolean {
   return !!addon && !!nativeSpec(cfg.model_type) && requestedEngine() !== 'tfjs';
 }
 
-/** A native model from a config and its checkpoint tensors by HF name (copied into native memory). */
+/** A native model from a config and its checkpoint tensors by HF name (copied or read into native memory). */
 export function createNative(
   cfg: Record<string, any>,
   maxPositions: number,
-  tensors: Record<string, Float32Array>,
+  tensors: Record<string, Float32Array | NativeTensorSource>,
 ): NativeHandle {
   if (!addon) throw new ModelError(`native engine: ${nativeUnavailable()}`);
   const spec = nativeSpec(cfg.model_type);
@@ -147,7 +166,7 @@ export function createNative(
   const has = (name: string) => name in tensors;
   // Property descriptors, not values: `tensors` may hold lazy getters (Weights.lazyArrays), each read
   // only when the addon copies that tensor, so one tensor at a time is alive in JS.
-  const named: Record<string, Float32Array> = {};
+  const named: Record<string, Float32Array | NativeTensorSource> = {};
   for (const k of Object.keys(tensors))
     Object.defineProperty(named, spec.slot ? spec.slot(k) : k, {
       ...Object.getOwnPropertyDescriptor(tensors, k)!,
@@ -156,6 +175,11 @@ export function createNative(
   for (const [k, v] of Object.entries(spec.derived(cfg)))
     Object.defineProperty(named, k, { value: v, enumerable: true, configurable: true });
   return addon.createModel(cfg.model_type, spec.config(cfg, maxPositions, has), named);
+}
+
+/** The native handle a model already has (a NativeModel's, or one made for a tfjs model), else undefined. */
+export function existingNative(model: CausalLM): NativeHandle | undefined {
+  return handles.get(model);
 }
 
 /** Tie a handle to the model it runs (a NativeModel registers its own). */

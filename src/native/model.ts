@@ -1,7 +1,9 @@
-// NativeModel: a model whose weights live only in the native engine (one copy) plus the tfjs embedding
-// matrix; the tfjs models keep folded/rotated copies of their weights, ~2x the checkpoint. forward() runs
-// the addon's forward (and its input-gradient for tf.grad; cram() runs natively); tfjs() builds a tfjs
-// twin on request. One class for every architecture: what differs is its NativeSpec (specs.ts).
+// NativeModel: a model whose weights live only in the native engine, one copy, as the checkpoint stores
+// them (bf16/f16 stay 2 bytes a weight; the addon reads the file itself); the tfjs models keep
+// folded/rotated fp32 copies of their weights, ~2x the checkpoint. embed() looks rows up natively,
+// forward() runs the addon's forward (and its input-gradient for tf.grad; cram() runs natively); the
+// tfjs embedding matrix and the tfjs twin (tfjs()) are built only when asked for. One class for every
+// architecture: what differs is its NativeSpec (specs.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel } from '../models/index';
 import type { CausalLM, ModelInfo } from '../models/types';
@@ -12,10 +14,10 @@ import { createNative, nativeAddon, nativeSpec, registerNative, type NativeHandl
 
 export class NativeModel implements CausalLM {
   readonly info: ModelInfo;
-  readonly embedMatrix: tf.Tensor2D;
   readonly numParams: number;
   private handle: NativeHandle;
   private twin?: CausalLM;
+  private embedTensor?: tf.Tensor2D;
 
   /** `source` re-reads the checkpoint for tfjs(); w's arrays are copied, then the caller releases w. */
   constructor(
@@ -27,18 +29,42 @@ export class NativeModel implements CausalLM {
     if (!spec) throw new ModelError(`native engine: model_type '${cfg.model_type}' has no native engine`);
     this.info = spec.info(cfg);
     const shapes = spec.tensors(cfg, (name) => w.has(name));
-    // Lazy: each tensor is read, widened and checked when the addon copies it, then dropped; the
-    // embedding is read once, for the tfjs copy and the native one.
-    const embedName = spec.embedName((name) => w.has(name));
-    const E = w.array(embedName, shapes[embedName]);
     this.numParams = Object.values(shapes).reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
-    this.embedMatrix = tf.tensor2d(E, [this.info.vocabSize, this.info.memDim]);
-    this.handle = createNative(cfg, this.info.maxPositions, w.lazyArrays(shapes, { [embedName]: E }));
+    // Lazy: the addon reads each tensor from its file when it fills that slot (in-memory tensors are
+    // copied one at a time): no JS copy of the checkpoint.
+    try {
+      this.handle = createNative(cfg, this.info.maxPositions, w.nativeSources(shapes));
+    } catch (e) {
+      throw e instanceof ModelError ? e : new ModelError((e as Error).message);
+    }
     registerNative(this, this.handle);
   }
 
+  /** The input embedding matrix as a tfjs tensor: a copy of the native one, made on first use (the native
+   *  engine never needs it; embeddingStd and embed() read the native copy). */
+  get embedMatrix(): tf.Tensor2D {
+    if (!this.embedTensor) {
+      const V = this.info.vocabSize;
+      const rows = nativeAddon()!.embedRows(
+        this.handle,
+        Int32Array.from({ length: V }, (_, i) => i),
+      );
+      this.embedTensor = tf.tensor2d(rows, [V, this.info.memDim]);
+    }
+    return this.embedTensor;
+  }
+
+  /** Rows of the native embedding matrix (one typed-array lookup, no tfjs copy of the matrix). */
   embed(ids: tf.Tensor2D): tf.Tensor3D {
-    return tf.gather(this.embedMatrix as tf.Tensor, ids) as tf.Tensor3D;
+    const [B, T] = ids.shape;
+    const flat = ids.dataSync();
+    const rows = nativeAddon()!.embedRows(this.handle, flat instanceof Int32Array ? flat : Int32Array.from(flat));
+    return tf.tensor3d(rows, [B, T, this.info.memDim]);
+  }
+
+  /** Mean and std of the embedding matrix, in float64 over the native copy (cram's init scale). */
+  embeddingStats(): { mean: number; std: number } {
+    return nativeAddon()!.embeddingStats(this.handle);
   }
 
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
@@ -79,7 +105,7 @@ export class NativeModel implements CausalLM {
 
   dispose(): void {
     nativeAddon()!.dispose(this.handle);
-    this.embedMatrix.dispose();
+    this.embedTensor?.dispose();
     this.twin?.dispose();
   }
 }

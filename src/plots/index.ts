@@ -3,6 +3,7 @@ export * from './figure';
 export * from './fit';
 export * from './charts';
 export * from './tokens';
+export * from './exactness';
 export * from './display';
 export * from './table';
 export * from './render';

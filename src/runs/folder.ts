@@ -8,16 +8,59 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CramError } from '../cram/result';
-import { fromStored, recordKey, type CramRecord, type RecordKey, type StoredDefaults } from './record';
+import { refuseForeignFolder } from '../io/write';
+import { fromStored, recordKey, recordProblem, type CramRecord, type RecordKey, type StoredDefaults } from './record';
 
-/** Append one JSON line and push it to disk before going on. */
+/** An fs error as one line naming the file (ENOSPC: the disk is full; nothing finished is lost). */
+export function writeError(file: string, e: any): CramError {
+  const why: Record<string, string> = {
+    ENOSPC: 'no space left on the device; free some and run the same command again to resume',
+    EDQUOT: 'disk quota exceeded; free some and run the same command again to resume',
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of its path is not a folder',
+  };
+  return new CramError(`cannot write ${file}: ${why[e?.code] ?? e?.message ?? e}`);
+}
+
+/**
+ * Append one JSON line and push it to disk before going on. A write the disk cannot take whole (a
+ * full disk) is cut back off, so the file never ends in half a record, and throws naming the file.
+ */
 export function appendLine(file: string, record: object): void {
-  const fd = fs.openSync(file, 'a');
+  const bytes = Buffer.from(JSON.stringify(record) + '\n');
+  let fd: number | undefined;
+  let start = 0;
   try {
-    fs.writeSync(fd, JSON.stringify(record) + '\n');
+    fd = fs.openSync(file, 'a');
+    start = fs.fstatSync(fd).size;
+    // writeSync may write part of the buffer (a nearly full disk): the rest, or ENOSPC, comes next.
+    for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off);
     fs.fsyncSync(fd);
+  } catch (e) {
+    if (fd !== undefined) {
+      try {
+        fs.ftruncateSync(fd, start);
+      } catch {
+        /* repairTail cuts the torn line on the next run */
+      }
+    }
+    throw writeError(file, e);
   } finally {
-    fs.closeSync(fd);
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Write a whole file through a temp file and a rename: a crash or a full disk leaves the old one. */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw writeError(file, e);
   }
 }
 
@@ -45,16 +88,50 @@ export function repairTail(file: string): boolean {
   return true;
 }
 
-/** Take <runDir>/.lock for this process (a lock left by a dead pid is taken over); returns its release. */
-export function lockRunDir(runDir: string): () => void {
-  fs.mkdirSync(runDir, { recursive: true });
+/** What a run folder may hold: anything else (a model's weights, someone's files) is not ours to write into. */
+const RUN_FILES = ['config.json', 'results.jsonl', 'bisect.jsonl', '.lock'];
+
+/** A run folder's config.json: undefined when absent or empty (a write cut short); not JSON: an error naming it. */
+export function readRunConfig(runDir: string): Record<string, any> | undefined {
+  const file = path.join(runDir, 'config.json');
+  if (!fs.existsSync(file)) return undefined;
+  const text = fs.readFileSync(file, 'utf8');
+  if (!text.trim()) return undefined;
+  try {
+    const c = JSON.parse(text);
+    if (c && typeof c === 'object' && !Array.isArray(c)) return c;
+  } catch {
+    /* named below */
+  }
+  throw new CramError(`${file}: not a JSON object (damaged?); fix or delete it to reuse ${runDir}`);
+}
+
+/**
+ * Take <runDir>/.lock for this process (a lock left by a dead pid is taken over); returns its release.
+ * A folder holding anything but a run (a model folder, foreign files) is refused unless `force`.
+ */
+export function lockRunDir(runDir: string, force = false): () => void {
+  refuseForeignFolder(runDir, {
+    own: RUN_FILES,
+    ours: () => {
+      const c = readRunConfig(runDir);
+      return c === undefined || ('lengths' in c && 'Ks' in c);
+    },
+    what: 'a run',
+    force,
+    hint: 'give another --out folder',
+  });
   const file = path.join(runDir, '.lock');
   for (;;) {
     try {
+      fs.mkdirSync(runDir, { recursive: true });
       fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
       break;
     } catch (e: any) {
-      if (e.code !== 'EEXIST') throw e;
+      if (e.code !== 'EEXIST') {
+        fs.rmSync(file, { force: true }); // an empty lock from a full disk would block the folder
+        throw writeError(file, e);
+      }
     }
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
@@ -64,6 +141,9 @@ export function lockRunDir(runDir: string): () => void {
     }
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
+  // An empty config.json is a write cut short (a kill, a full disk): ours now, so drop it to be written afresh.
+  const cfg = path.join(runDir, 'config.json');
+  if (fs.existsSync(cfg) && !fs.readFileSync(cfg, 'utf8').trim()) fs.rmSync(cfg);
   const release = (): void => {
     try {
       if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
@@ -87,10 +167,9 @@ function alive(pid: number): boolean {
 
 /** What config.json of a CLI sweep says about its records (older records lack model and set). */
 function folderDefaults(dir: string): StoredDefaults {
-  const cfg = path.join(dir, 'config.json');
-  if (!fs.existsSync(cfg)) return {};
   try {
-    const c = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+    const c = readRunConfig(dir);
+    if (!c) return {};
     return {
       model: c.model?.id,
       weights: typeof c.model?.weightsHash === 'string' ? c.model.weightsHash.slice(0, 16) : undefined,
@@ -105,6 +184,8 @@ function folderDefaults(dir: string): StoredDefaults {
 export class RecordFile {
   readonly file: string;
   private byKey = new Map<string, CramRecord[]>();
+  /** Records that failed validation at the last reload (recordProblem), with the first reason. */
+  invalid = { count: 0, first: '' };
 
   /** `target`: a results.jsonl file or a run folder (its results.jsonl). */
   constructor(target: string, log: (line: string) => void = console.log) {
@@ -118,7 +199,13 @@ export class RecordFile {
   reload(): void {
     const d = folderDefaults(path.dirname(this.file));
     this.byKey.clear();
-    for (const x of readLines(this.file)) {
+    this.invalid = { count: 0, first: '' };
+    for (const x of readLines<any>(this.file)) {
+      const problem = x?.kind === 'cram' ? recordProblem(x) : undefined;
+      if (problem) {
+        if (!this.invalid.count++) this.invalid.first = `${JSON.stringify(x.id)} N=${x.N} K=${x.K}: ${problem}`;
+        continue;
+      }
       const r = fromStored(x, d);
       if (r) this.put(r);
     }

@@ -9,6 +9,7 @@ import { AUTHORS_ADAMW, type AdamWConfig } from '../cram/adamw';
 import { CRAM_DEFAULTS } from '../cram/cram';
 import type { TextCapacity } from '../cram/capacity';
 import { scheduleChanges, type ScheduleOptions } from '../cram/schedule';
+import { STATUS } from '../cram/result';
 import { crossEntropy, type TextMetrics } from '../metrics/text';
 
 export interface CramRecord extends TextMetrics {
@@ -26,6 +27,8 @@ export interface CramRecord extends TextMetrics {
   fingerprint: string;
   maxSteps: number;
   patience: number;
+  /** cram's margin target when one was set (cram/cram.ts CramOptions.margin). */
+  margin?: number;
   /** Whether the optimisation started from given vectors (a warm start) instead of the authors' init. */
   warmStart: boolean;
   /** The crammed text (its first N tokens, decoded), for hover text. */
@@ -69,7 +72,8 @@ export interface PrintParts {
   /** The start vectors when not the authors' random init. */
   init?: Float32Array;
   weightsHash: string;
-  options: Partial<AdamWConfig> & ScheduleOptions & { maxSteps?: number; patience?: number; rank?: number };
+  options: Partial<AdamWConfig> &
+    ScheduleOptions & { maxSteps?: number; patience?: number; rank?: number; margin?: number };
 }
 
 /** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights;
@@ -87,6 +91,8 @@ export function recordPrint(p: PrintParts): string {
     ...o,
     ...(changes ? { schedule: changes } : {}),
     ...(p.options.rank !== undefined ? { rank: p.options.rank } : {}),
+    // only when set, so records made without a margin keep their fingerprints
+    ...(p.options.margin ? { margin: p.options.margin } : {}),
   });
 }
 
@@ -97,6 +103,37 @@ export function encodeMem(mem: Float32Array): string {
 export function decodeMem(b64: string): Float32Array {
   const buf = Buffer.from(b64, 'base64');
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+const isInt = (v: unknown, min: number): boolean => Number.isInteger(v) && (v as number) >= min;
+
+/**
+ * Why a stored kind-'cram' record cannot be trusted (undefined: it can): a hand edit or a damaged line
+ * (accuracy null, a string, 7.5; a count past N) must be recomputed, not reused or averaged.
+ * NaN is stored as null (JSON), so numbers may be null only in a run whose status is 'nan'.
+ */
+export function recordProblem(x: any): string | undefined {
+  for (const k of ['id', 'model', 'set'] as const)
+    if (typeof x[k] !== 'string' || (k === 'id' && !x[k])) return `${k} is not a string`;
+  // No fingerprint: an older version's record, stale rather than damaged.
+  if (x.fingerprint !== undefined && typeof x.fingerprint !== 'string') return 'fingerprint is not a string';
+  if (!isInt(x.N, 1) || !isInt(x.K, 1)) return 'N or K is not a positive integer';
+  if (!STATUS.includes(x.status)) return `status ${JSON.stringify(x.status)} is not one of ${STATUS.join(', ')}`;
+  const nan = x.status === 'nan';
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v)) || (nan && v === null);
+  if (!num(x.bestAccuracy) || x.bestAccuracy < 0 || x.bestAccuracy > 1)
+    return `bestAccuracy ${JSON.stringify(x.bestAccuracy)} is not a number in [0, 1]`;
+  if (typeof x.decoded !== 'boolean') return 'decoded is not true or false';
+  for (const k of ['correctWithMem', 'correctWithoutMem'] as const)
+    if (!isInt(x[k], 0) || x[k] > x.N) return `${k} ${JSON.stringify(x[k])} is not a count in [0, N]`;
+  if (!isInt(x.steps, 0) || !isInt(x.seed, 0)) return 'steps or seed is not an integer ≥ 0';
+  for (const k of ['tokenGain', 'infoGainNats', 'infoGainBits', 'compression'] as const)
+    if (!num(x[k])) return `${k} ${JSON.stringify(x[k])} is not a number`;
+  for (const k of ['ceWithMem', 'ceWithoutMem'] as const)
+    if (!x[k] || !num(x[k].totalBits) || !num(x[k].totalNats)) return `${k} is not a cross-entropy`;
+  for (const k of ['text', 'mem'] as const)
+    if (x[k] !== undefined && typeof x[k] !== 'string') return `${k} is not a string`;
+  return undefined;
 }
 
 /** What a run folder knows that old records lack (config.json's model, the folder's text set). */

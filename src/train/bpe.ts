@@ -5,6 +5,7 @@
 // order); the post-processor prepends <s>, as the paper's texts start with BOS.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../io/write';
 
 export const SPECIALS = ['<unk>', '<s>', '</s>'];
 export const BOS_ID = 1;
@@ -151,6 +152,6 @@ export function tokenizerConfig(maxLength: number): Record<string, any> {
 /** Write tokenizer.json and tokenizer_config.json into `dir`. */
 export function writeTokenizer(dir: string, bpe: BpeResult, maxLength: number): void {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson(bpe)));
-  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(maxLength), null, 2) + '\n');
+  writeFileAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson(bpe)));
+  writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(maxLength), null, 2) + '\n');
 }

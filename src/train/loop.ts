@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { readSafetensors, writeSafetensors, type RawTensor } from '../io/safetensors';
+import { writeFileAtomic } from '../io/write';
+import { readJson } from '../io/files';
 import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { Weights } from '../models/weights';
@@ -150,7 +152,7 @@ async function saveCheckpoint(
   const tmp = path.join(runDir, 'checkpoint.tmp');
   writeSafetensors(tmp, tensors, { step: String(meta.step) });
   fs.renameSync(tmp, path.join(runDir, 'checkpoint.safetensors'));
-  fs.writeFileSync(path.join(runDir, 'checkpoint.json'), JSON.stringify(meta, null, 2) + '\n');
+  writeFileAtomic(path.join(runDir, 'checkpoint.json'), JSON.stringify(meta, null, 2) + '\n');
 }
 
 function log(opts: TrainOptions, line: string): void {
@@ -184,7 +186,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const ckptFile = path.join(opts.runDir, 'checkpoint.safetensors');
   const metaFile = path.join(opts.runDir, 'checkpoint.json');
   const resume = fs.existsSync(ckptFile) && fs.existsSync(metaFile);
-  const meta = resume ? JSON.parse(fs.readFileSync(metaFile, 'utf8')) : { step: 0, wallSeconds: 0 };
+  const meta: Record<string, any> = resume ? readJson(metaFile, 'checkpoint.json') : { step: 0, wallSeconds: 0 };
   let ckpt: Map<string, RawTensor> | undefined;
   let raw: Map<string, RawTensor>;
   if (resume) {

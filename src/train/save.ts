@@ -4,6 +4,32 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { writeSafetensors } from '../io/safetensors';
+import { refuseForeignFolder, writeFileAtomic } from '../io/write';
+
+/** What saveModelFolder and writeCard write: a folder holding only these, with training.json, is a model cramlab trained. */
+const MODEL_FILES = [
+  'config.json',
+  'model.safetensors',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'training.json',
+  'README.md',
+];
+
+/**
+ * Refuse `train --out` into a folder that is not a model cramlab trained (another model's weights,
+ * foreign files) before any training starts, unless `force`.
+ */
+export function checkModelOut(dir: string, force: boolean): void {
+  refuseForeignFolder(dir, {
+    own: MODEL_FILES,
+    ours: () => fs.existsSync(path.join(dir, 'training.json')),
+    what: 'a trained model',
+    force,
+    hint: 'give another --out, or --force to replace its files',
+  });
+}
 
 export interface TrainingRecord {
   name: string;
@@ -38,17 +64,17 @@ export async function saveModelFolder(
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, p] of params) tensors[name] = { shape: p.shape, data: (await p.data()) as Float32Array };
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const gen = { bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id, do_sample: false };
-  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
+  writeFileAtomic(path.join(dir, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+    writeFileAtomic(path.join(dir, f), fs.readFileSync(path.join(tokenizerDir, f)));
 }
 
 /** training.json (machine-readable) and the README.md model card. */
 export function writeCard(dir: string, config: Record<string, any>, record: TrainingRecord): void {
-  fs.writeFileSync(path.join(dir, 'training.json'), JSON.stringify(record, null, 2) + '\n');
-  fs.writeFileSync(path.join(dir, 'README.md'), modelCard(record, config));
+  writeFileAtomic(path.join(dir, 'training.json'), JSON.stringify(record, null, 2) + '\n');
+  writeFileAtomic(path.join(dir, 'README.md'), modelCard(record, config));
 }
 
 const f4 = (x: number) => x.toFixed(4);

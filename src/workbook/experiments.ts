@@ -2,16 +2,17 @@
 // N upwards to find each text's capacity at K. Every finished text is a CramRecord line in the
 // folder's results.jsonl, so re-running a notebook crams only what is missing.
 import * as path from 'node:path';
-import { cram, initialMem } from '../cram/cram';
-import type { CramResult } from '../cram/cram';
+import { initialMem } from '../cram/cram';
 import { loadTexts, type Text } from '../datasets/index';
 import { loadModel, type LoadedModel } from '../io/checkpoint';
 import { groupBy, mean } from '../math';
 import { DECODED_THRESHOLD, groupByLength, type ModelShape } from '../metrics/summary';
-import { measure } from '../metrics/text';
 import type { RecordFile } from '../runs/folder';
+import { localExecutor, type Sink } from '../runs/executor';
+import { checkTextIds } from '../runs/plan';
 import { decodeMem, encodeMem, recordPrint, seedOf, type CramRecord } from '../runs/record';
-import { scoreText, type TextScore } from '../score';
+import type { CramUnit } from '../runs/unit';
+import { cramRecord } from '../runs/writer';
 import type { Budget } from './budget';
 import { modelPath, sharedModel } from './paths';
 
@@ -59,14 +60,6 @@ export interface CramAtOptions {
   quiet?: boolean;
 }
 
-const withoutCache = new Map<string, TextScore>();
-
-async function scoreWithout(m: WorkbookModel, key: string, ids: number[]): Promise<TextScore> {
-  const k = `${m.weightsHash}|${key}|${ids.length}`;
-  if (!withoutCache.has(k)) withoutCache.set(k, await scoreText(m.model, ids));
-  return withoutCache.get(k)!;
-}
-
 const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
   recordPrint({
     ids: t.ids.slice(0, o.N),
@@ -77,67 +70,71 @@ const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
     options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience },
   });
 
-async function toRecord(m: WorkbookModel, t: Text, r: CramResult, o: CramAtOptions): Promise<CramRecord> {
-  const ids = t.ids.slice(0, o.N);
-  const metrics = await measure(m.model, ids, r, t.id, await scoreWithout(m, t.id, ids));
-  return {
-    kind: 'cram',
-    ...metrics,
-    id: t.id,
-    model: m.name,
-    weights: m.weightsHash.slice(0, 16),
-    set: o.set,
-    seed: seedOf(t.id),
-    fingerprint: printOf(m, t, o),
-    maxSteps: o.budget.maxSteps,
-    patience: o.budget.patience,
-    warmStart: Boolean(o.init?.has(t.id)),
-    text: m.tokenizer.decode(ids),
-    mem: encodeMem(r.bestMem),
-    ...(o.curveEvery
-      ? { curve: { step: r.curve.step, loss: r.curve.loss, accuracy: r.curve.correct.map((c) => c / r.predicted) } }
-      : {}),
-  };
-}
-
 /**
  * Cram the first N tokens of each text (texts shorter than N are left out) into K vectors, one batch,
- * reading finished texts from the run file. Returns the records in text order.
+ * reading finished texts from the run file. Returns the records in text order. With CRAMLAB_QUEUE
+ * set (redis://…), the batch is one job for `cramlab worker`s (runs/queue.ts) instead of this kernel.
  */
 export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions): Promise<CramRecord[]> {
   if (o.N + o.K > m.model.info.maxPositions) return [];
   const eligible = texts.filter((t) => t.ids.length >= o.N);
+  checkTextIds(eligible);
   const key = (t: Text) => ({ model: m.name, set: o.set, id: t.id, N: o.N, K: o.K });
   // Everything that decides a record's result; a stored record with another (or no) fingerprint is redone.
   const prints = new Map(eligible.map((t) => [t.id, printOf(m, t, o)]));
   const stored = (t: Text) => o.file.get(key(t), prints.get(t.id)!);
   const todo = eligible.filter((t) => !stored(t));
   if (todo.length) {
+    const queue = process.env.CRAMLAB_QUEUE;
     if (!o.quiet)
       console.log(
-        `${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}`,
+        `${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}${queue ? ' on the queue' : ''}`,
       );
     const seeds = todo.map((t) => seedOf(t.id));
-    const initMem = o.init ? todo.map((t, i) => o.init!.get(t.id) ?? initialMem(m.model, o.K, seeds[i])) : undefined;
-    let writing: Promise<void> = Promise.resolve();
-    await cram(
-      m.model,
-      todo.map((t) => t.ids.slice(0, o.N)),
-      {
-        K: o.K,
-        maxSteps: o.budget.maxSteps,
-        patience: o.budget.patience,
-        seed: seeds,
-        initMem,
-        curveEvery: o.curveEvery,
-        quiet: o.quiet,
-        // Score and write each text as soon as it finishes: an interrupt loses no finished text.
-        onText: (r) => {
-          writing = writing.then(async () => o.file.add(await toRecord(m, todo[r.index], r, o)));
-        },
-      },
-    );
-    await writing;
+    const unit: CramUnit = {
+      kind: 'cram',
+      model: { id: m.id, weightsHash: m.weightsHash },
+      N: o.N,
+      K: o.K,
+      texts: todo.map((t, i) => ({
+        id: t.id,
+        ids: t.ids.slice(0, o.N),
+        text: m.tokenizer.decode(t.ids.slice(0, o.N)), // the record's bits
+        seed: seeds[i],
+        ...(o.init ? { init: encodeMem(o.init.get(t.id) ?? initialMem(m.model, o.K, seeds[i])) } : {}),
+      })),
+      prints: todo.map((t) => prints.get(t.id)!),
+      options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience, curveEvery: o.curveEvery },
+      curve: Boolean(o.curveEvery),
+    };
+    const ctx = {
+      model: m.name,
+      weightsHash: m.weightsHash,
+      set: o.set,
+      options: unit.options,
+      decode: (ids: number[]) => m.tokenizer.decode(ids),
+      saveMem: true,
+    };
+    // Write each text as soon as it is known: an interrupt loses no finished text.
+    const sink: Sink = (print, out) => {
+      const i = unit.prints.indexOf(print);
+      if (i < 0 || out.kind !== 'cram') return;
+      const t = todo[i];
+      const warmStart = Boolean(o.init?.has(t.id));
+      o.file.add(cramRecord(out, { ...unit.texts[i], fingerprint: print, warmStart }, ctx));
+    };
+    const exec = queue
+      ? (require('../runs/queue') as typeof import('../runs/queue')).queueExecutor(queue, {
+          runDir: path.dirname(o.file.file),
+          log: o.quiet ? () => {} : console.log,
+        })
+      : localExecutor(m.model, { quiet: o.quiet, log: () => {} });
+    try {
+      const failed = await exec.run([unit], sink);
+      for (const f of failed) console.log(`${m.name} · ${o.set} · N=${o.N} K=${o.K}: failed on the queue: ${f.reason}`);
+    } finally {
+      await exec.close?.();
+    }
   }
   return eligible.map(stored).filter((r): r is CramRecord => r !== undefined);
 }

@@ -6,6 +6,8 @@ export { decodeMem, encodeMem, type CramRecord } from '../runs/record';
 export { table1, type Table1Row } from '../metrics/summary';
 export * from './experiments';
 export * from '../plots/index';
+// Explicit exports win over the star export above: a ci run's figures and tables are labelled.
+export { show, showTable } from './labelled';
 export { serializeTslabSends } from './tslab-sends';
 
 import { serializeTslabSends } from './tslab-sends';

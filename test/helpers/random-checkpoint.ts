@@ -3,7 +3,7 @@
 // stories260K tokenizer files when the shared model is present, so the CLI can load them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeSafetensors } from '../../src/io/safetensors';
+import { writeSafetensors, type WriteTensor } from '../../src/io/safetensors';
 import { sharedModel } from './shared';
 
 export const RANDOM_MODEL_TYPES = ['llama', 'gpt_neox', 'opt', 'olmo', 'mamba'] as const;
@@ -206,19 +206,50 @@ export function randomSpec(
   }
 }
 
+/** float32 values → bf16 bits (round to nearest even), as torch's .to(torch.bfloat16) */
+export function toBF16(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  return Uint16Array.from(u, (v) => (v + 0x7fff + ((v >>> 16) & 1)) >>> 16);
+}
+
+/** float32 values → f16 bits (round to nearest even; beyond the range: ±inf), as .to(torch.float16) */
+export function toF16(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  return Uint16Array.from(u, (v) => {
+    const sign = (v >>> 16) & 0x8000;
+    const e = ((v >>> 23) & 0xff) - 112; // rebias 127 → 15
+    let m = v & 0x7fffff;
+    if (e >= 31) return sign | 0x7c00;
+    if (e <= 0) {
+      if (e < -10) return sign;
+      m |= 0x800000; // subnormal: shift the implicit bit in
+      const shift = 14 - e;
+      const h = m >>> shift;
+      const rem = m & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      return sign | (h + (rem > half || (rem === half && h & 1) ? 1 : 0));
+    }
+    const h = (e << 10) | (m >>> 13);
+    const rem = m & 0x1fff;
+    return sign | (h + (rem > 0x1000 || (rem === 0x1000 && h & 1) ? 1 : 0)); // a carry rounds up the exponent
+  });
+}
+
 /**
- * Write a random-init checkpoint of `modelType` into `dir` (created if needed). Copies the stories260K
- * tokenizer files (vocabulary 512) when the shared model is present; returns whether it did, so callers
- * can skip what needs a tokenizer.
+ * Write a random-init checkpoint of `modelType` into `dir` (created if needed), its tensors stored as
+ * `dtype` (default F32; BF16 / F16: rounded from the float32 draws). Copies the stories260K tokenizer
+ * files (vocabulary 512) when the shared model is present; returns whether it did, so callers can skip
+ * what needs a tokenizer.
  */
 export function writeRandomCheckpoint(
   dir: string,
   modelType: RandomModelType,
   seed = 1,
+  dtype: 'F32' | 'BF16' | 'F16' = 'F32',
 ): { dir: string; config: Record<string, any>; hasTokenizer: boolean } {
   fs.mkdirSync(dir, { recursive: true });
   const { config, tensors } = randomSpec(modelType);
-  const data: Record<string, { shape: number[]; data: Float32Array }> = {};
+  const data: Record<string, WriteTensor> = {};
   let k = 0;
   for (const [name, { shape, init }] of Object.entries(tensors)) {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -230,7 +261,10 @@ export function writeRandomCheckpoint(
           : init === 'zeros'
             ? new Float32Array(n)
             : normals(n, 0.2, seed * 1000 + k++);
-    data[name] = { shape, data: values };
+    data[name] =
+      dtype === 'F32'
+        ? { shape, data: values }
+        : { shape, dtype, data: dtype === 'BF16' ? toBF16(values) : toF16(values) };
   }
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   writeSafetensors(path.join(dir, 'model.safetensors'), data, { format: 'pt' });

@@ -2,13 +2,18 @@ import { AUTHORS_ADAMW } from '../../cram/adamw';
 import { cram, CRAM_DEFAULTS } from '../../cram/cram';
 import { GROWTHS, progressiveCram, type Growth, type ProgressiveResult } from '../../cram/progressive';
 import { loadModel } from '../../io/checkpoint';
-import { measure } from '../../metrics/text';
+import { measure, type TextMetrics } from '../../metrics/text';
+import { PRECISIONS } from '../../precision';
+import { exactness, type Exactness } from '../../metrics/exactness';
 import { theoreticalCapacity } from '../../metrics/summary';
 import { num, str, UsageError, type Args } from '../args';
 import { readTextFile } from '../input';
 import type { Command } from '../main';
 import { encodeWithin } from '../../io/tokenizer';
 import { LR_SCHEDULES, type LrSchedule, type ScheduleOptions } from '../../cram/schedule';
+import { decode, diffIds, formatDiff } from '../../decode';
+import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
+import { checkOutFile } from '../input';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE =
@@ -53,11 +58,17 @@ export function progressiveFlags(args: Args): {
 export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
-  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--lr 0.01] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [--json] [--quiet]`,
+  usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--margin 0] [--lr 0.01] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [-o FILE.cram] [--json] [--quiet]`,
   booleans: ['json', 'quiet', 'progressive'],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
+    const out = typeof args.o === 'string' ? args.o : typeof args.out === 'string' ? args.out : undefined;
+    if (out && args.progressive)
+      throw new UsageError(
+        '-o with --progressive: use encode FILE.txt -o FILE.cram --progressive (it stores the horizon)',
+      );
+    if (out) checkOutFile(out, ...(typeof args.file === 'string' ? [args.file] : []));
     const loaded = await loadModel(str(args, 'model'));
     const { model, tokenizer } = loaded;
     const K = num(args, 'mem', 1);
@@ -76,7 +87,10 @@ export const command: Command = {
         seed: num(args, 'seed', 0),
         quiet: Boolean(args.quiet || args.json),
       });
-      printProgressive(p, ids.length, Boolean(args.json), loaded.id);
+      // what the final mem holds, asked strictly: margins and exactness per storage precision of the held prefix
+      const held = ids.slice(0, p.horizon);
+      const x = held.length >= 2 ? await exactness(model, held, p.mem, K) : undefined;
+      printProgressive(p, ids.length, Boolean(args.json), loaded.id, x);
       return;
     }
     const [r] = await cram(model, [ids], {
@@ -84,15 +98,53 @@ export const command: Command = {
       maxSteps: num(args, 'maxSteps', CRAM_DEFAULTS.maxSteps),
       patience: num(args, 'patience', CRAM_DEFAULTS.patience),
       ...scheduleFlags(args),
+      margin: num(args, 'margin', 0),
       lr: num(args, 'lr', AUTHORS_ADAMW.lr),
       seed: num(args, 'seed', 0),
       quiet: Boolean(args.quiet || args.json),
     });
-    const m = await measure(model, ids, r);
+    const m = await measure(model, ids, r, undefined, undefined, { text: tokenizer.decode(ids) });
+    // Back again: what the best vectors make the model write, from them alone.
+    const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] }, tokenizer);
+    const same = diffIds(ids, back.ids).equal;
+    if (out)
+      saveMem(out, {
+        vectors: r.bestMem,
+        K,
+        memDim: model.info.memDim,
+        tokens: ids.length,
+        firstId: ids[0],
+        model: loaded.id,
+        weightsHash: loaded.weightsHash,
+        tokenizerHash: tokenizer.hash,
+        idsSha256: idsSha256(ids),
+        textSha256: sha256(text),
+        cramlab: CRAMLAB_VERSION,
+        extra: {
+          ids: JSON.stringify(ids), // so decode --check can say where a decoding differs
+          accuracy: String(r.bestAccuracy),
+          steps: String(r.steps),
+          seconds: r.seconds.toFixed(2),
+        },
+      });
+    const original = tokenizer.decode(ids);
     if (args.json) {
-      console.log(JSON.stringify({ ...m, trainable: r.trainable, model: loaded.id }));
+      console.log(
+        JSON.stringify({
+          ...m,
+          trainable: r.trainable,
+          model: loaded.id,
+          original,
+          decodedText: back.text,
+          identical: same,
+          file: out,
+        }),
+      );
       return;
     }
+    console.log(`original           ${JSON.stringify(original)}`);
+    console.log(`decoded from mem   ${JSON.stringify(back.text)}`);
+    console.log(`diff               ${same ? 'identical' : formatDiff(tokenizer, ids, back.ids)}`);
     const theory = K * theoreticalCapacity(model.info.memDim, model.info.vocabSize);
     const ce = (c: typeof m.ceWithMem) =>
       `${c.totalBits.toFixed(2)} bits (${c.perTokenBits.toFixed(3)}/token), ${c.totalNats.toFixed(2)} nats`;
@@ -116,17 +168,47 @@ export const command: Command = {
       `information gain   ${m.infoGainBits.toFixed(2)} bits (${m.infoGainNats.toFixed(2)} nats); paper convention (mean loss − min loss) × N: ${m.paperInfoGainNats.toFixed(2)} nats`,
     );
     console.log(`token gain         ${m.tokenGain}`);
+    console.log(`model alone        ${modelAlone(m)}`);
+    if (m.infoGainBits <= 0) console.log(GAIN_WARNING);
+    printExactness(m);
     console.log(
       `theoretical cap.   ${theory.toFixed(1)} tokens for ${K} × ${model.info.memDim} 16-bit numbers, vocab ${model.info.vocabSize}`,
     );
+    if (out) console.log(`wrote              ${out}`);
   },
 };
 
+/** How much of the text the model gets right with no vectors at all (greedy, the first token given). */
+export const modelAlone = (m: { correctWithoutMem: number; N: number }): string =>
+  `${m.correctWithoutMem} of ${m.N - 1} predicted tokens right with no vectors (greedy)`;
+
+export const GAIN_WARNING =
+  'warning            information gain ≤ 0: the model alone already predicts this text as well; the vectors show nothing (pick a text it does not know)';
+
+/** Greedy horizon, margin, exactness per storage precision, and the bits next to classic compressors. */
+export function printExactness(m: Pick<TextMetrics, 'N' | 'exactness' | 'bits'>): void {
+  const x = m.exactness;
+  if (!x) return;
+  console.log(
+    `greedy decode      ${x.greedyExact ? 'exact' : `horizon ${x.greedyHorizon} of ${m.N} tokens`}; teacher-forced ${(100 * x.teacherForced).toFixed(2)}%; min margin ${x.minMargin.toFixed(3)}`,
+  );
+  const at = PRECISIONS.map((p) => {
+    const a = x.precisions[p];
+    return `${p} ${a.exact ? 'exact' : `horizon ${a.horizon}`} (${a.bits} bits)`;
+  });
+  console.log(`stored as          ${at.join(', ')}`);
+  const b = m.bits;
+  if (b)
+    console.log(
+      `bits               vectors ${b.vectorBits ?? 'none exact'} vs text UTF-8 ${b.utf8}, gzip ${b.gzip}, brotli ${b.brotli}, xz ${b.xz}, model arithmetic code ${b.arith}; token ratio ${b.tokenRatio.toFixed(1)}, bit ratio ${b.bitRatio === null ? '-' : b.bitRatio.toFixed(3)}`,
+    );
+}
+
 /** A progressive run: the horizon (longest prefix reproduced), how it grew, and the decode check. */
-function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string): void {
+function printProgressive(p: ProgressiveResult, N: number, json: boolean, model: string, x?: Exactness): void {
   if (json) {
     const { mem: _mem, ...rest } = p;
-    console.log(JSON.stringify({ ...rest, N, model }));
+    console.log(JSON.stringify({ ...rest, N, model, exactness: x }));
     return;
   }
   const grew = p.stages.map((s) => `${s.N}:${s.status === 'decoded' ? 'ok' : s.status}`).join(' ');
@@ -138,5 +220,6 @@ function printProgressive(p: ProgressiveResult, N: number, json: boolean, model:
   console.log(
     `greedy decode      ${p.check.equal ? `reproduces the first ${p.horizon} tokens exactly` : 'DIFFERS from the prefix (a bug: please report)'}`,
   );
+  printExactness({ N: p.horizon, exactness: x });
   if (!p.check.equal) process.exitCode = 1;
 }

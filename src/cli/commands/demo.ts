@@ -243,8 +243,13 @@ export const command: Command = {
       );
       console.log('');
       console.log(`── the whole ${opening.sentence ? 'opening sentence' : 'opening, cut at a word'}: fewest vectors`);
+      // Whether a ~200-character passage would fit this model's context (it does for stories260K's 512).
+      // The passage was loaded cut to ctx - 1 tokens, so reaching that length means it did not fit.
+      const t200 = tokenizer.encode(full.slice(0, 200)).length;
       console.log(
-        `why this long     context ${ctx} positions = text + K vectors, so a ~200-character passage does not fit;`,
+        t200 >= ctx - 1
+          ? `why this long     context ${ctx} positions = text + K vectors, so a ~200-character passage does not fit;`
+          : `why this long     a ~200-character passage (${t200} tokens) fits the context of ${ctx} positions, but needs many vectors and minutes;`,
       );
       console.log(
         chars === DEMO_PASSAGE_BYTES

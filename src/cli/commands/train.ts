@@ -1,19 +1,24 @@
 import * as path from 'node:path';
 import { runTraining } from '../../train/run';
+import { checkModelOut } from '../../train/save';
 import { llamaConfig, mambaConfig, SUITE_TRAINING } from '../../train/suite';
 import { num, str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
 
+const S = SUITE_TRAINING;
+
 export const command: Command = {
   name: 'train',
   summary: 'train a tiny causal LM from scratch on the books train split (resumable) and save it as an HF folder',
+  // Defaults read from SUITE_TRAINING, so --help never drifts from what a run does.
   usage:
-    'train --out models/NAME [--arch llama|mamba] [--d 64] [--layers 4 (llama), 6 (mamba)] [--steps 240] [--batch 4] [--seq-len 256] ' +
-    '[--lr 3e-3] [--warmup 20] [--weight-decay 0.1] [--clip 1] [--seed 1234] [--run-dir runs/train/NAME] [--tokenizer runs/train/tokenizer] ' +
-    '[--vocab-size 512] [--eval-every 40] [--checkpoint-every 20] [--max-minutes M] [--bos-prob 1] [--quiet]',
-  booleans: ['quiet'],
+    `train --out models/NAME [--arch llama|mamba] [--d 64] [--layers 4 (llama), 6 (mamba)] [--steps ${S.steps}] [--batch ${S.batchSize}] [--seq-len ${S.seqLen}] ` +
+    `[--lr ${S.lr}] [--warmup ${S.warmup}] [--weight-decay ${S.weightDecay}] [--clip ${S.clip}] [--seed ${S.seed}] [--run-dir runs/train/NAME] [--tokenizer runs/train/tokenizer] ` +
+    `[--vocab-size ${S.vocabSize}] [--eval-every ${S.evalEvery}] [--checkpoint-every ${S.checkpointEvery}] [--max-minutes M] [--bos-prob 1] [--force] [--quiet]`,
+  booleans: ['quiet', 'force'],
   async run(args: Args) {
     const out = str(args, 'out');
+    checkModelOut(out, Boolean(args.force)); // before any training: never replace another model's files
     const name = path.basename(path.resolve(out));
     const arch = str(args, 'arch', 'llama');
     const d = num(args, 'd', 64);
