@@ -11,10 +11,13 @@ import { loadTokenizer, type Tokenizer } from './tokenizer';
 import { checkConfigTensors, validateConfig } from './config';
 import { checkedFile, clean, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
-import { readSafetensors, streamFile, type RawTensor } from './safetensors';
+import { readSafetensors, setHalfWidener, streamFile, type RawTensor } from './safetensors';
 import { rememberWeights } from '../native/weights';
-import { nativeWanted } from '../native/index';
+import { nativeAddon, nativeWanted } from '../native/index';
 import { NativeModel } from '../native/model';
+
+// The tfjs engine's F16/BF16 reads widen in C (vectorised) when the addon loaded, else in the JS loop.
+if (nativeAddon()) setHalfWidener(nativeAddon()!.widenHalf);
 
 export interface LoadedModel {
   model: CausalLM;

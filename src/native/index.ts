@@ -9,7 +9,6 @@ import { ModelError } from '../models/types';
 import { weightsOf } from './weights';
 import { NATIVE_SPECS, type NativeSpec } from './specs';
 import type { NativeTensorSource } from '../models/weights';
-import { setHalfWidener } from '../io/safetensors';
 
 /** The addon's functions (native/src/addon.cc). */
 export interface NativeAddon {
@@ -71,7 +70,6 @@ let addon: NativeAddon | undefined;
 let loadError = '';
 try {
   addon = createRequire(__filename)(ADDON) as NativeAddon;
-  setHalfWidener(addon.widenHalf); // the tfjs engine's F16/BF16 reads: vectorised, not a JS loop per value
 } catch (e) {
   loadError = (e as Error).message.split('\n')[0];
 }

@@ -49,7 +49,7 @@ export class NativeModel implements CausalLM {
         this.handle,
         Int32Array.from({ length: V }, (_, i) => i),
       );
-      this.embedTensor = tf.tensor2d(rows, [V, this.info.memDim]);
+      this.embedTensor = tf.keep(tf.tensor2d(rows, [V, this.info.memDim])); // kept: a tidy() around the first use must not free the cache
     }
     return this.embedTensor;
   }
