@@ -95,6 +95,39 @@ function memTensors(v: Float32Array, K: number, d: number, p: FilePrecision): Re
   }
 }
 
+/**
+ * Save the vectors that decode `ids` (the first `ids.length` tokens of `text`) for the loaded model:
+ * the identity fields (model, hashes, first token, ids) filled in one place for every CLI writer.
+ */
+export function saveCram(
+  file: string,
+  who: { id: string; weightsHash: string; tokenizer: { hash: string }; model: { info: { memDim: number } } },
+  c: {
+    vectors: Float32Array;
+    K: number;
+    ids: number[];
+    text: string;
+    precision?: FilePrecision;
+    extra: Record<string, string>;
+  },
+): void {
+  saveMem(file, {
+    precision: c.precision,
+    vectors: c.vectors,
+    K: c.K,
+    memDim: who.model.info.memDim,
+    tokens: c.ids.length,
+    firstId: c.ids[0],
+    model: who.id,
+    weightsHash: who.weightsHash,
+    tokenizerHash: who.tokenizer.hash,
+    idsSha256: idsSha256(c.ids),
+    textSha256: sha256(c.text),
+    cramlab: CRAMLAB_VERSION,
+    extra: { ids: JSON.stringify(c.ids), ...c.extra }, // the ids: decode --check says where a decoding differs
+  });
+}
+
 export interface ModelIdentity {
   id: string;
   weightsHash: string;

@@ -6,7 +6,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export class WriteError extends Error {
-  constructor(msg: string) {
+  /** The file-system error's code (ENOSPC, …), for callers that add their own advice. */
+  constructor(
+    msg: string,
+    readonly code?: string,
+  ) {
     super(msg);
     this.name = 'WriteError';
   }
@@ -54,7 +58,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     } catch {
       /* never made (its folder is missing or a file) */
     }
-    throw new WriteError(fsErrorMessage(file, e));
+    throw new WriteError(fsErrorMessage(file, e), (e as NodeJS.ErrnoException)?.code);
   }
   try {
     // The rename itself reaches the disk only with the folder's entry: sync it (best effort).

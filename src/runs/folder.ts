@@ -8,20 +8,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CramError } from '../cram/result';
-import { refuseForeignFolder } from '../io/write';
+import { fsErrorMessage, refuseForeignFolder, writeFileAtomic as writeAtomic } from '../io/write';
 import { fromStored, recordKey, recordProblem, type CramRecord, type RecordKey, type StoredDefaults } from './record';
 
-/** An fs error as one line naming the file (ENOSPC: the disk is full; nothing finished is lost). */
+/** An fs error as one line naming the file; a full disk or quota says that rerunning resumes (nothing finished is lost). */
 export function writeError(file: string, e: any): CramError {
-  const why: Record<string, string> = {
-    ENOSPC: 'no space left on the device; free some and run the same command again to resume',
-    EDQUOT: 'disk quota exceeded; free some and run the same command again to resume',
-    EROFS: 'the file system is read-only',
-    EACCES: 'permission denied',
-    EISDIR: 'it is a folder',
-    ENOTDIR: 'a part of its path is not a folder',
-  };
-  return new CramError(`cannot write ${file}: ${why[e?.code] ?? e?.message ?? e}`);
+  const full = { ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded' }[e?.code as string];
+  return new CramError(
+    full
+      ? `cannot write ${file}: ${full}; free some and run the same command again to resume`
+      : fsErrorMessage(file, e),
+  );
 }
 
 /**
@@ -52,14 +49,11 @@ export function appendLine(file: string, record: object): void {
   }
 }
 
-/** Write a whole file through a temp file and a rename: a crash or a full disk leaves the old one. */
+/** io/write's atomic write (temp file, fsync, rename), its error worded for a run folder. */
 export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
+    writeAtomic(file, text);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw writeError(file, e);
   }
 }

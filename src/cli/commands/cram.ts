@@ -12,7 +12,7 @@ import type { Command } from '../main';
 import { encodeWithin } from '../../io/tokenizer';
 import { LR_SCHEDULES, type LrSchedule, type ScheduleOptions } from '../../cram/schedule';
 import { decode, diffIds, formatDiff } from '../../decode';
-import { CRAMLAB_VERSION, idsSha256, saveMem, sha256 } from '../../mem-file';
+import { saveCram } from '../../mem-file';
 import { checkOutFile } from '../input';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
@@ -108,24 +108,12 @@ export const command: Command = {
     const back = await decode(model, { vectors: r.bestMem, K, tokens: ids.length, firstId: ids[0] }, tokenizer);
     const same = diffIds(ids, back.ids).equal;
     if (out)
-      saveMem(out, {
+      saveCram(out, loaded, {
         vectors: r.bestMem,
         K,
-        memDim: model.info.memDim,
-        tokens: ids.length,
-        firstId: ids[0],
-        model: loaded.id,
-        weightsHash: loaded.weightsHash,
-        tokenizerHash: tokenizer.hash,
-        idsSha256: idsSha256(ids),
-        textSha256: sha256(text),
-        cramlab: CRAMLAB_VERSION,
-        extra: {
-          ids: JSON.stringify(ids), // so decode --check can say where a decoding differs
-          accuracy: String(r.bestAccuracy),
-          steps: String(r.steps),
-          seconds: r.seconds.toFixed(2),
-        },
+        ids,
+        text,
+        extra: { accuracy: String(r.bestAccuracy), steps: String(r.steps), seconds: r.seconds.toFixed(2) },
       });
     const original = tokenizer.decode(ids);
     if (args.json) {

@@ -7,7 +7,7 @@ import { measure } from '../../metrics/text';
 import { progressiveCram } from '../../cram/progressive';
 import { decode, diffIds } from '../../decode';
 import { loadModel } from '../../io/checkpoint';
-import { CRAMLAB_VERSION, FILE_PRECISIONS, idsSha256, saveMem, sha256, type FilePrecision } from '../../mem-file';
+import { FILE_PRECISIONS, saveCram, type FilePrecision } from '../../mem-file';
 import { parsePrecision, PRECISIONS, roundTo } from '../../precision';
 import { exactness, type Exactness } from '../../metrics/exactness';
 import { num, str, UsageError, type Args } from '../args';
@@ -73,21 +73,13 @@ export const command: Command = {
       const stored = roundTo(p.mem, K0, precision);
       const back = await decode(model, { vectors: stored, K: K0, tokens: p.horizon, firstId: ids[0] });
       const diff = diffIds(held, back.ids);
-      saveMem(out, {
+      saveCram(out, loaded, {
         precision,
         vectors: p.mem,
         K: K0,
-        memDim: model.info.memDim,
-        tokens: p.horizon,
-        firstId: ids[0],
-        model: loaded.id,
-        weightsHash: loaded.weightsHash,
-        tokenizerHash: tokenizer.hash,
-        idsSha256: idsSha256(held),
-        textSha256: sha256(text),
-        cramlab: CRAMLAB_VERSION,
+        ids: held,
+        text,
         extra: {
-          ids: JSON.stringify(held), // so decode --check can say where a decoding differs
           progressive: 'true',
           growth: flags.growth,
           horizon: String(p.horizon),
@@ -127,21 +119,13 @@ export const command: Command = {
       firstId: ids[0],
     });
     const diff = diffIds(ids, back.ids);
-    saveMem(out, {
+    saveCram(out, loaded, {
       precision,
       vectors: r.bestMem,
       K,
-      memDim: model.info.memDim,
-      tokens: ids.length,
-      firstId: ids[0],
-      model: loaded.id,
-      weightsHash: loaded.weightsHash,
-      tokenizerHash: tokenizer.hash,
-      idsSha256: idsSha256(ids),
-      textSha256: sha256(text),
-      cramlab: CRAMLAB_VERSION,
+      ids,
+      text,
       extra: {
-        ids: JSON.stringify(ids), // so decode --check can say where a decoding differs
         accuracy: String(r.bestAccuracy),
         steps: String(steps),
         seconds: seconds.toFixed(2),

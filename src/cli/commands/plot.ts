@@ -17,6 +17,7 @@ import {
   type Figure,
 } from '../../plots';
 import { readRunRecords } from '../../runs/folder';
+import { pointRows } from '../../workbook/experiments';
 import type { CramRecord } from '../../runs/record';
 import { str, UsageError, type Args } from '../args';
 import type { Command } from '../main';
@@ -32,18 +33,10 @@ function shapeOf(model: string): { memDim: number; vocabSize: number } | undefin
   return e ? { memDim: e.memDim, vocabSize: e.vocabSize } : undefined;
 }
 
+/** The workbook's plot rows; the model labelled with K when the run has several. */
 function perText(records: CramRecord[]) {
-  return records.map((r) => ({
-    model: records.some((o) => o.K !== r.K) ? `${r.model} · K=${r.K}` : r.model,
-    N: r.N,
-    K: r.K,
-    accuracy: r.bestAccuracy,
-    id: r.id,
-    text: r.text,
-    ceWithoutBits: r.ceWithoutMem.totalBits,
-    ceWithBits: r.ceWithMem.totalBits,
-    infoGainBits: r.infoGainBits,
-  }));
+  const several = records.some((o) => o.K !== records[0].K);
+  return pointRows(records).map((p) => (several ? { ...p, model: `${p.model} · K=${p.K}` } : p));
 }
 
 /** Per (model, K, text): the longest N of the grid it decoded exactly. */
