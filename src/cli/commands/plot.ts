@@ -3,6 +3,7 @@
 // figure as standalone HTML (plotly.js inlined: opens offline) and PNG (headless Chromium).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../io/write';
 import { table1 } from '../../metrics/summary';
 import { lookupModel } from '../../models/registry';
 import {
@@ -70,25 +71,26 @@ export const command: Command = {
       ['capacity-vs-k', capacityVsK(capacities(records), 'Longest length decoded vs number of vectors (paper Fig. 4)')],
     ];
     // Table 1 with the paper's single-vector figures beside ours, where the paper reports the model.
+    // '–' where the paper reports nothing (other models, K > 1) or no text was full.
     const rows = table1(records, shapeOf).map((r) => {
-      const paper = lookupModel(r.model)?.paper;
+      const paper = r.K === 1 ? lookupModel(r.model)?.paper : undefined;
       return {
         model: r.model,
         set: r.set,
         K: r.K,
         decoding_capacity: r.decodingCapacity,
-        paper_capacity: r.K === 1 ? (paper?.capacityTokens ?? NaN) : NaN,
+        paper_capacity: paper?.capacityTokens ?? '–',
         theoretical: r.theoreticalCapacity,
-        token_gain: r.tokenGain ?? NaN,
-        paper_token_gain: r.K === 1 ? (paper?.tokenGain ?? NaN) : NaN,
-        info_gain_bits: r.infoGainBits ?? NaN,
-        paper_info_gain_bits: r.K === 1 ? (paper?.informationGainBits ?? NaN) : NaN,
+        token_gain: r.tokenGain ?? '–',
+        paper_token_gain: paper?.tokenGain ?? '–',
+        info_gain_bits: r.infoGainBits ?? '–',
+        paper_info_gain_bits: paper?.informationGainBits ?? '–',
         full_texts: r.saturatedTexts,
       };
     });
-    fs.writeFileSync(path.join(out, 'table1.md'), tableMarkdown(rows, 1) + '\n');
-    fs.writeFileSync(path.join(out, 'table1.csv'), tableCsv(rows));
-    for (const [name, fig] of figures) fs.writeFileSync(path.join(out, `${name}.html`), standaloneHtml(fig));
+    writeFileAtomic(path.join(out, 'table1.md'), tableMarkdown(rows, 1) + '\n');
+    writeFileAtomic(path.join(out, 'table1.csv'), tableCsv(rows));
+    for (const [name, fig] of figures) writeFileAtomic(path.join(out, `${name}.html`), standaloneHtml(fig));
     console.log(tableMarkdown(rows, 1));
     const png = !args.noPng && findChromium();
     if (png) {
