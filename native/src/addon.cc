@@ -314,7 +314,7 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   s.min_loss = F32(env, o.Get("minLoss"), "minLoss", B);
   s.loss_out = F32(env, o.Get("lossOut"), "lossOut", (size_t)S * B);
   s.correct_out = I32(env, o.Get("correctOut"), "correctOut", (size_t)S * B);
-  if (o.Has("gradOut") && !o.Get("gradOut").IsUndefined()) s.grad_out = F32(env, o.Get("gradOut"), "gradOut", B * Kd);
+  const bool gradOut = o.Has("gradOut") && !o.Get("gradOut").IsUndefined(); // dmem, or dz with a rank
   for (size_t b = 0; b < B; b++)
     if (!s.done[b]) checkFinite(env, s.mem + b * Kd, Kd, "mem of text " + std::to_string(b));
   auto num = [&](const char *k) {
@@ -331,6 +331,29 @@ static Napi::Value CramSteps(const Napi::CallbackInfo &info) {
   s.lead_weight = (float)opt("leadingWeight", 1), s.min_lr = (float)opt("minLr", 0), s.clip_norm = (float)opt("clipGradNorm", 0);
   s.lead_count = (int)opt("leadingCount", 0), s.lr_cosine = o.Has("lrSchedule") && o.Get("lrSchedule").ToString().Utf8Value() == "cosine";
   s.margin = o.Has("margin") && !o.Get("margin").IsUndefined() ? (float)num("margin") : 0.f;
+  // low-rank mem (lowrank.ts), optional: z, W, bias and their AdamW moments; mem, bestMem get the expansion
+  s.rank = (int)opt("rank", 0);
+  if (s.rank) {
+    if (s.rank > c.d_in) throw err(env, "rank " + std::to_string(s.rank) + " exceeds the mem width " + std::to_string(c.d_in));
+    s.shared = o.Has("rankShared") && o.Get("rankShared").ToBoolean().Value();
+    s.train_wb = o.Has("rankTrain") && o.Get("rankTrain").ToBoolean().Value();
+    const size_t Kr = (size_t)s.K * s.rank, nW = s.shared ? 1 : B, dr = (size_t)c.d_in * s.rank;
+    s.z = F32(env, o.Get("z"), "z", B * Kr), s.zm = F32(env, o.Get("zm"), "zm", B * Kr), s.zv = F32(env, o.Get("zv"), "zv", B * Kr);
+    s.best_z = F32(env, o.Get("bestZ"), "bestZ", B * Kr);
+    s.W = F32(env, o.Get("W"), "W", nW * dr), s.bias = F32(env, o.Get("bias"), "bias", nW * c.d_in);
+    checkFinite(env, s.z, B * Kr, "z");
+    checkFinite(env, s.W, nW * dr, "W");
+    checkFinite(env, s.bias, nW * c.d_in, "bias");
+    if (s.train_wb) {
+      s.Wm = F32(env, o.Get("Wm"), "Wm", nW * dr), s.Wv = F32(env, o.Get("Wv"), "Wv", nW * dr);
+      s.bm = F32(env, o.Get("bm"), "bm", nW * c.d_in), s.bv = F32(env, o.Get("bv"), "bv", nW * c.d_in);
+      if (o.Has("gradWOut") && !o.Get("gradWOut").IsUndefined()) s.grad_w_out = F32(env, o.Get("gradWOut"), "gradWOut", nW * dr);
+      if (o.Has("gradBiasOut") && !o.Get("gradBiasOut").IsUndefined()) s.grad_bias_out = F32(env, o.Get("gradBiasOut"), "gradBiasOut", nW * c.d_in);
+    }
+    if (gradOut) s.grad_out = F32(env, o.Get("gradOut"), "gradOut", B * Kr);
+  } else if (gradOut) {
+    s.grad_out = F32(env, o.Get("gradOut"), "gradOut", B * Kd);
+  }
   const int G = std::min(std::max(num_threads(), 1), (int)MAX_GROUPS);
   h->groups[0] = h->a;
   for (int g = 1; g < G; g++)

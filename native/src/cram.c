@@ -39,6 +39,52 @@ static void clip_norm(float *g, long n, float c) {
     for (long i = 0; i < n; i++) g[i] = (float)(g[i] * coef);
 }
 
+// lowrank.ts: mem_b [K, d] = z_b [K, r]·W_bᵀ ([d, r]) + bias_b [d]
+static void expand(CramState *s, int b, int d) {
+  const int K = s->K, r = s->rank;
+  const long o = s->shared ? 0 : b;
+  const float *W = s->W + o * d * r, *bias = s->bias + o * d, *z = s->z + (long)b * K * r;
+  float *mem = s->mem + (long)b * K * d;
+  for (int j = 0; j < K; j++)
+    for (int i = 0; i < d; i++) {
+      float acc = 0.f;
+      for (int q = 0; q < r; q++) acc += W[i * r + q] * z[j * r + q];
+      mem[j * d + i] = acc + bias[i];
+    }
+}
+
+// The chain rule through expand: dz = dmem·W; with gW: dW += dmemᵀ·z, dbias += Σ_j dmem_j.
+static void expand_backward(float *gz, float *gW, float *gb, const float *dmem, const float *z, const float *W, int K, int d, int r) {
+  for (int j = 0; j < K; j++)
+    for (int q = 0; q < r; q++) {
+      float acc = 0.f;
+      for (int i = 0; i < d; i++) acc += dmem[j * d + i] * W[i * r + q];
+      gz[j * r + q] = acc;
+    }
+  if (!gW) return;
+  for (int i = 0; i < d; i++) {
+    for (int q = 0; q < r; q++) {
+      float acc = 0.f;
+      for (int j = 0; j < K; j++) acc += dmem[j * d + i] * z[j * r + q];
+      gW[i * r + q] += acc;
+    }
+    for (int j = 0; j < K; j++) gb[i] += dmem[j * d + i];
+  }
+}
+
+// clip_norm over two arrays as one vector (a text's z with its own W, bias; or a shared W with its bias)
+static void clip_joint(float *g1, long n1, float *g2, long n2, float *g3, long n3, float c) {
+  double ss = 0.0;
+  for (long i = 0; i < n1; i++) ss += (double)g1[i] * g1[i];
+  for (long i = 0; i < n2; i++) ss += (double)g2[i] * g2[i];
+  for (long i = 0; i < n3; i++) ss += (double)g3[i] * g3[i];
+  const double coef = c / (sqrt(ss) + 1e-6);
+  if (coef >= 1.0) return;
+  for (long i = 0; i < n1; i++) g1[i] = (float)(g1[i] * coef);
+  for (long i = 0; i < n2; i++) g2[i] = (float)(g2[i] * coef);
+  for (long i = 0; i < n3; i++) g3[i] = (float)(g3[i] * coef);
+}
+
 #define GROUP_MIN_FLOPS 64e6
 
 typedef struct {
@@ -135,15 +181,23 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
   int *live = (int *)malloc(sizeof(int) * B);
   float *loss = (float *)malloc(sizeof(float) * B), *grad = (float *)malloc(sizeof(float) * B * Kd);
   int *correct = (int *)malloc(sizeof(int) * B);
+  // low-rank: dz of one text, dW / dbias of one text or summed over the batch (shared)
+  const int r = s->rank;
+  const long Kr = (long)K * r, dr = (long)d * r;
+  float *gz = r ? (float *)malloc(sizeof(float) * (Kr + dr + d)) : NULL;
+  float *gW = gz ? gz + Kr : NULL, *gb = gz ? gz + Kr + dr : NULL;
   Scratch z[16];
   memset(z, 0, sizeof z);
-  int ran = 0, ok = live && loss && grad && correct;
+  int ran = 0, ok = live && loss && grad && correct && (!r || gz);
   // group 0 also runs the whole batch alone when a step is too small to split
   for (int g = 0; ok && g < G; g++) ok = scratch_new(&z[g], (long)(g == 0 ? B : per) * (K + Lmax), Lmax - 1, d, mdl->d_out, V);
   if (!ok) {
     ran = -1;
     goto out;
   }
+  if (r)
+    for (int b = 0; b < B; b++)
+      if (!s->done[b]) expand(s, b, d);
   for (; ran < S; ran++) {
     const int it = s->it0 + ran;
     for (int b = 0; b < B; b++) s->loss_out[(long)ran * B + b] = NAN, s->correct_out[(long)ran * B + b] = 0;
@@ -177,6 +231,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       goto out;
     }
     // bookkeeping in cram.ts's order, then AdamW (the stopping step updates mem too: finalMem)
+    if (r && s->shared && s->train_wb) memset(gW, 0, sizeof(float) * (dr + d));
     for (int j = 0; j < n; j++) {
       const int b = live[j];
       const float lj = loss[b];
@@ -189,6 +244,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
         s->best_step[b] = it;
         s->best_loss[b] = lj;
         memcpy(s->best_mem + b * Kd, s->mem + b * Kd, sizeof(float) * Kd);
+        if (r) memcpy(s->best_z + b * Kr, s->z + b * Kr, sizeof(float) * Kr);
         s->counter[b] = 0;
       } else {
         s->counter[b]++;
@@ -196,18 +252,46 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       if (finite && lj < s->min_loss[b]) s->min_loss[b] = lj;
       const int nan = !finite, full = s->best_correct[b] >= s->lengths[b] - 1;
       const int patient = s->counter[b] >= s->patience, last = it + 1 >= s->max_steps;
-      if (s->grad_out) memcpy(s->grad_out + b * Kd, grad + b * Kd, sizeof(float) * Kd);
-      if (s->clip_norm > 0) clip_norm(grad + b * Kd, Kd, s->clip_norm);
-      adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, lr_at(s, it), s);
+      const double lr = lr_at(s, it);
+      if (!r) {
+        if (s->grad_out) memcpy(s->grad_out + b * Kd, grad + b * Kd, sizeof(float) * Kd);
+        if (s->clip_norm > 0) clip_norm(grad + b * Kd, Kd, s->clip_norm);
+        adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, lr, s);
+      } else {
+        // z (and this text's own W, bias) from dmem; a shared W, bias gathers every text's share
+        const long o = s->shared ? 0 : b;
+        const int own = s->train_wb && !s->shared;
+        if (own) memset(gW, 0, sizeof(float) * (dr + d));
+        expand_backward(gz, s->train_wb ? gW : NULL, gb, grad + b * Kd, s->z + b * Kr, s->W + o * dr, K, d, r);
+        if (s->grad_out) memcpy(s->grad_out + b * Kr, gz, sizeof(float) * Kr);
+        if (own && s->grad_w_out) memcpy(s->grad_w_out + b * dr, gW, sizeof(float) * dr);
+        if (own && s->grad_bias_out) memcpy(s->grad_bias_out + b * d, gb, sizeof(float) * d);
+        if (s->clip_norm > 0) clip_joint(gz, Kr, gW, own ? dr : 0, gb, own ? d : 0, s->clip_norm);
+        adamw(s->z + b * Kr, s->zm + b * Kr, s->zv + b * Kr, gz, Kr, it + 1, lr, s);
+        if (own) {
+          adamw(s->W + b * dr, s->Wm + b * dr, s->Wv + b * dr, gW, dr, it + 1, lr, s);
+          adamw(s->bias + b * d, s->bm + b * d, s->bv + b * d, gb, d, it + 1, lr, s);
+        }
+      }
       if (nan || full || patient || last) {
         s->done[b] = 1;
         s->done_at[b] = it + 1;
         s->status[b] = nan ? ST_NAN : full ? ST_DECODED : patient ? ST_PATIENCE : ST_MAX_STEPS;
       }
     }
+    if (r && s->shared && s->train_wb) {
+      if (s->grad_w_out) memcpy(s->grad_w_out, gW, sizeof(float) * dr);
+      if (s->grad_bias_out) memcpy(s->grad_bias_out, gb, sizeof(float) * d);
+      if (s->clip_norm > 0) clip_joint(gW, dr, gb, d, NULL, 0, s->clip_norm);
+      adamw(s->W, s->Wm, s->Wv, gW, dr, it + 1, lr_at(s, it), s);
+      adamw(s->bias, s->bm, s->bv, gb, d, it + 1, lr_at(s, it), s);
+    }
+    // the next step's mem; a text that stopped keeps the mem of its final z (finalMem)
+    if (r)
+      for (int j = 0; j < n; j++) expand(s, live[j], d);
   }
 out:
   for (int g = 0; g < 16; g++) scratch_free(&z[g]);
-  free(live), free(loss), free(grad), free(correct);
+  free(live), free(loss), free(grad), free(correct), free(gz);
   return ran;
 }

@@ -27,6 +27,15 @@ typedef struct {
   // schedule.ts, off at zero: leading predictions weigh lead_weight; cosine lr to min_lr; grad-norm clip
   float lead_weight, min_lr, clip_norm;
   int lead_count, lr_cosine;
+  // Low-rank mem (lowrank.ts), off at rank 0: mem_b = z_b·W_bᵀ + bias_b, expanded here before each step;
+  // AdamW on z (dz = dmem·W), and on W, bias when train_wb (dW = dmemᵀ·z, dbias = Σ_j dmem_j). shared:
+  // one W, bias for the batch (their gradient summed over the live texts). mem, best_mem hold the expanded
+  // vectors; grad_out then holds dz, grad_w_out / grad_bias_out (optional) the last step's dW / dbias.
+  int rank, shared, train_wb;
+  float *z, *zm, *zv, *best_z;                     // [B, K, rank]
+  float *W, *Wm, *Wv;                              // [nW, d_in, rank], nW = shared ? 1 : B
+  float *bias, *bm, *bv;                           // [nW, d_in]
+  float *grad_w_out, *grad_bias_out;               // [nW, d_in, rank], [nW, d_in]
 } CramState;
 
 // Runs up to S steps (fewer when every text is done); returns the steps run, -1 when out of memory.

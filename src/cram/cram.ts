@@ -31,7 +31,7 @@ import { engineFor, existingNative, nativeAddon, type Engine } from '../native/i
 import { NativeModel, tfjsModel } from '../native/model';
 import { cramNative } from './native';
 import { lrAt, resolveSchedule, type ScheduleOptions } from './schedule';
-import { expandHost, expandMem, lowRankBasis } from './lowrank';
+import { basisOf, expandHost, expandMem, lowRankBasis, lowRankTrainable } from './lowrank';
 import { assertCramFits } from './memory';
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
@@ -63,8 +63,14 @@ export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
   quiet?: boolean;
   /** native (C addon, Llama only) or tfjs; default: CRAMLAB_ENGINE, else native where it can run. */
   engine?: Engine;
-  /** Low-rank mem: train z (K·rank numbers) with mem = W z + b, W and b fixed (lowrank.ts). */
+  /** Low-rank mem: train z (K·rank numbers) with mem = W z + b, W and b fixed unless rankTrain (lowrank.ts). */
   rank?: number;
+  /** With rank: train W and b as well (native engine only). */
+  rankTrain?: boolean;
+  /** With rank: one W, b for the whole batch (trained: gradients summed over its texts). */
+  rankShared?: boolean;
+  /** With rank (W, b fixed): start z here, K·rank values per text, instead of randn (warm starts). */
+  initZ?: Float32Array[];
 }
 
 const stdCache = new WeakMap<CausalLM, number>();
@@ -164,11 +170,21 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
   if (rank !== undefined && !(Number.isInteger(rank) && rank >= 1 && rank <= d))
     throw new CramError(`rank must be an integer in [1, ${d}] (the mem width), got ${rank}`);
   if (rank !== undefined && opts.initMem) throw new CramError('rank does not take initMem: z starts from randn');
-  const lowRank = rank === undefined ? undefined : lowRankBasis(model, K, rank, seeds, embeddingStd(model));
+  if (rank === undefined && (opts.rankTrain || opts.rankShared))
+    throw new CramError('rankTrain and rankShared (--rank-train, --rank-shared) need a rank (mem = W z + b)');
+  if (opts.initZ && (rank === undefined || opts.rankTrain))
+    throw new CramError('initZ needs a rank with W and b fixed (rankTrain off)');
+  if (opts.initZ && (opts.initZ.length !== texts.length || opts.initZ.some((z) => z.length !== K * rank!)))
+    throw new CramError(`initZ needs ${texts.length} arrays of K·rank = ${K * rank!} values`);
+  const lowRank =
+    rank === undefined
+      ? undefined
+      : lowRankBasis(model, K, rank, seeds, embeddingStd(model), { train: opts.rankTrain, shared: opts.rankShared });
+  if (lowRank && opts.initZ) lowRank.z0 = opts.initZ.map((z) => Float32Array.from(z));
   assertCramFits(model, texts, K, engineFor(model, opts.engine)); // before the std, the copies, the batch
   const inits = texts.map((_, i) => {
     if (opts.initMem) return Float32Array.from(Array.isArray(opts.initMem) ? opts.initMem[i] : opts.initMem);
-    if (lowRank) return expandHost(lowRank.z0[i], lowRank.W[i], lowRank.b, lowRank.rank);
+    if (lowRank) return expandHost(lowRank.z0[i], basisOf(lowRank, i), lowRank.b, lowRank.rank);
     return initialMem(model, K, seeds[i]);
   });
   return {
@@ -198,14 +214,14 @@ function resolve(model: CausalLM, texts: number[][], opts: CramOptions): CramRun
 export async function cram(model: CausalLM, texts: number[][], opts: CramOptions = {}): Promise<CramResult[]> {
   const run = resolve(model, texts, opts);
   const native = engineFor(model, opts.engine) === 'native';
-  // Low-rank runs the tfjs loop on z; with the native engine the model's forward and its gradient to
-  // mem are the addon's (a NativeModel's forward), the chain rule to z is tfjs's matMul.
-  const results = run.lowRank
-    ? await cramTfjs(native ? model : tfjsModel(model), texts, run)
-    : native
-      ? await cramNative(model, texts, run)
-      : await cramTfjs(tfjsModel(model), texts, run); // the tfjs loop needs gradients through forward
-  const trainable = run.K * (run.lowRank?.rank ?? model.info.memDim);
+  // Low-rank on the native engine: the whole loop in C (cram.c expands z and takes the chain rule).
+  // The tfjs loop (portable) trains z only: W, b fixed.
+  if (run.lowRank?.train && !native)
+    throw new CramError('rankTrain needs the native engine (the tfjs loop trains z only)');
+  const results = native ? await cramNative(model, texts, run) : await cramTfjs(tfjsModel(model), texts, run); // the tfjs loop needs gradients through forward
+  const trainable = run.lowRank
+    ? lowRankTrainable(run.lowRank, run.K, model.info.memDim, texts.length)
+    : run.K * model.info.memDim;
   for (const r of results) r.trainable = trainable;
   return results;
 }
@@ -393,6 +409,7 @@ async function finish(
     : [sel.bestMem, sel.mem];
   const Kd = bestT.shape[1] * bestT.shape[2];
   const [best, last] = [await bestT.data(), await lastT.data()] as Float32Array[];
+  const z = sel.W ? ((await sel.bestMem.data()) as Float32Array) : undefined;
   if (sel.W) tf.dispose([bestT, lastT]);
   disposeState(sel);
   return rows.map((row, j) => {
@@ -402,7 +419,9 @@ async function finish(
       final: last.slice(j * Kd, (j + 1) * Kd),
       init: run.inits[ti],
     };
-    return textResult(ti, texts[ti], run.K, mems, seen.book(row), curves[ti], seconds);
+    const r = textResult(ti, texts[ti], run.K, mems, seen.book(row), curves[ti], seconds);
+    if (z) r.bestZ = z.slice((j * z.length) / rows.length, ((j + 1) * z.length) / rows.length);
+    return r;
   });
 }
 
@@ -418,7 +437,14 @@ function selectRows(s: State, rows: number[]): State {
 async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promise<CramResult[]> {
   const printer = run.quiet ? undefined : progressPrinter();
   const lr = run.lowRank;
-  let state = lr ? initState(lr.z0, run.K, lr.rank, lr.W) : initState(run.inits, run.K, model.info.memDim);
+  let state = lr
+    ? initState(
+        lr.z0,
+        run.K,
+        lr.rank,
+        lr.z0.map((_, i) => basisOf(lr, i)),
+      )
+    : initState(run.inits, run.K, model.info.memDim);
   const b = lr ? tf.tensor1d(lr.b) : undefined;
   let active = texts.map((_, i) => i); // the text of each state row
   let live: Live | undefined = liveTexts(model, texts, run);

@@ -3,33 +3,63 @@
 // the embedding's statistics: W = randn·std(E)/√rank (so W·z has E's spread for z ~ randn), b = E's mean
 // row. The gradient to z is the chain rule through mem, dz_j = Wᵀ·dL/dmem_j: tf.grad through the matMul
 // below, dL/dmem from the model's own backward (a NativeModel's is the native input-gradient).
+// The native loop (native/src/cram.c) does the same in C, and can train W and b too (`train`: dW =
+// dmemᵀ·z, db = Σ_j dmem_j) and share one W, b by the whole batch (`shared`: their gradients summed).
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/types';
 import { randn } from '../random';
 
 export interface LowRank {
   rank: number;
-  /** Per text: W, memDim × rank row-major. */
+  /** Per text (one for all when shared): W, memDim × rank row-major. */
   W: Float32Array[];
   /** E's mean row, memDim values (the same for every text). */
   b: Float32Array;
   /** Per text: the initial z, K × rank row-major. */
   z0: Float32Array[];
+  /** W and b trained along with z (native engine). */
+  train: boolean;
+  /** One W, b for the whole batch (drawn from the first text's seed). */
+  shared: boolean;
+}
+
+export interface LowRankOptions {
+  train?: boolean;
+  shared?: boolean;
+}
+
+/** Text i's W. */
+export const basisOf = (lr: LowRank, i: number): Float32Array => lr.W[lr.shared ? 0 : i];
+
+/** Numbers trained per text: K·rank for z, plus W and b (memDim·rank + memDim) when trained, split over the batch when shared. */
+export function lowRankTrainable(lr: LowRank, K: number, memDim: number, texts: number): number {
+  const wb = lr.train ? (memDim * lr.rank + memDim) / (lr.shared ? texts : 1) : 0;
+  return K * lr.rank + wb;
 }
 
 const W_SEED = 0x9e3779b9; // W's stream apart from z's for the same text seed
 
 /** The fixed W, b and the initial z of each text (seeds as cram()'s: one per text; std = cram's embeddingStd). */
-export function lowRankBasis(model: CausalLM, K: number, rank: number, seeds: number[], std: number): LowRank {
+export function lowRankBasis(
+  model: CausalLM,
+  K: number,
+  rank: number,
+  seeds: number[],
+  std: number,
+  o: LowRankOptions = {},
+): LowRank {
+  const shared = o.shared ?? false;
   const d = model.info.memDim;
   const mean = tf.tidy(() => tf.mean(model.embedMatrix, 0));
   const b = mean.dataSync() as Float32Array;
   mean.dispose();
   return {
     rank,
-    W: seeds.map((s) => randn(d * rank, (s ^ W_SEED) >>> 0, std / Math.sqrt(rank))),
+    W: (shared ? seeds.slice(0, 1) : seeds).map((s) => randn(d * rank, (s ^ W_SEED) >>> 0, std / Math.sqrt(rank))),
     b: Float32Array.from(b),
     z0: seeds.map((s) => randn(K * rank, s)),
+    train: o.train ?? false,
+    shared,
   };
 }
 

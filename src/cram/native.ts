@@ -1,10 +1,12 @@
 // cram() on the native engine: the addon runs `syncEvery` steps per call (forward, loss, backward to
 // mem, bookkeeping, AdamW, all in C); here we only turn its state into CramResults, curves and progress.
 // Same semantics as the tfjs loop in cram.ts, except that a finished text leaves the batch at once.
+// Low-rank (run.lowRank): the addon holds z (and W, b with their AdamW moments) and expands mem itself.
 import type { CausalLM } from '../models/types';
 import { progressPrinter } from './progress';
 import { progressInfo, sampleCurve, textResult, type CramResult, type CramRun, type Curve } from './result';
 import { nativeAddon, nativeModel } from '../native/index';
+import type { LowRank } from './lowrank';
 
 export async function cramNative(model: CausalLM, texts: number[][], a: CramRun): Promise<CramResult[]> {
   const addon = nativeAddon()!;
@@ -16,6 +18,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
   const mem = new Float32Array(B * Kd);
   a.inits.forEach((m, i) => mem.set(m, i * Kd));
   const S = a.syncEvery;
+  const low = a.lowRank ? lowRankState(a.lowRank) : undefined;
   const st = {
     K: a.K,
     ids: Int32Array.from(texts.flat()),
@@ -41,6 +44,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
     patience: a.patience,
     margin: a.margin,
     it0: 0,
+    ...low,
   };
   const printer = a.quiet ? undefined : progressPrinter();
   const results: CramResult[] = new Array(B);
@@ -79,6 +83,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
           bestLoss: st.bestLoss[b],
         };
         const r = textResult(b, texts[b], a.K, mems, book, curves[b], seconds);
+        if (low) r.bestZ = low.bestZ.slice(b * a.K * low.rank, (b + 1) * a.K * low.rank);
         results[b] = r;
         await a.onText?.(r);
       }
@@ -99,4 +104,31 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
     printer?.end();
   }
   return results;
+}
+
+/** The addon's low-rank state: z from z0, W and b copied (trained in place when lr.train), zero moments. */
+function lowRankState(lr: LowRank) {
+  const cat = (xs: Float32Array[]) => {
+    const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
+    xs.reduce((o, x) => (out.set(x, o), o + x.length), 0);
+    return out;
+  };
+  const z = cat(lr.z0);
+  const W = cat(lr.W);
+  const bias = cat(lr.W.map(() => lr.b)); // one per W
+  return {
+    rank: lr.rank,
+    rankShared: lr.shared,
+    rankTrain: lr.train,
+    z,
+    zm: new Float32Array(z.length),
+    zv: new Float32Array(z.length),
+    bestZ: Float32Array.from(z),
+    W,
+    Wm: new Float32Array(W.length),
+    Wv: new Float32Array(W.length),
+    bias,
+    bm: new Float32Array(bias.length),
+    bv: new Float32Array(bias.length),
+  };
 }

@@ -12,10 +12,12 @@
 // the held prefix (target = 2·held) while no target above it has failed, else bisects between the held
 // prefix and the shortest failed target above it; every stage starts from the mem of the last success.
 // The text stops when no length lies strictly between the two (held + 1 failed), or at the text's end.
+// With a rank (lowrank.ts, W and b fixed per text by its seed), each stage warm-starts z instead of mem.
 import { decode } from '../decode';
 import type { CausalLM } from '../models/types';
 import { heldPrefix } from '../score';
-import { cram, CramError, initialMem, type CramOptions, type CramResult } from './cram';
+import { cram, CramError, embeddingStd, initialMem, type CramOptions, type CramResult } from './cram';
+import { expandHost, lowRankBasis } from './lowrank';
 
 export type Growth = 'stride' | 'geometric';
 export const GROWTHS: readonly Growth[] = ['stride', 'geometric'];
@@ -98,8 +100,12 @@ export async function progressiveCram(
   for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const)
     positiveInt(name, opts[name]);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
-  if (opts.rank !== undefined)
-    throw new CramError('rank does not combine with progressive cramming (its warm starts are full mems)');
+  // low-rank: every stage warm-starts z, with each text's fixed W (seeded by the text: the same every stage)
+  const d = model.info.memDim;
+  if (opts.rank !== undefined && !(Number.isInteger(opts.rank) && opts.rank >= 1 && opts.rank <= d))
+    throw new CramError(`rank must be an integer in [1, ${d}] (the mem width), got ${opts.rank}`);
+  if (opts.rank !== undefined && (opts.rankTrain || opts.rankShared))
+    throw new CramError('progressive cramming with a rank keeps W and b fixed per text (no rankTrain, rankShared)');
   if (Array.isArray(opts.seed) && opts.seed.length !== texts.length)
     throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
   const t0 = performance.now();
@@ -110,12 +116,16 @@ export async function progressiveCram(
         `text ${i} has fewer than 2 tokens to cram (within the model's context of ${model.info.maxPositions} with ${K} mem vectors)`,
       );
     const seed = Array.isArray(opts.seed) ? opts.seed[i] : (opts.seed ?? 0) + i;
+    const lr = opts.rank === undefined ? undefined : lowRankBasis(model, K, opts.rank, [seed], embeddingStd(model));
     return {
       ids: ids.slice(0, limit),
+      seed,
+      /** Low-rank: the z behind mem (the first stage's randn until a stage succeeds). */
+      z: lr?.z0[0],
       held: 1,
       /** Targets of the failed stages (geometric growth bisects below the shortest above held). */
       failed: [] as number[],
-      mem: initialMem(model, K, seed),
+      mem: lr ? expandHost(lr.z0[0], lr.W[0], lr.b, lr.rank) : initialMem(model, K, seed),
       stages: [] as ProgressiveStage[],
       curve: { steps: [0], held: [1] },
       steps: 0,
@@ -145,7 +155,9 @@ export async function progressiveCram(
       {
         ...cramOpts,
         K,
-        initMem: todo.map(({ s }) => s.mem),
+        ...(opts.rank === undefined
+          ? { initMem: todo.map(({ s }) => s.mem) }
+          : { seed: todo.map(({ s }) => s.seed), initZ: todo.map(({ s }) => s.z!) }),
         maxSteps: opts.stageSteps ?? 1000,
         patience: opts.stagePatience ?? 200,
       },
@@ -157,6 +169,7 @@ export async function progressiveCram(
       if (held > s.held) {
         s.held = held;
         s.mem = r.bestMem;
+        s.z = r.bestZ;
       }
       s.steps += r.steps;
       const stage: ProgressiveStage = {

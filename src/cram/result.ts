@@ -39,8 +39,13 @@ export interface CramResult {
   curve: Curve;
   /** Wall time until this text's result was read back. */
   seconds: number;
-  /** Numbers trained for this text: K·memDim, or K·rank with a low-rank mem (W and b fixed, seeded). */
+  /**
+   * Numbers trained for this text: K·memDim, or K·rank with a low-rank mem (W and b fixed, seeded), plus
+   * memDim·rank + memDim when W and b are trained (divided by the batch's texts when they share one W, b).
+   */
   trainable?: number;
+  /** Low-rank mem: the z behind bestMem (K·rank values). */
+  bestZ?: Float32Array;
 }
 
 export type Curve = { step: number[]; loss: number[]; correct: number[] };

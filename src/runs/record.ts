@@ -73,7 +73,14 @@ export interface PrintParts {
   init?: Float32Array;
   weightsHash: string;
   options: Partial<AdamWConfig> &
-    ScheduleOptions & { maxSteps?: number; patience?: number; rank?: number; margin?: number };
+    ScheduleOptions & {
+      maxSteps?: number;
+      patience?: number;
+      rank?: number;
+      rankTrain?: boolean;
+      rankShared?: boolean;
+      margin?: number;
+    };
 }
 
 /** The fingerprint of one record: ids, K, seed, init, optimiser and stopping options (defaults resolved), weights;
@@ -91,6 +98,9 @@ export function recordPrint(p: PrintParts): string {
     ...o,
     ...(changes ? { schedule: changes } : {}),
     ...(p.options.rank !== undefined ? { rank: p.options.rank } : {}),
+    // only when set, like rank: the low-rank mem's trained W, b and their sharing over a batch
+    ...(p.options.rankTrain ? { rankTrain: true } : {}),
+    ...(p.options.rankShared ? { rankShared: true } : {}),
     // only when set, so records made without a margin keep their fingerprints
     ...(p.options.margin ? { margin: p.options.margin } : {}),
   });

@@ -21,9 +21,14 @@ export const PROGRESSIVE_USAGE =
 
 /** The anchor's loss and schedule flags (cram/schedule.ts), off by default; cram and encode take them. */
 export const SCHEDULE_USAGE =
-  '[--leading-weight 1 --leading-count 0] [--lr-schedule constant|cosine] [--min-lr 0] [--clip-grad-norm 0] [--rank k]';
+  '[--leading-weight 1 --leading-count 0] [--lr-schedule constant|cosine] [--min-lr 0] [--clip-grad-norm 0] [--rank k [--rank-train] [--rank-shared]]';
 
-export function scheduleFlags(args: Args): ScheduleOptions & { rank?: number } {
+/** --rank-train: W and b trained with z (native engine); --rank-shared: one W, b for the batch. */
+export const RANK_BOOLEANS = ['rankTrain', 'rankShared'];
+
+export function scheduleFlags(
+  args: Args,
+): ScheduleOptions & { rank?: number; rankTrain?: boolean; rankShared?: boolean } {
   const lrSchedule = str(args, 'lrSchedule', 'constant');
   if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule))
     throw new UsageError(`--lr-schedule must be constant or cosine, got ${lrSchedule}`);
@@ -34,6 +39,8 @@ export function scheduleFlags(args: Args): ScheduleOptions & { rank?: number } {
     minLr: num(args, 'minLr', 0),
     clipGradNorm: num(args, 'clipGradNorm', 0),
     ...(args.rank === undefined ? {} : { rank: num(args, 'rank') }),
+    ...(args.rankTrain ? { rankTrain: true } : {}),
+    ...(args.rankShared ? { rankShared: true } : {}),
   };
 }
 
@@ -59,7 +66,7 @@ export const command: Command = {
   name: 'cram',
   summary: 'optimise K [mem] vectors for one text and print what they achieve (accuracy, CE, gains)',
   usage: `cram --model M (--text TEXT | --file F) [--mem K] [--max-steps 5000] [--patience 2000] [--margin 0] [--lr 0.01] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--utf8 strict|replace] [-o FILE.cram] [--json] [--quiet]`,
-  booleans: ['json', 'quiet', 'progressive'],
+  booleans: ['json', 'quiet', 'progressive', ...RANK_BOOLEANS],
   async run(args: Args) {
     const text = typeof args.file === 'string' ? readTextFile(args.file, args) : str(args, 'text', '');
     if (!text) throw new UsageError('give --text TEXT or --file F');
@@ -140,7 +147,7 @@ export const command: Command = {
       `tokens N           ${m.N} (${m.N - 1} predicted), K = ${K}, compression ${m.compression.toFixed(1)} tokens/vector`,
     );
     console.log(
-      `trainable          ${r.trainable} numbers${args.rank === undefined ? '' : ` (K·rank: mem = W z + b, W and b fixed)`}`,
+      `trainable          ${r.trainable} numbers${args.rank === undefined ? '' : args.rankTrain ? ' (K·rank + d·rank + d: mem = W z + b, W and b trained)' : ' (K·rank: mem = W z + b, W and b fixed)'}`,
     );
     console.log(
       `status             ${m.status} after ${m.steps} steps (best at step ${m.stepsToBest}), ${m.seconds.toFixed(1)} s`,

@@ -13,7 +13,7 @@ import { exactness, type Exactness } from '../../metrics/exactness';
 import { num, str, UsageError, type Args } from '../args';
 import { checkOutFile, readTextFile } from '../input';
 import type { Command } from '../main';
-import { PROGRESSIVE_USAGE, progressiveFlags, SCHEDULE_USAGE, scheduleFlags } from './cram';
+import { PROGRESSIVE_USAGE, progressiveFlags, RANK_BOOLEANS, SCHEDULE_USAGE, scheduleFlags } from './cram';
 import { encodeWithin } from '../../io/tokenizer';
 
 /** What the file's metadata says about exactness: the smallest margin and the precisions that still decode. */
@@ -29,7 +29,7 @@ export const command: Command = {
   summary:
     'cram a text file into [mem] vectors saved as a .cram file (without --mem: the fewest vectors that decode it exactly; --progressive: K vectors grown to their horizon)',
   usage: `encode FILE.txt -o FILE.cram --model M [--mem K] [--precision fp32|bf16|fp16|int8] [--margin 0] [--max-steps 5000] [--patience 2000] [--seed 0] ${SCHEDULE_USAGE} [${PROGRESSIVE_USAGE}] [--max-minutes M] [--utf8 strict|replace] [--quiet]`,
-  booleans: ['quiet', 'progressive'],
+  booleans: ['quiet', 'progressive', ...RANK_BOOLEANS],
   async run(args: Args) {
     const input = args._[0];
     if (!input) throw new UsageError('give the text file to encode: encode FILE.txt -o FILE.cram --model M');
