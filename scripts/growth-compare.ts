@@ -1,16 +1,21 @@
-// node --import tsx scripts/growth-compare.ts [--count 16] [--Ks 1,2,4] [--tokens 128] [--stride 4] [--steps 300] [--patience 60] [--no-bisection]
-//   [--leading-weight w --leading-count n] [--name growth]
-// Progressive cramming's two growth rules on the same stories260K sample stories, per K: stride (+stride
-// tokens per stage, stop at the first failure) vs geometric (double on success, bisect on failure; the
-// 2026 anchor's search), with the bisection capacity search (capacitySearch) as the reference. Same
-// per-stage budget (steps, patience) and seeds for all. Every horizon is checked by greedy decoding from
-// the final mem (the script fails otherwise). Writes figures/growth.{json,md}.
+// node --import tsx scripts/growth-compare.ts [--count 16] [--Ks 1,2,4] [--tokens 128] [--stride 4] [--steps 300] [--patience 60]
+//   [--methods stride,geometric,bisection,...] [--leading-weight 4 --leading-count 8] [--model stories260K] [--name search-methods]
+// The 2026 anchor's search methods against today's, on the same texts, per K, from one run. A method is
+//   stride | geometric | bisection, then optional modifiers in this order:
+//   -probeP  geometric only: patience P for bisection probes (stages below a failed target; progressive.ts)
+//   -rK      low-rank mem, rank K (W, b fixed per text; stages warm-start z; lowrank.ts)
+//   +lead    leading-token weighting (--leading-weight/--leading-count)
+// Each method is compared with bisection (the reference capacity) and with its baseline: the method less
+// its last modifier (geometric's baseline is stride). Same per-stage budget (steps, patience) and seeds for
+// all. Every horizon is checked by greedy decoding from the final mem (the script fails otherwise).
+// Writes figures/<name>.{json,md}.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend';
 import { capacitySearch } from '../src/cram/capacity';
-import { progressiveCram, type Growth, type ProgressiveResult } from '../src/cram/progressive';
+import { progressiveCram, type Growth } from '../src/cram/progressive';
+import { decode } from '../src/decode';
 import { loadTexts } from '../src/datasets/index';
 import { loadModel } from '../src/io/checkpoint';
 import { tableMarkdown } from '../src/plots';
@@ -24,9 +29,11 @@ const opt = {
   steps: { type: 'string' },
   patience: { type: 'string' },
   out: { type: 'string' },
-  'no-bisection': { type: 'boolean' },
+  methods: { type: 'string' },
   'leading-weight': { type: 'string' },
   'leading-count': { type: 'string' },
+  model: { type: 'string' },
+  texts: { type: 'string' },
   name: { type: 'string' },
 } as const;
 const { values } = parseArgs({ options: opt });
@@ -36,102 +43,158 @@ const TOKENS = Number(values.tokens ?? 128);
 const STRIDE = Number(values.stride ?? 4);
 const STEPS = Number(values.steps ?? 300);
 const PATIENCE = Number(values.patience ?? 60);
-const BISECTION = !values['no-bisection'];
+const METHODS = (values.methods ?? 'stride,geometric,bisection').split(',');
 const LEADING = {
-  leadingWeight: Number(values['leading-weight'] ?? 1),
-  leadingCount: Number(values['leading-count'] ?? 0),
+  leadingWeight: Number(values['leading-weight'] ?? 4),
+  leadingCount: Number(values['leading-count'] ?? 8),
 };
-const NAME = values.name ?? 'growth';
+const NAME = values.name ?? 'search-methods';
 const OUT = path.resolve(values.out ?? path.join(repoRoot(), 'figures'));
 
+interface Method {
+  name: string;
+  kind: Growth | 'bisection';
+  probe?: number;
+  rank?: number;
+  lead: boolean;
+  /** The method less its last modifier (geometric → stride); undefined for stride and bisection. */
+  baseline?: string;
+}
+
+function parseMethod(name: string): Method {
+  const m = /^(stride|geometric|bisection)(?:-probe(\d+))?(?:-r(\d+))?(\+lead)?$/.exec(name);
+  if (!m) throw new Error(`method '${name}': expected (stride|geometric|bisection)[-probeP][-rK][+lead]`);
+  const [, kind, probe, rank, lead] = m;
+  if (probe && kind !== 'geometric') throw new Error(`method '${name}': -probe is for geometric growth`);
+  if (rank && kind === 'bisection') throw new Error(`method '${name}': bisection takes no rank (full mems only)`);
+  const baseline = lead
+    ? name.slice(0, -'+lead'.length)
+    : rank
+      ? name.replace(/-r\d+$/, '')
+      : probe
+        ? 'geometric'
+        : kind === 'geometric'
+          ? 'stride'
+          : undefined;
+  return {
+    name,
+    kind: kind as Method['kind'],
+    probe: probe ? Number(probe) : undefined,
+    rank: rank ? Number(rank) : undefined,
+    lead: Boolean(lead),
+    baseline,
+  };
+}
+
+type PerText = {
+  horizon: number;
+  steps: number;
+  failedSteps: number;
+  stages: number;
+  curve?: { steps: number[]; held: number[] };
+};
+
 async function main() {
+  const methods = METHODS.map(parseMethod);
   await initBackend();
-  const dir = sharedModel('stories260K');
-  if (!dir) throw new Error('stories260K not found (set CRAMLAB_MODELS or put it in ../shared/models)');
+  const modelName = values.model ?? 'stories260K';
+  const dir = fs.existsSync(modelName) ? modelName : sharedModel(modelName);
+  if (!dir) throw new Error(`${modelName} not found (a folder, or a model under CRAMLAB_MODELS / ../shared/models)`);
   const { model, tokenizer } = await loadModel(dir);
-  const texts = await loadTexts(path.join(dir, '..', '..', 'datasets', 'stories260k-samples.json'), {
-    tokenizer,
-    count: COUNT,
-    maxTokens: TOKENS,
-  });
+  const textsFile =
+    values.texts ?? path.join(sharedModel('stories260K') ?? '', '..', '..', 'datasets', 'stories260k-samples.json');
+  const texts = await loadTexts(textsFile, { tokenizer, count: COUNT, maxTokens: TOKENS });
   const ids = texts.map((t) => t.ids);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const grow = async (K: number, growth: Growth) => {
+  const run = async (K: number, m: Method): Promise<{ r: PerText[]; seconds: number }> => {
     const t0 = performance.now();
-    const r = await progressiveCram(model, ids, {
-      K,
-      growth,
-      stride: STRIDE,
-      stageSteps: STEPS,
-      stagePatience: PATIENCE,
-      seed: 0,
-      quiet: true,
-      ...LEADING,
-    });
-    const bad = r.find((p) => !p.check.equal);
-    if (bad) throw new Error(`K=${K} ${growth}: text ${bad.index}'s mem does not decode its horizon ${bad.horizon}`);
-    return { r, seconds: (performance.now() - t0) / 1000 };
-  };
-  const rows = [];
-  const perText = [];
-  for (const K of KS) {
-    const stride = await grow(K, 'stride');
-    const geo = await grow(K, 'geometric');
-    let cap: Awaited<ReturnType<typeof capacitySearch>> | undefined;
-    let capSeconds = NaN;
-    if (BISECTION) {
-      const t0 = performance.now();
-      cap = await capacitySearch(model, ids, {
+    const lead = m.lead ? LEADING : {};
+    if (m.kind === 'bisection') {
+      const c = await capacitySearch(model, ids, {
         K,
         startN: 8,
         maxSteps: STEPS,
         patience: PATIENCE,
         seed: 0,
         quiet: true,
-        ...LEADING,
+        ...lead,
       });
-      capSeconds = (performance.now() - t0) / 1000;
+      const seconds = (performance.now() - t0) / 1000;
+      for (const x of c) {
+        if (x.capacity < 2) continue;
+        const { ids: back } = await decode(model, { vectors: x.mem!, K, tokens: x.capacity, firstId: ids[x.index][0] });
+        if (back.some((t, k) => t !== ids[x.index][k]))
+          throw new Error(`K=${K} ${m.name}: text ${x.index}'s mem does not decode its capacity ${x.capacity}`);
+      }
+      const r = c.map((x) => ({
+        horizon: x.capacity,
+        steps: x.totalSteps,
+        failedSteps: x.attempts.reduce((n, a) => n + (a.decodedPrefix < a.N ? a.steps : 0), 0),
+        stages: x.attempts.length,
+      }));
+      return { r, seconds };
     }
-    const h = (r: ProgressiveResult[]) => r.map((p) => p.horizon);
-    const failedSteps = (p: ProgressiveResult) => p.stages.reduce((n, s) => n + (s.held < s.N ? s.steps : 0), 0);
-    const [hs, hg] = [h(stride.r), h(geo.r)];
-    rows.push({
+    const p = await progressiveCram(model, ids, {
       K,
-      texts: ids.length,
-      'horizon (stride)': mean(hs),
-      'horizon (geometric)': mean(hg),
-      ...(cap ? { 'capacity (bisection)': mean(cap.map((c) => c.capacity)) } : {}),
-      'geometric > / = / < stride': `${hg.filter((x, i) => x > hs[i]).length}/${hg.filter((x, i) => x === hs[i]).length}/${hg.filter((x, i) => x < hs[i]).length}`,
-      'steps (stride)': mean(stride.r.map((p) => p.totalSteps)),
-      'steps (geometric)': mean(geo.r.map((p) => p.totalSteps)),
-      ...(cap ? { 'steps (bisection)': mean(cap.map((c) => c.totalSteps)) } : {}),
-      'steps in failed stages (str/geo)': `${mean(stride.r.map(failedSteps)).toFixed(1)}/${mean(geo.r.map(failedSteps)).toFixed(1)}`,
-      'stages (stride/geometric)': `${mean(stride.r.map((p) => p.stages.length)).toFixed(2)}/${mean(geo.r.map((p) => p.stages.length)).toFixed(2)}`,
-      's (stride)': stride.seconds,
-      's (geometric)': geo.seconds,
-      ...(cap ? { 's (bisection)': capSeconds } : {}),
-      'censored (str/geo)': `${stride.r.filter((p) => p.censored).length}/${geo.r.filter((p) => p.censored).length}`,
+      growth: m.kind,
+      stride: STRIDE,
+      stageSteps: STEPS,
+      stagePatience: PATIENCE,
+      ...(m.probe ? { probePatience: m.probe } : {}),
+      ...(m.rank ? { rank: m.rank } : {}),
+      seed: 0,
+      quiet: true,
+      ...lead,
     });
-    perText.push(
-      ...ids.map((_, i) => ({
+    const seconds = (performance.now() - t0) / 1000;
+    const bad = p.find((x) => !x.check.equal);
+    if (bad) throw new Error(`K=${K} ${m.name}: text ${bad.index}'s mem does not decode its horizon ${bad.horizon}`);
+    const r = p.map((x) => ({
+      horizon: x.horizon,
+      steps: x.totalSteps,
+      failedSteps: x.stages.reduce((n, s) => n + (s.held < s.N ? s.steps : 0), 0),
+      stages: x.stages.length,
+      curve: x.curve,
+    }));
+    return { r, seconds };
+  };
+  const rows = [];
+  const perText: Record<string, unknown>[] = [];
+  for (const K of KS) {
+    const got = new Map<string, { r: PerText[]; seconds: number }>();
+    for (const m of methods) {
+      got.set(m.name, await run(K, m));
+      console.error(
+        `K=${K} ${m.name}: mean ${mean(got.get(m.name)!.r.map((x) => x.horizon)).toFixed(2)}, ${got.get(m.name)!.seconds.toFixed(0)} s`,
+      );
+    }
+    const versus = (a: PerText[], b?: PerText[]) =>
+      b
+        ? `${a.filter((x, i) => x.horizon > b[i].horizon).length}/${a.filter((x, i) => x.horizon === b[i].horizon).length}/${a.filter((x, i) => x.horizon < b[i].horizon).length}`
+        : '–';
+    const bis = got.get('bisection')?.r;
+    for (const m of methods) {
+      const { r, seconds } = got.get(m.name)!;
+      const base = m.baseline ? got.get(m.baseline) : undefined;
+      rows.push({
         K,
-        id: texts[i].id,
-        stride: { horizon: hs[i], steps: stride.r[i].totalSteps, curve: stride.r[i].curve, stages: stride.r[i].stages },
-        geometric: {
-          horizon: hg[i],
-          steps: geo.r[i].totalSteps,
-          curve: geo.r[i].curve,
-          stages: geo.r[i].stages,
-        },
-        ...(cap ? { bisection: { capacity: cap[i].capacity, steps: cap[i].totalSteps } } : {}),
-      })),
-    );
-    console.error(
-      `K=${K}: stride ${stride.seconds.toFixed(0)} s, geometric ${geo.seconds.toFixed(0)} s, bisection ${capSeconds.toFixed(0)} s`,
-    );
+        method: m.name,
+        'mean horizon': mean(r.map((x) => x.horizon)),
+        'steps / text': mean(r.map((x) => x.steps)),
+        'in failed stages': mean(r.map((x) => x.failedSteps)),
+        stages: mean(r.map((x) => x.stages)),
+        'wall s': seconds,
+        'vs baseline > / = / <': base ? `${versus(r, base.r)} (${m.baseline})` : '–',
+        'vs bisection > / = / <': m.kind === 'bisection' ? '–' : versus(r, bis),
+        'trainable / text': K * (m.rank ?? model.info.memDim),
+      });
+      perText.push({ K, method: m.name, texts: r.map((x, i) => ({ id: texts[i].id, ...x })) });
+    }
   }
   model.dispose();
   const budget = {
+    model: modelName,
+    textsFile: path.basename(textsFile),
     count: COUNT,
     Ks: KS,
     maxTokens: TOKENS,
@@ -139,26 +202,22 @@ async function main() {
     stageSteps: STEPS,
     stagePatience: PATIENCE,
     seed: 0,
-    bisection: BISECTION,
-    ...LEADING,
+    methods: METHODS,
+    leading: LEADING,
   };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, `${NAME}.json`), JSON.stringify({ budget, rows, perText }, null, 1) + '\n');
   const md = [
-    '# Progressive cramming: stride vs geometric growth (stories260K)',
+    `# Search methods: stride vs geometric vs bisection, full vs low-rank, leading-token weighting (${modelName})`,
     '',
-    `${COUNT} sample stories (shared/datasets/stories260k-samples.json), first ${TOKENS} tokens, seed 0, at most ${STEPS} steps /`,
-    `patience ${PATIENCE} per stage. Stride: the target grows ${STRIDE} tokens per stage, a text stops at its first failed stage.`,
-    `Geometric: first target ${1 + STRIDE}, then 2·held on success, bisection between held and the shortest failure on`,
-    'failure, until they are one token apart. Both warm-start every stage from the mem of the last success; every',
-    'horizon is checked by greedy decoding from the final mem.' +
-      (BISECTION
-        ? ' Bisection: capacitySearch (doubling from 8, then bisecting, warm starts), same budget per attempt.'
-        : ''),
-    (LEADING.leadingCount && LEADING.leadingWeight !== 1
-      ? `Loss: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight} (cram/schedule.ts).\n`
-      : "Loss: the authors' plain mean CE.\n") +
-      'Lengths are tokens, the first (BOS) included; steps are cram steps per text (mean), those in failed stages (target not held: each runs to its patience or the step cap) apart; seconds are wall time for all texts on this machine (shared CPU).',
+    `${COUNT} texts (${path.basename(textsFile)}), first ${TOKENS} tokens, seed 0, at most ${STEPS} steps / patience ${PATIENCE} per stage`,
+    `(bisection: per attempt). stride: +${STRIDE} tokens per stage, stop at the first failure. geometric: first target ${1 + STRIDE}, then`,
+    '2·held on success, bisection between held and the shortest failure; -probeP: bisection probes get patience P. bisection:',
+    'capacitySearch (doubling from 8, then bisecting). -rK: mem = W z + b with rank K, W and b fixed per text (trainable K·rank',
+    `per text). +lead: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight}. All warm-start from the last success; every`,
+    'horizon is checked by greedy decoding from the final mem. Horizons are tokens, BOS included; steps are cram steps per text',
+    '(mean), those of failed stages apart; wall seconds for all texts on this machine (shared CPU, OMP_NUM_THREADS=1).',
+    "'vs baseline': texts where the method's horizon is > / = / < its baseline's (the method less its last modifier).",
     '',
     tableMarkdown(rows, 2),
     '',

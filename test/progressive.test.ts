@@ -106,6 +106,7 @@ test(
     const res = await progressiveCram(model, texts, {
       ...budget,
       growth: 'geometric',
+      probePatience: 40, // bisection probes: a budget of their own
       onStage: (i, stage, r) => seen[i].push({ stage, r }),
     });
     for (const [i, p] of res.entries()) {
@@ -122,6 +123,12 @@ test(
         const want = above() === Infinity ? (k === 0 ? 1 + budget.stride : 2 * held) : Math.floor((held + above()) / 2);
         assert.equal(stage.N, Math.min(ids.length, want), `text ${i}: stage ${k + 1} target`);
         assert.ok(stage.N > held, `text ${i}: stage ${k + 1} targets no new token`);
+        assert.equal(
+          stage.patience,
+          above() === Infinity ? budget.stagePatience : 40,
+          `text ${i}: stage ${k + 1} patience`,
+        );
+        if (r.status === 'patience') assert.ok(r.steps >= stage.patience, `text ${i}: stage ${k + 1} stopped early`);
         assert.deepEqual(Array.from(r.initMem), Array.from(mem), `text ${i}: stage ${k + 1} not from the last success`);
         assert.ok(stage.held >= held, `text ${i}: held shrank at stage ${k + 1}`);
         if (stage.held > held) mem = r.bestMem;

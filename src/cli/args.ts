@@ -118,6 +118,7 @@ const NUM_RULES: Record<string, NumRule> = {
   stride: POSITIVE_INT,
   stageSteps: POSITIVE_INT,
   stagePatience: POSITIVE_INT,
+  probePatience: POSITIVE_INT,
   leadingWeight: { above: 0 },
   rank: POSITIVE_INT,
   leadingCount: COUNT,

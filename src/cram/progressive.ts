@@ -33,6 +33,11 @@ export interface ProgressiveOptions extends Omit<CramOptions, 'initMem' | 'onTex
   stageSteps?: number;
   /** cram() patience of one stage (default 200). */
   stagePatience?: number;
+  /**
+   * geometric: patience of a bisection probe (a stage whose target lies below a failed one: expected to fail
+   * about half the time, and a failed stage runs to its patience). Default: stagePatience.
+   */
+  probePatience?: number;
   /** Most stages per text (default: unlimited; the text's length bounds them anyway). */
   maxStages?: number;
   /** Called after each stage of each text with the stage's cram result (its initMem is the warm start). */
@@ -49,6 +54,8 @@ export interface ProgressiveStage {
   held: number;
   /** Started from a previous stage's mem (false only for the first stage). */
   warm: boolean;
+  /** The stage's cram patience (probePatience for a geometric bisection probe, else stagePatience). */
+  patience: number;
 }
 
 export interface ProgressiveResult {
@@ -97,7 +104,7 @@ export async function progressiveCram(
   const stride = opts.stride ?? 8;
   const growth = opts.growth ?? 'stride';
   if (!GROWTHS.includes(growth)) throw new CramError(`growth must be stride or geometric, got ${growth}`);
-  for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'maxStages'] as const)
+  for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'probePatience', 'maxStages'] as const)
     positiveInt(name, opts[name]);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
   // low-rank: every stage warm-starts z, with each text's fixed W (seeded by the text: the same every stage)
@@ -108,6 +115,8 @@ export async function progressiveCram(
     throw new CramError('progressive cramming with a rank keeps W and b fixed per text (no rankTrain, rankShared)');
   if (Array.isArray(opts.seed) && opts.seed.length !== texts.length)
     throw new CramError(`seed has ${opts.seed.length} entries for ${texts.length} texts`);
+  const stagePatience = opts.stagePatience ?? 200;
+  const probePatience = opts.probePatience ?? stagePatience;
   const t0 = performance.now();
   const st = texts.map((ids, i) => {
     const limit = Math.min(ids.length, opts.maxTokens ?? Infinity, model.info.maxPositions - K);
@@ -138,6 +147,7 @@ export async function progressiveCram(
     maxTokens: _m,
     stageSteps: _ss,
     stagePatience: _sp,
+    probePatience: _pp,
     maxStages: _ms,
     growth: _g,
     onStage,
@@ -149,19 +159,29 @@ export async function progressiveCram(
     const todo = st.map((s, i) => ({ s, i })).filter(({ s }) => s.growing);
     if (!todo.length) break;
     const targets = todo.map(({ s }) => Math.min(s.ids.length, nextTarget(growth, s, stride)));
-    const results = await cram(
-      model,
-      todo.map(({ s }, j) => s.ids.slice(0, targets[j])),
-      {
-        ...cramOpts,
-        K,
-        ...(opts.rank === undefined
-          ? { initMem: todo.map(({ s }) => s.mem) }
-          : { seed: todo.map(({ s }) => s.seed), initZ: todo.map(({ s }) => s.z!) }),
-        maxSteps: opts.stageSteps ?? 1000,
-        patience: opts.stagePatience ?? 200,
-      },
+    // geometric: a stage below a failed target (a bisection probe) gets probePatience; one batch per patience
+    const patience = todo.map(({ s }) =>
+      growth === 'geometric' && failedAbove(s) < Infinity ? probePatience : stagePatience,
     );
+    const results: CramResult[] = new Array(todo.length);
+    for (const p of new Set(patience)) {
+      const js = todo.map((_, j) => j).filter((j) => patience[j] === p);
+      const part = js.map((j) => todo[j].s);
+      const rs = await cram(
+        model,
+        js.map((j) => todo[j].s.ids.slice(0, targets[j])),
+        {
+          ...cramOpts,
+          K,
+          ...(opts.rank === undefined
+            ? { initMem: part.map((s) => s.mem) }
+            : { seed: part.map((s) => s.seed), initZ: part.map((s) => s.z!) }),
+          maxSteps: opts.stageSteps ?? 1000,
+          patience: p,
+        },
+      );
+      js.forEach((j, k) => (results[j] = rs[k]));
+    }
     for (const [j, { s, i }] of todo.entries()) {
       const r = results[j];
       // Scored on the whole text: a mem that decodes its target often decodes a little further.
@@ -179,6 +199,7 @@ export async function progressiveCram(
         steps: r.steps,
         held: s.held,
         warm: s.stages.length > 0,
+        patience: patience[j],
       };
       s.stages.push(stage);
       s.curve.steps.push(s.steps);

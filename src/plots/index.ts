@@ -7,3 +7,4 @@ export * from './exactness';
 export * from './display';
 export * from './table';
 export * from './render';
+export * from './search';

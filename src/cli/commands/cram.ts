@@ -17,7 +17,7 @@ import { checkOutFile } from '../input';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE =
-  '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200]';
+  '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200] [--probe-patience P]';
 
 /** The anchor's loss and schedule flags (cram/schedule.ts), off by default; cram and encode take them. */
 export const SCHEDULE_USAGE =
@@ -50,6 +50,7 @@ export function progressiveFlags(args: Args): {
   stride: number;
   stageSteps: number;
   stagePatience: number;
+  probePatience?: number;
 } {
   const growth = str(args, 'growth', 'stride');
   if (!(GROWTHS as readonly string[]).includes(growth))
@@ -59,6 +60,7 @@ export function progressiveFlags(args: Args): {
     stride: num(args, 'stride', 8),
     stageSteps: num(args, 'stageSteps', 1000),
     stagePatience: num(args, 'stagePatience', 200),
+    ...(args.probePatience === undefined ? {} : { probePatience: num(args, 'probePatience') }),
   };
 }
 
