@@ -3,8 +3,10 @@
 // The 2026 anchor's search methods against today's, on the same texts, per K, from one run. A method is
 //   stride | geometric | bisection, then optional modifiers in this order:
 //   -probeP  geometric only: patience P for bisection probes (stages below a failed target; progressive.ts)
+//   -fromfail geometric only: probes start from the failed stage's mem above them (probeStart 'failure')
 //   -rK      low-rank mem, rank K (W, b fixed per text; stages warm-start z; lowrank.ts)
 //   +lead    leading-token weighting (--leading-weight/--leading-count)
+//   @LR      AdamW learning rate LR instead of the authors' 1e-2
 // Each method is compared with bisection (the reference capacity) and with its baseline: the method less
 // its last modifier (geometric's baseline is stride). Same per-stage budget (steps, patience) and seeds for
 // all. Every horizon is checked by greedy decoding from the final mem (the script fails otherwise).
@@ -55,31 +57,44 @@ interface Method {
   name: string;
   kind: Growth | 'bisection';
   probe?: number;
+  fromFail: boolean;
   rank?: number;
+  /** AdamW lr (default the authors' 1e-2). */
+  lr?: number;
   lead: boolean;
   /** The method less its last modifier (geometric → stride); undefined for stride and bisection. */
   baseline?: string;
 }
 
 function parseMethod(name: string): Method {
-  const m = /^(stride|geometric|bisection)(?:-probe(\d+))?(?:-r(\d+))?(\+lead)?$/.exec(name);
-  if (!m) throw new Error(`method '${name}': expected (stride|geometric|bisection)[-probeP][-rK][+lead]`);
-  const [, kind, probe, rank, lead] = m;
-  if (probe && kind !== 'geometric') throw new Error(`method '${name}': -probe is for geometric growth`);
+  const m = /^(stride|geometric|bisection)(?:-probe(\d+))?(-fromfail)?(?:-r(\d+))?(\+lead)?(?:@([0-9.e-]+))?$/.exec(
+    name,
+  );
+  if (!m)
+    throw new Error(`method '${name}': expected (stride|geometric|bisection)[-probeP][-fromfail][-rK][+lead][@lr]`);
+  const [, kind, probe, fromFail, rank, lead, lr] = m;
+  if ((probe || fromFail) && kind !== 'geometric')
+    throw new Error(`method '${name}': -probe and -fromfail are for geometric growth`);
   if (rank && kind === 'bisection') throw new Error(`method '${name}': bisection takes no rank (full mems only)`);
-  const baseline = lead
-    ? name.slice(0, -'+lead'.length)
-    : rank
-      ? name.replace(/-r\d+$/, '')
-      : probe
-        ? 'geometric'
-        : kind === 'geometric'
-          ? 'stride'
-          : undefined;
+  const baseline = lr
+    ? name.replace(/@[^@]*$/, '')
+    : lead
+      ? name.slice(0, -'+lead'.length)
+      : rank
+        ? name.replace(/-r\d+$/, '')
+        : fromFail
+          ? name.slice(0, -'-fromfail'.length)
+          : probe
+            ? 'geometric'
+            : kind === 'geometric'
+              ? 'stride'
+              : undefined;
   return {
     name,
     kind: kind as Method['kind'],
     probe: probe ? Number(probe) : undefined,
+    fromFail: Boolean(fromFail),
+    lr: lr ? Number(lr) : undefined,
     rank: rank ? Number(rank) : undefined,
     lead: Boolean(lead),
     baseline,
@@ -108,7 +123,7 @@ async function main() {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const run = async (K: number, m: Method): Promise<{ r: PerText[]; seconds: number }> => {
     const t0 = performance.now();
-    const lead = m.lead ? LEADING : {};
+    const lead = { ...(m.lead ? LEADING : {}), ...(m.lr ? { lr: m.lr } : {}) };
     if (m.kind === 'bisection') {
       const c = await capacitySearch(model, ids, {
         K,
@@ -141,6 +156,7 @@ async function main() {
       stageSteps: STEPS,
       stagePatience: PATIENCE,
       ...(m.probe ? { probePatience: m.probe } : {}),
+      ...(m.fromFail ? { probeStart: 'failure' as const } : {}),
       ...(m.rank ? { rank: m.rank } : {}),
       seed: 0,
       quiet: true,
@@ -212,9 +228,10 @@ async function main() {
     '',
     `${COUNT} texts (${path.basename(textsFile)}), first ${TOKENS} tokens, seed 0, at most ${STEPS} steps / patience ${PATIENCE} per stage`,
     `(bisection: per attempt). stride: +${STRIDE} tokens per stage, stop at the first failure. geometric: first target ${1 + STRIDE}, then`,
-    '2·held on success, bisection between held and the shortest failure; -probeP: bisection probes get patience P. bisection:',
+    '2·held on success, bisection between held and the shortest failure; -probeP: bisection probes get patience P;',
+    '-fromfail: probes start from the best mem of the failed stage above them (not the last success). bisection:',
     'capacitySearch (doubling from 8, then bisecting). -rK: mem = W z + b with rank K, W and b fixed per text (trainable K·rank',
-    `per text). +lead: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight}. All warm-start from the last success; every`,
+    `per text). +lead: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight}. @LR: AdamW lr LR (default 1e-2). All warm-start from the last success; every`,
     'horizon is checked by greedy decoding from the final mem. Horizons are tokens, BOS included; steps are cram steps per text',
     '(mean), those of failed stages apart; wall seconds for all texts on this machine (shared CPU, OMP_NUM_THREADS=1).',
     "'vs baseline': texts where the method's horizon is > / = / < its baseline's (the method less its last modifier).",

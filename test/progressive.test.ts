@@ -161,6 +161,45 @@ test(
   },
 );
 
+test(
+  "progressiveCram geometric, probeStart 'failure': each bisection probe starts from the best mem of the failure bounding it",
+  { skip: s260.skip },
+  async () => {
+    await initBackend();
+    const { model } = await loadModel(s260.dir!);
+    const samples: { ids: number[] }[] = JSON.parse(fs.readFileSync(samplesFile, 'utf8')).samples;
+    const texts = samples.slice(3, 5).map((s) => s.ids.slice(100, 100 + budget.maxTokens));
+    const seen = texts.map(() => [] as { stage: ProgressiveStage; r: CramResult }[]);
+    const res = await progressiveCram(model, texts, {
+      ...budget,
+      growth: 'geometric',
+      probeStart: 'failure',
+      onStage: (i, stage, r) => seen[i].push({ stage, r }),
+    });
+    let probes = 0;
+    for (const [i, p] of res.entries()) {
+      assert.equal(p.check.equal, true, `text ${i}: mem does not decode its horizon`);
+      let [held, mem] = [1, initialMem(model, 1, budget.seed + i)];
+      const failed = new Map<number, Float32Array>();
+      const above = () => Math.min(Infinity, ...[...failed.keys()].filter((n) => n > held));
+      for (const [k, { stage, r }] of seen[i].entries()) {
+        const bound = failed.get(above());
+        if (bound) probes++;
+        assert.deepEqual(Array.from(r.initMem), Array.from(bound ?? mem), `text ${i}: stage ${k + 1} start`);
+        if (stage.held > held) mem = r.bestMem;
+        held = stage.held;
+        if (held < stage.N) failed.set(stage.N, r.bestMem);
+      }
+    }
+    assert.ok(probes > 0, 'no probe ran: the failure start went untested');
+    await assert.rejects(
+      progressiveCram(model, [texts[0]], { probeStart: 'middle' as 'failure' }),
+      (e: Error) => e instanceof CramError && e.message === 'probeStart must be success or failure, got middle',
+    );
+    model.dispose();
+  },
+);
+
 test('progressiveCram: bad options and texts are one clear CramError', { skip: s260.skip }, async () => {
   await initBackend();
   const { model } = await loadModel(s260.dir!);

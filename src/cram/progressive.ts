@@ -38,6 +38,11 @@ export interface ProgressiveOptions extends Omit<CramOptions, 'initMem' | 'onTex
    * about half the time, and a failed stage runs to its patience). Default: stagePatience.
    */
   probePatience?: number;
+  /**
+   * geometric: where a bisection probe starts: the mem of the last success (default, the anchor's rule) or
+   * the best mem of the failed stage that bounds it (it already held most of a longer target).
+   */
+  probeStart?: 'success' | 'failure';
   /** Most stages per text (default: unlimited; the text's length bounds them anyway). */
   maxStages?: number;
   /** Called after each stage of each text with the stage's cram result (its initMem is the warm start). */
@@ -106,6 +111,8 @@ export async function progressiveCram(
   if (!GROWTHS.includes(growth)) throw new CramError(`growth must be stride or geometric, got ${growth}`);
   for (const name of ['K', 'stride', 'maxTokens', 'stageSteps', 'stagePatience', 'probePatience', 'maxStages'] as const)
     positiveInt(name, opts[name]);
+  if (opts.probeStart !== undefined && opts.probeStart !== 'success' && opts.probeStart !== 'failure')
+    throw new CramError(`probeStart must be success or failure, got ${opts.probeStart}`);
   if (!Array.isArray(texts) || texts.length === 0) throw new CramError('no texts to cram');
   // low-rank: every stage warm-starts z, with each text's fixed W (seeded by the text: the same every stage)
   const d = model.info.memDim;
@@ -134,6 +141,8 @@ export async function progressiveCram(
       held: 1,
       /** Targets of the failed stages (geometric growth bisects below the shortest above held). */
       failed: [] as number[],
+      /** The best mem (and z) of each failed target: probeStart 'failure' starts below it from there. */
+      failedMem: new Map<number, { mem: Float32Array; z?: Float32Array }>(),
       mem: lr ? expandHost(lr.z0[0], lr.W[0], lr.b, lr.rank) : initialMem(model, K, seed),
       stages: [] as ProgressiveStage[],
       curve: { steps: [0], held: [1] },
@@ -148,6 +157,7 @@ export async function progressiveCram(
     stageSteps: _ss,
     stagePatience: _sp,
     probePatience: _pp,
+    probeStart: _ps,
     maxStages: _ms,
     growth: _g,
     onStage,
@@ -166,7 +176,12 @@ export async function progressiveCram(
     const results: CramResult[] = new Array(todo.length);
     for (const p of new Set(patience)) {
       const js = todo.map((_, j) => j).filter((j) => patience[j] === p);
-      const part = js.map((j) => todo[j].s);
+      // each text's start: the last success, or (probeStart 'failure') the failure bounding its probe
+      const part = js.map((j) => {
+        const s = todo[j].s;
+        const bound = s.failedMem.get(failedAbove(s));
+        return opts.probeStart === 'failure' && growth === 'geometric' && bound ? bound : s;
+      });
       const rs = await cram(
         model,
         js.map((j) => todo[j].s.ids.slice(0, targets[j])),
@@ -175,7 +190,7 @@ export async function progressiveCram(
           K,
           ...(opts.rank === undefined
             ? { initMem: part.map((s) => s.mem) }
-            : { seed: part.map((s) => s.seed), initZ: part.map((s) => s.z!) }),
+            : { seed: js.map((j) => todo[j].s.seed), initZ: part.map((s) => s.z!) }),
           maxSteps: opts.stageSteps ?? 1000,
           patience: p,
         },
@@ -208,7 +223,7 @@ export async function progressiveCram(
       // Decoded means the target is held; anything less is a failed stage: it ends a stride text,
       // and bounds a geometric one's bisection (a later success past it lifts the bound).
       const failed = held < targets[j];
-      if (failed) s.failed.push(targets[j]);
+      if (failed) (s.failed.push(targets[j]), s.failedMem.set(targets[j], { mem: r.bestMem, z: r.bestZ }));
       const stop = growth === 'stride' ? failed : failedAbove(s) <= s.held + 1;
       if (stop || s.held >= s.ids.length || s.stages.length >= (opts.maxStages ?? Infinity)) {
         s.growing = false;

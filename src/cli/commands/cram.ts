@@ -17,7 +17,7 @@ import { checkOutFile } from '../input';
 
 /** The flags of a progressive run, shared by `cram --progressive` and `encode --progressive`. */
 export const PROGRESSIVE_USAGE =
-  '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200] [--probe-patience P]';
+  '--progressive [--growth stride|geometric] [--stride 8] [--stage-steps 1000] [--stage-patience 200] [--probe-patience P] [--probe-start success|failure]';
 
 /** The anchor's loss and schedule flags (cram/schedule.ts), off by default; cram and encode take them. */
 export const SCHEDULE_USAGE =
@@ -51,6 +51,7 @@ export function progressiveFlags(args: Args): {
   stageSteps: number;
   stagePatience: number;
   probePatience?: number;
+  probeStart?: 'success' | 'failure';
 } {
   const growth = str(args, 'growth', 'stride');
   if (!(GROWTHS as readonly string[]).includes(growth))
@@ -61,7 +62,13 @@ export function progressiveFlags(args: Args): {
     stageSteps: num(args, 'stageSteps', 1000),
     stagePatience: num(args, 'stagePatience', 200),
     ...(args.probePatience === undefined ? {} : { probePatience: num(args, 'probePatience') }),
+    ...(args.probeStart === undefined ? {} : { probeStart: probeStart(str(args, 'probeStart')) }),
   };
+}
+
+function probeStart(v: string): 'success' | 'failure' {
+  if (v !== 'success' && v !== 'failure') throw new UsageError(`--probe-start must be success or failure, got ${v}`);
+  return v;
 }
 
 export const command: Command = {
