@@ -188,7 +188,8 @@ async function main() {
       b
         ? `${a.filter((x, i) => x.horizon > b[i].horizon).length}/${a.filter((x, i) => x.horizon === b[i].horizon).length}/${a.filter((x, i) => x.horizon < b[i].horizon).length}`
         : '–';
-    const bis = got.get('bisection')?.r;
+    // bisection at the method's lr (bisection@LR), else at the default
+    const bis = (name: string) => (got.get(`bisection${/@[^@]*$/.exec(name)?.[0] ?? ''}`) ?? got.get('bisection'))?.r;
     for (const m of methods) {
       const { r, seconds } = got.get(m.name)!;
       const base = m.baseline ? got.get(m.baseline) : undefined;
@@ -201,7 +202,7 @@ async function main() {
         stages: mean(r.map((x) => x.stages)),
         'wall s': seconds,
         'vs baseline > / = / <': base ? `${versus(r, base.r)} (${m.baseline})` : '–',
-        'vs bisection > / = / <': m.kind === 'bisection' ? '–' : versus(r, bis),
+        'vs bisection > / = / <': m.kind === 'bisection' ? '–' : versus(r, bis(m.name)),
         'trainable / text': K * (m.rank ?? model.info.memDim),
       });
       perText.push({ K, method: m.name, texts: r.map((x, i) => ({ id: texts[i].id, ...x })) });
@@ -234,7 +235,8 @@ async function main() {
     `per text). +lead: the first ${LEADING.leadingCount} predictions weigh ${LEADING.leadingWeight}. @LR: AdamW lr LR (default 1e-2). All warm-start from the last success; every`,
     'horizon is checked by greedy decoding from the final mem. Horizons are tokens, BOS included; steps are cram steps per text',
     '(mean), those of failed stages apart; wall seconds for all texts on this machine (shared CPU, OMP_NUM_THREADS=1).',
-    "'vs baseline': texts where the method's horizon is > / = / < its baseline's (the method less its last modifier).",
+    "'vs baseline': texts where the method's horizon is > / = / < its baseline's (the method less its last modifier);",
+    "'vs bisection': the same against bisection (at the method's lr when the run has bisection@LR).",
     '',
     tableMarkdown(rows, 2),
     '',
