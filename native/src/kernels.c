@@ -229,31 +229,38 @@ static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K
 }
 #endif
 
-// The GEMMs walk W in panels of rows (≈ 4 MB as fp32); a 2-byte panel is widened into this thread's
-// buffer first, an fp32 one is read in place. Same panels for every dtype: same sums, same bits.
-enum { PANEL_FLOATS = 1 << 20 };
-static int panel_rows(int K) {
-  int r = PANEL_FLOATS / (K > 0 ? K : 1);
+// The backward's reduction runs over W's rows in panels (≈ 4 MB as fp32), the same panels for every dtype
+// and thread count: same sums, same bits. A 2-byte block is widened into its thread's buffer just before
+// its GEMM reads it (cache-warm); an fp32 one is read in place.
+enum { PANEL_FLOATS = 1 << 20, BLOCK_FLOATS = 1 << 19 };
+static int rows_per(long floats, int K, int min_rows) {
+  long r = floats / (K > 0 ? K : 1);
   r -= r % 16;
-  return r < 16 ? 16 : r;
+  return r < min_rows ? min_rows : (int)r;
 }
+static int panel_rows(int K) { return rows_per(PANEL_FLOATS, K, 16); }
 
 static _Thread_local float *panel_buf;
 static _Thread_local long panel_cap;
 
-static const float *panel(Mat W, long row0, int rows, int K) {
-  if (W.dtype == DT_F32) return (const float *)W.p + row0 * K;
-  const long n = (long)rows * K;
+// rows [r0, r0+rows) × columns [c0, c0+cols) of W [·, K] as fp32, its rows *ld apart
+static const float *block(Mat W, long r0, int rows, int K, int c0, int cols, int *ld) {
+  if (W.dtype == DT_F32) {
+    *ld = K;
+    return (const float *)W.p + r0 * K + c0;
+  }
+  const long n = (long)rows * cols;
   if (n > panel_cap) {
     free(panel_buf);
     panel_buf = (float *)malloc(sizeof(float) * n);
     panel_cap = panel_buf ? n : 0;
     if (!panel_buf) {
-      fprintf(stderr, "cramlab native: out of memory widening a %ld-value weight panel\n", n);
+      fprintf(stderr, "cramlab native: out of memory widening a %ld-value weight block\n", n);
       abort();
     }
   }
-  widen(panel_buf, (const uint16_t *)W.p + row0 * K, W.dtype, n);
+  for (int r = 0; r < rows; r++) widen_serial(panel_buf + (long)r * cols, (const uint16_t *)W.p + (r0 + r) * K + c0, W.dtype, cols);
+  *ld = cols;
   return panel_buf;
 }
 
@@ -295,17 +302,19 @@ static void matvec(float *out, const float *x, Mat W, const float *b, int K, int
 }
 
 // The BLAS runs on one thread, always: the threads are OpenMP's. Outside a parallel region (one group of
-// texts: B < threads) a GEMM splits its rows over them, each slice a one-thread sgemm on the shared panel;
-// inside one (a group per thread) it runs whole. One pool of threads: OpenBLAS's own pool, spinning next
-// to OpenMP's on the same cores, made one text cost more CPU per step than four (SmolLM2's thin layers).
-static int gemm_slices(int M, long work) {
+// texts: B < threads) a GEMM splits W over them, one region per GEMM: the forward W's rows (each thread
+// packs and widens only its share of the weights; a split of the M ≈ 65 token rows made every thread pack
+// all of them), the backward W's columns (dX's columns: the reduction over W's rows stays whole, in the
+// same panels). Inside a region (a group per thread) it runs whole. One pool of threads: OpenBLAS's own
+// pool, spinning next to OpenMP's on the same cores, made one text cost more CPU per step than four.
+static int gemm_slices(int cols, long work) {
 #if defined(_OPENMP) && (defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE))
   if (omp_in_parallel() || work < (1L << 21)) return 1;
   int t = omp_get_max_threads();
-  if (t > M / 8) t = M / 8; // ≥ 8 rows a slice
+  if (t > cols / 64) t = cols / 64; // ≥ 64 weight rows / columns a slice
   return t > 1 ? t : 1;
 #else
-  (void)M, (void)work;
+  (void)cols, (void)work;
   return 1; // the built-in GEMM threads over rows itself
 #endif
 }
@@ -314,51 +323,77 @@ static int gemm_slices(int M, long work) {
 __attribute__((constructor)) static void blas_one_thread(void) { openblas_set_num_threads(1); }
 #endif
 
+static int thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int N) {
   if (M <= 0) return;
   if (M == 1) {
     matvec(out, X, W, b, K, N);
     return;
   }
-  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  const int S = gemm_slices(N, (long)M * N * K);
+  // rows of W per block: ≈ 2 MB of fp32, ≥ 64 rows (each GEMM call packs X again). fp32 takes the same
+  // blocks: OpenBLAS's sums depend on how the rows are cut (its edge kernels), so this keeps the bits.
+  const int P = rows_per(BLOCK_FLOATS, K, 64);
+#pragma omp parallel num_threads(S) if (S > 1)
+  {
+    const int id = S > 1 ? thread_id() : 0;
+    const int lo = (int)((long)N * id / S), hi = (int)((long)N * (id + 1) / S);
+    for (int n0 = lo; n0 < hi; n0 += P) {
+      const int nb = hi - n0 < P ? hi - n0 : P;
+      int ld;
+      const float *w = block(W, n0, nb, K, 0, K, &ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.f, X, K, w, ld, 0.f, out + n0, N);
+      if (b)
+        for (int m = 0; m < M; m++)
+          for (int n = n0; n < n0 + nb; n++) out[(long)m * N + n] += b[n];
+    }
+  }
+#else
+  const int P = panel_rows(K);
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
-    const float *w = panel(W, n0, nb, K);
-#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
-    for (int sl = 0; sl < S; sl++) {
-      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, nb, K, 1.f, X + (long)m0 * K, K, w, K, 0.f, out + (long)m0 * N + n0, N);
-    }
-#else
-    (void)S;
-    gemm_nt(out + n0, X, w, M, K, nb, N);
-#endif
+    int ld;
+    gemm_nt(out + n0, X, block(W, n0, nb, K, 0, K, &ld), M, K, nb, N);
   }
   if (b) {
 #pragma omp parallel for schedule(static) PAR_IF((long)M * N)
     for (int m = 0; m < M; m++)
       for (int n = 0; n < N; n++) out[(long)m * N + n] += b[n];
   }
+#endif
 }
 
 void matmul_backward(float *dX, const float *dY, Mat W, int M, int K, int N) {
   if (M <= 0) return;
-  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+  const int P = panel_rows(K);
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  const int S = gemm_slices(K, (long)M * N * K);
+#pragma omp parallel num_threads(S) if (S > 1)
+  {
+    const int id = S > 1 ? thread_id() : 0;
+    const int lo = (int)((long)K * id / S), kc = (int)((long)K * (id + 1) / S) - lo;
+    for (int n0 = 0; n0 < N; n0 += P) {
+      const int nb = N - n0 < P ? N - n0 : P;
+      int ld;
+      const float *w = block(W, n0, nb, K, lo, kc, &ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, kc, nb, 1.f, dY + n0, N, w, ld, 1.f, dX + lo, K);
+    }
+  }
+#else
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
-    const float *w = panel(W, n0, nb, K);
-#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
-    for (int sl = 0; sl < S; sl++) {
-      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, K, nb, 1.f, dY + (long)m0 * N + n0, N, w, K, 1.f, dX + (long)m0 * K, K);
-    }
-#else
-    (void)S;
-    gemm_nn_acc(dX, dY + n0, w, M, K, nb, N);
-#endif
+    int ld;
+    gemm_nn_acc(dX, dY + n0, block(W, n0, nb, K, 0, K, &ld), M, K, nb, N);
   }
+#endif
 }
 
 // ---- RMSNorm
