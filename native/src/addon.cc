@@ -132,7 +132,7 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
   void *dst = s.dst;
   std::vector<uint16_t> half;
   if (s.mat) {
-    s.mat->p = malloc(bytes ? bytes : 1);
+    s.mat->p = weights_alloc(bytes);
     s.mat->dtype = dt;
     if (!s.mat->p) throw err(env, "out of memory loading tensor '" + name + "'");
     dst = s.mat->p;
@@ -140,8 +140,11 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
     half.resize(n);
     dst = half.data();
   }
-  if (src) std::copy(src, src + n, (float *)dst);
-  else {
+  long bad = -1;
+  if (src) {
+    std::copy(src, src + n, (float *)dst);
+    bad = mat_first_nonfinite((Mat){dst, dt}, (long)n);
+  } else {
     const int fd = open(file.c_str(), O_RDONLY);
     if (fd < 0) throw err(env, file + ": cannot open (" + std::string(strerror(errno)) + ")");
     struct stat st;
@@ -150,15 +153,20 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
       throw err(env, file + ": file is " + std::to_string((long long)st.st_size) + " bytes, " + std::to_string((long long)size) + " when its header was read (changed since?)");
     }
     try {
-      readAt(env, fd, file, dst, bytes, (size_t)offset);
+      // in 16 MB pieces, each checked for NaN/Inf while it is still in the cache (one pass over memory)
+      const size_t piece = (size_t)1 << 24, w = (size_t)dtype_bytes(dt);
+      for (size_t done = 0; done < bytes && bad < 0; done += piece) {
+        const size_t m = std::min(piece, bytes - done);
+        readAt(env, fd, file, (char *)dst + done, m, (size_t)offset + done);
+        const long b = mat_first_nonfinite((Mat){(char *)dst + done, dt}, (long)(m / w));
+        if (b >= 0) bad = (long)(done / w) + b;
+      }
     } catch (...) {
       close(fd);
       throw;
     }
     close(fd);
   }
-  const Mat stored = {dst, dt};
-  const long bad = mat_first_nonfinite(stored, (long)n);
   if (bad >= 0) {
     float x;
     mat_row(&x, (Mat){(char *)dst + bad * dtype_bytes(dt), dt}, 0, 1);
