@@ -9,7 +9,7 @@
 //   backwardEmbeds(handle, embeds, dlogits, B, T) → Float32Array [B, T, d_in]
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
-//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, dtype};  info() → {blas, threads, architectures};  setThreads(n)
+//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, decodeBytes, dtype};  readBandwidth(MB) → GB/s;  info() → {blas, threads, architectures};  setThreads(n)
 //   embeddingStats(handle) → {mean, std} of the input embedding (float64);  embedRows(handle, ids) → Float32Array [n, d_in]
 //   widenHalf(bits: Uint16Array, 'BF16' | 'F16') → Float32Array
 //   selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) → {y} (+ {ddelta, dx, dB, dC} with dy): Mamba's scan
@@ -456,8 +456,17 @@ static Napi::Value ModelInfo(const Napi::CallbackInfo &info) {
     if (s.mat && dtypes.find(dtypeName(dt)) == std::string::npos) dtypes += std::string(dtypes.empty() ? "" : "+") + dtypeName(dt);
   }
   o.Set("weightBytes", bytes);
+  // what one decode step reads: every matrix but an untied input embedding (one row of it)
+  const Mat &E = h->m->embed_tokens;
+  const double embed = E.p && E.p != h->m->lm_head.p ? (double)h->m->vocab * h->m->d_in * dtype_bytes(E.dtype) : 0.0;
+  o.Set("decodeBytes", bytes - embed);
   o.Set("dtype", dtypes);
   return o;
+}
+
+static Napi::Value ReadBandwidth(const Napi::CallbackInfo &info) {
+  const int mb = intArg(info.Env(), info[0], "megabytes", 1, 1 << 16);
+  return Napi::Number::New(info.Env(), read_bandwidth_gbs((long)mb << 20));
 }
 
 static Napi::Value SetThreads(const Napi::CallbackInfo &info) {
@@ -507,6 +516,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("embedRows", Napi::Function::New(env, EmbedRows));
   exports.Set("widenHalf", Napi::Function::New(env, WidenHalf));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
   exports.Set("selectiveScan", Napi::Function::New(env, SelectiveScan));
   return exports;
 }

@@ -196,6 +196,39 @@ long mat_first_nonfinite(Mat W, long n) {
   return first < n ? first : -1;
 }
 
+// ---- memory bandwidth (the decode's bound: a token reads every weight once)
+
+// GB/s of a streaming read (a sum) over a buffer of `bytes`, threads as the decode's matvecs; best of 3
+double read_bandwidth_gbs(long bytes) {
+  const long n = bytes / (long)sizeof(float);
+  float *buf = (float *)malloc(sizeof(float) * (n > 0 ? n : 1));
+  if (!buf || n <= 0) return free(buf), NAN;
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < n; i++) buf[i] = (float)(i & 7); // touched: resident before timing
+  double best = 0.0, sink = 0.0;
+  for (int rep = 0; rep < 3; rep++) {
+#ifdef _OPENMP
+    const double t0 = omp_get_wtime();
+#endif
+    float total = 0.f;
+#pragma omp parallel reduction(+ : total)
+    {
+      float acc[16] = {0.f}; // 16 lanes, as matvec: one vector add per 64 bytes
+#pragma omp for schedule(static)
+      for (long k = 0; k < n / 16; k++)
+        for (int j = 0; j < 16; j++) acc[j] += buf[k * 16 + j];
+      for (int j = 0; j < 16; j++) total += acc[j];
+    }
+#ifdef _OPENMP
+    const double s = omp_get_wtime() - t0;
+    if (s > 0 && bytes / s / 1e9 > best) best = bytes / s / 1e9;
+#endif
+    sink += total;
+  }
+  free(buf);
+  return sink == -1.0 ? 0.0 : best; // (sink keeps the sums from being optimised away)
+}
+
 // ---- GEMM
 
 #if !defined(CRAMLAB_BLAS_OPENBLAS) && !defined(CRAMLAB_BLAS_ACCELERATE)

@@ -28,6 +28,8 @@ void *weights_alloc(size_t bytes);
 void widen(float *dst, const void *src, int dtype, long n);
 // dst[cols] = row `row` of W, as fp32
 void mat_row(float *dst, Mat W, long row, int cols);
+// GB/s of a streaming read over `bytes` of memory with the OpenMP threads (best of 3): the decode's bound
+double read_bandwidth_gbs(long bytes);
 // mean and unbiased std of W's n values, summed in float64 (the [mem] init scale, std(E))
 void mat_stats(Mat W, long n, double *mean, double *std);
 // index of the first NaN/±Inf of W's n values, or -1
