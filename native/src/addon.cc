@@ -153,8 +153,8 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
       throw err(env, file + ": file is " + std::to_string((long long)st.st_size) + " bytes, " + std::to_string((long long)size) + " when its header was read (changed since?)");
     }
     try {
-      // in 16 MB pieces, each checked for NaN/Inf while it is still in the cache (one pass over memory)
-      const size_t piece = (size_t)1 << 24, w = (size_t)dtype_bytes(dt);
+      // in 1 MB pieces, each checked for NaN/Inf while it is still in the L2 cache (one pass over memory)
+      const size_t piece = (size_t)1 << 20, w = (size_t)dtype_bytes(dt);
       for (size_t done = 0; done < bytes && bad < 0; done += piece) {
         const size_t m = std::min(piece, bytes - done);
         readAt(env, fd, file, (char *)dst + done, m, (size_t)offset + done);
