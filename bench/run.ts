@@ -109,6 +109,13 @@ export interface Row {
   /** Time to the first step's result: load + setup + first step. */
   ttfsS?: number | null;
   decodeMsPerToken?: number;
+  /** The checkpoint read from a warm page cache (fs read loop): what load is measured against (#22: ≤ 2×). */
+  readS?: number | null;
+  /** RSS after load (the weights), apart from the peak during the steps (+ activations). */
+  loadRssMB?: number;
+  /** Decode's memory-bandwidth bound: bytes read per token / streaming-read GB/s (same threads). */
+  decodeBoundMs?: number;
+  readGBs?: number;
 }
 
 interface Workload {
@@ -164,7 +171,9 @@ function fill(
       firstStepS: number | null;
       steadySPerStep: number | null;
       steadyCpuSPerStep: number | null;
-      decode?: { msPerToken: number } | null;
+      decode?: { msPerToken: number; boundMs?: number; readGBs?: number } | null;
+      readS?: number | null;
+      rssAfterLoadKB?: number;
     };
   },
 ): Row {
@@ -209,6 +218,10 @@ function fill(
     steadyCpuS: ph?.steadyCpuSPerStep,
     ttfsS: ttfs,
     decodeMsPerToken: ph?.decode?.msPerToken,
+    readS: ph?.readS,
+    loadRssMB: ph?.rssAfterLoadKB != null ? ph.rssAfterLoadKB / 1024 : undefined,
+    decodeBoundMs: ph?.decode?.boundMs,
+    readGBs: ph?.decode?.readGBs,
   };
 }
 
@@ -314,7 +327,7 @@ async function runCramlab(w: Workload, ctx: Ctx, init = 'randn'): Promise<Row> {
     cpuS: p.cpuS ?? r.cpuS,
     steps: r.steps,
     textSteps: r.textSteps,
-    rssKB: p.maxRssKB ?? r.maxRssKB,
+    rssKB: r.maxRssKB ?? p.maxRssKB, // the worker's: taken before its bandwidth probe
     peakTensorMB: r.peakTensorMB,
     decodedSteps: r.decodedStepsToBest,
     phases: w.phases ? r : undefined,
@@ -452,10 +465,15 @@ export function table(rows: Row[]): string {
     'cpu s/step',
     'to 1st step s',
     'decode ms/tok',
+    'bound ms/tok',
+    'decode % of bound',
+    'read s',
+    'load/read',
     'call s',
     'GFLOP/s',
     '% peak',
     'RSS MB',
+    'RSS load MB',
     'file MB',
     'RSS/file',
     'med steps→100%',
@@ -476,10 +494,15 @@ export function table(rows: Row[]): string {
     num(r.steadyCpuS, 3),
     num(r.ttfsS, 1),
     num(r.decodeMsPerToken, 1),
+    num(r.decodeBoundMs, 1),
+    r.decodeBoundMs && r.decodeMsPerToken ? num((100 * r.decodeBoundMs) / r.decodeMsPerToken, 0) : '',
+    num(r.readS, 2),
+    r.readS && r.loadS != null ? num(r.loadS / r.readS, 1) : '',
     num(r.wallS, 1),
     num(r.gflops, 2),
     num(r.peakPct, 2),
     num(r.peakRssMB, 0),
+    num(r.loadRssMB, 0),
     num(r.fileMB, 0),
     r.fileMB ? num(r.peakRssMB / r.fileMB, 2) : '',
     r.medianStepsTo100 == null ? '' : String(r.medianStepsTo100),
@@ -653,7 +676,7 @@ async function main() {
       `  ${r.workload} ${r.side} [${r.engine.startsWith('{') ? JSON.parse(r.engine).engine : r.engine}]: ${
         r.status === 'ok'
           ? r.stepBasis === 'steady median'
-            ? `load ${num(r.loadS, 1)} s, setup ${num(r.setupS, 2)} s, first step ${num(r.firstStepS, 3)} s, steady ${num(r.sPerStep, 3)} s/step${r.decodeMsPerToken != null ? `, decode ${num(r.decodeMsPerToken, 1)} ms/token` : ''}, RSS ${num(r.peakRssMB, 0)} MB`
+            ? `load ${num(r.loadS, 1)} s, setup ${num(r.setupS, 2)} s, first step ${num(r.firstStepS, 3)} s, steady ${num(r.sPerStep, 3)} s/step${r.decodeMsPerToken != null ? `, decode ${num(r.decodeMsPerToken, 1)} ms/token${r.decodeBoundMs ? ` (bound ${num(r.decodeBoundMs, 1)} at ${num(r.readGBs, 1)} GB/s: ${num((100 * r.decodeBoundMs) / r.decodeMsPerToken, 0)} %)` : ''}` : ''}${r.readS ? `, load/warm read ${num(r.loadS! / r.readS, 1)}× (${num(r.readS, 2)} s)` : ''}, RSS ${num(r.loadRssMB, 0)} MB after load, ${num(r.peakRssMB, 0)} MB peak`
             : `${r.wallS.toFixed(1)} s until done, ${r.sPerStep.toFixed(3)} s/step (loop mean)`
           : r.status
       }`,

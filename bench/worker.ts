@@ -12,7 +12,11 @@
 //   first     the first step (syncEvery 1: one step per read-back)
 //   steady    the median of the steps after the first (wall and CPU seconds per step)
 //   decode    greedy decoding after the best mem of text 0 and its first token: (time for 1 + n tokens
-//             − time for 1 token) / n, so the prefill is left out (--decode n, 0 = none)
+//             − time for 1 token) / n, so the prefill is left out (--decode n, 0 = none); beside it the
+//             memory-bandwidth bound (native engine): bytes one token reads (every matrix as stored, but an
+//             untied input embedding) / the GB/s of a streaming read over 512 MB with the same threads
+// Beside load: readS, the checkpoint's files read once from a warm page cache (an fs read loop, the
+// second of two passes), and the RSS after load apart from the peak (the weights vs the activations).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -21,6 +25,7 @@ import { cram } from '../src/cram/cram';
 import { initByName, type InitName } from '../src/cram/init';
 import { greedyGenerate } from '../src/generate';
 import { loadModel, modelFromTensors } from '../src/io/checkpoint';
+import { existingNative, nativeAddon } from '../src/native/index';
 import { readSafetensors } from '../src/io/safetensors';
 import type { CausalLM } from '../src/models/types';
 import { engineName } from './engine';
@@ -43,6 +48,26 @@ const median = (xs: number[]): number | null => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+
+/** Seconds to read the checkpoint's .safetensors files from a warm page cache (the second of two passes). */
+function warmReadS(dir: string): number {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  const buf = Buffer.allocUnsafe(1 << 24);
+  const pass = () => {
+    const t = now();
+    for (const f of files) {
+      const fd = fs.openSync(path.join(dir, f), 'r');
+      try {
+        while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return now() - t;
+  };
+  pass();
+  return pass();
+}
 
 async function load(dir: string): Promise<{ model: CausalLM; loader: string }> {
   if (fs.existsSync(path.join(dir, 'tokenizer.json')))
@@ -86,6 +111,7 @@ export function phases(marks: Mark[], callS: number) {
 async function main() {
   const dir = opt('model');
   const backend = await initBackend(opt('backend', 'wasm') as BackendName);
+  const readS = fs.existsSync(dir) ? warmReadS(dir) : null;
   const tl = now();
   const { model, loader } = await load(dir);
   const loadS = now() - tl;
@@ -119,7 +145,9 @@ async function main() {
   const cpuS = cpuNow() - c0;
   const ph = phases(marks, wallS);
 
-  let decode: { tokens: number; firstTokenS: number; msPerToken: number } | undefined;
+  let decode:
+    | { tokens: number; firstTokenS: number; msPerToken: number; boundMs?: number; readGBs?: number; bytes?: number }
+    | undefined;
   const nDecode = Number(opt('decode', '0'));
   if (nDecode > 0) {
     const prefix = tf.tensor2d(rs[0].bestMem, [K, model.info.memDim]);
@@ -138,11 +166,20 @@ async function main() {
       msPerToken: (1000 * (many.s - one.s)) / Math.max(1, many.n - one.n),
     };
   }
+  const maxRssKB = process.resourceUsage().maxRSS; // before the bandwidth probe's 1 GB buffer
+  const handle = existingNative(model);
+  const addon = nativeAddon();
+  if (decode && handle && addon) {
+    const bytes = addon.modelInfo(handle).decodeBytes;
+    const readGBs = addon.readBandwidth(512);
+    decode = { ...decode, bytes, readGBs, boundMs: (1000 * bytes) / (readGBs * 1e9) };
+  }
   const out = {
     engine: await engineName(),
     backend,
     loader,
     loadS,
+    readS,
     initS,
     /** Until the first step starts: --init's own init (0 for randn) and cram()'s setup. */
     setupS: ph ? initS + ph.setupS : null,
@@ -162,7 +199,7 @@ async function main() {
     decode,
     peakTensorMB: peakBytes / 2 ** 20,
     rssAfterLoadKB,
-    maxRssKB: process.resourceUsage().maxRSS,
+    maxRssKB,
   };
   fs.writeFileSync(opt('out'), JSON.stringify(out));
   model.dispose();

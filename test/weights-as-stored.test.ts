@@ -116,3 +116,38 @@ for (const dtype of ['BF16', 'F16'] as const)
         }
       },
     );
+
+// The GEMMs split W over threads and walk it in blocks and panels: with a 40k vocabulary the lm_head
+// spans several of each, and on two threads each thread widens its own share. Still the same bits.
+test(
+  'native engine: BF16 gives the bits of its F32-widened copy when the lm_head GEMMs span blocks, panels and threads',
+  { skip },
+  async () => {
+    await initBackend();
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-stored-'));
+    const threads = addon!.info().threads;
+    try {
+      addon!.setThreads(2);
+      const half = writeRandomCheckpoint(path.join(root, 'half'), 'llama', 5, 'BF16', 40000).dir;
+      const full = path.join(root, 'f32');
+      widenedCopy(half, full);
+      const a = (await loadModel(half)).model;
+      const b = (await loadModel(full)).model;
+      const ha = nativeModel(a);
+      const hb = nativeModel(b);
+      const d = a.info.memDim;
+      const V = a.info.vocabSize;
+      assert.equal(V, 40000);
+      const T = 7;
+      const x = values(2 * T * d, 21);
+      same(addon!.forwardLogits(ha, x, 2, T), addon!.forwardLogits(hb, x, 2, T), 'logits');
+      const dy = values(2 * T * V, 22);
+      same(addon!.backwardEmbeds(ha, x, dy, 2, T), addon!.backwardEmbeds(hb, x, dy, 2, T), 'dL/dembeds');
+      a.dispose();
+      b.dispose();
+    } finally {
+      addon!.setThreads(threads);
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  },
+);

@@ -9,7 +9,7 @@
 //   backwardEmbeds(handle, embeds, dlogits, B, T) → Float32Array [B, T, d_in]
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
-//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, dtype};  info() → {blas, threads, architectures};  setThreads(n)
+//   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, decodeBytes, dtype};  readBandwidth(MB) → GB/s;  info() → {blas, threads, architectures};  setThreads(n)
 //   embeddingStats(handle) → {mean, std} of the input embedding (float64);  embedRows(handle, ids) → Float32Array [n, d_in]
 //   widenHalf(bits: Uint16Array, 'BF16' | 'F16') → Float32Array
 //   selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) → {y} (+ {ddelta, dx, dB, dC} with dy): Mamba's scan
@@ -132,7 +132,7 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
   void *dst = s.dst;
   std::vector<uint16_t> half;
   if (s.mat) {
-    s.mat->p = malloc(bytes ? bytes : 1);
+    s.mat->p = weights_alloc(bytes);
     s.mat->dtype = dt;
     if (!s.mat->p) throw err(env, "out of memory loading tensor '" + name + "'");
     dst = s.mat->p;
@@ -140,8 +140,11 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
     half.resize(n);
     dst = half.data();
   }
-  if (src) std::copy(src, src + n, (float *)dst);
-  else {
+  long bad = -1;
+  if (src) {
+    std::copy(src, src + n, (float *)dst);
+    bad = mat_first_nonfinite((Mat){dst, dt}, (long)n);
+  } else {
     const int fd = open(file.c_str(), O_RDONLY);
     if (fd < 0) throw err(env, file + ": cannot open (" + std::string(strerror(errno)) + ")");
     struct stat st;
@@ -150,15 +153,20 @@ static void fillSlot(Napi::Env env, const WeightSlot &s, Napi::Value v) {
       throw err(env, file + ": file is " + std::to_string((long long)st.st_size) + " bytes, " + std::to_string((long long)size) + " when its header was read (changed since?)");
     }
     try {
-      readAt(env, fd, file, dst, bytes, (size_t)offset);
+      // in 1 MB pieces, each checked for NaN/Inf while it is still in the L2 cache (one pass over memory)
+      const size_t piece = (size_t)1 << 20, w = (size_t)dtype_bytes(dt);
+      for (size_t done = 0; done < bytes && bad < 0; done += piece) {
+        const size_t m = std::min(piece, bytes - done);
+        readAt(env, fd, file, (char *)dst + done, m, (size_t)offset + done);
+        const long b = mat_first_nonfinite((Mat){(char *)dst + done, dt}, (long)(m / w));
+        if (b >= 0) bad = (long)(done / w) + b;
+      }
     } catch (...) {
       close(fd);
       throw;
     }
     close(fd);
   }
-  const Mat stored = {dst, dt};
-  const long bad = mat_first_nonfinite(stored, (long)n);
   if (bad >= 0) {
     float x;
     mat_row(&x, (Mat){(char *)dst + bad * dtype_bytes(dt), dt}, 0, 1);
@@ -471,8 +479,17 @@ static Napi::Value ModelInfo(const Napi::CallbackInfo &info) {
     if (s.mat && dtypes.find(dtypeName(dt)) == std::string::npos) dtypes += std::string(dtypes.empty() ? "" : "+") + dtypeName(dt);
   }
   o.Set("weightBytes", bytes);
+  // what one decode step reads: every matrix but an untied input embedding (one row of it)
+  const Mat &E = h->m->embed_tokens;
+  const double embed = E.p && E.p != h->m->lm_head.p ? (double)h->m->vocab * h->m->d_in * dtype_bytes(E.dtype) : 0.0;
+  o.Set("decodeBytes", bytes - embed);
   o.Set("dtype", dtypes);
   return o;
+}
+
+static Napi::Value ReadBandwidth(const Napi::CallbackInfo &info) {
+  const int mb = intArg(info.Env(), info[0], "megabytes", 1, 1 << 16);
+  return Napi::Number::New(info.Env(), read_bandwidth_gbs((long)mb << 20));
 }
 
 static Napi::Value SetThreads(const Napi::CallbackInfo &info) {
@@ -522,6 +539,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("embedRows", Napi::Function::New(env, EmbedRows));
   exports.Set("widenHalf", Napi::Function::New(env, WidenHalf));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
   exports.Set("selectiveScan", Napi::Function::New(env, SelectiveScan));
   return exports;
 }

@@ -90,7 +90,11 @@ static void clip_joint(float *g1, long n1, float *g2, long n2, float *g3, long n
 typedef struct {
   float *x, *dhid, *dx, *logits, *dlogits, *ce, *w;
   int *hit, *target;
+  int chunk; // rows of logits / dlogits held at once
 } Scratch;
+
+// rows of [·, V] logits per chunk: ≤ 128 MB each for logits and dlogits (Llama-3.x: 261 rows)
+#define LOGITS_CHUNK_FLOATS (1L << 25)
 
 static void scratch_free(Scratch *z) {
   free(z->x), free(z->dhid), free(z->dx), free(z->logits), free(z->dlogits), free(z->ce), free(z->w), free(z->hit), free(z->target);
@@ -101,8 +105,11 @@ static int scratch_new(Scratch *z, long rows, int Rmax, int d_in, int d_out, int
   z->x = (float *)malloc(sizeof(float) * rows * d_in);
   z->dhid = (float *)malloc(sizeof(float) * rows * d_out);
   z->dx = (float *)malloc(sizeof(float) * rows * d_in);
-  z->logits = (float *)malloc(sizeof(float) * (long)Rmax * V);
-  z->dlogits = (float *)malloc(sizeof(float) * (long)Rmax * V);
+  const long fit = LOGITS_CHUNK_FLOATS / (V > 0 ? V : 1);
+  z->chunk = Rmax < fit ? Rmax : fit < 16 ? 16 : (int)fit;
+  if (z->chunk < 1) z->chunk = 1;
+  z->logits = (float *)malloc(sizeof(float) * (long)z->chunk * V);
+  z->dlogits = (float *)malloc(sizeof(float) * (long)z->chunk * V);
   z->ce = (float *)malloc(sizeof(float) * Rmax), z->w = (float *)malloc(sizeof(float) * Rmax);
   z->hit = (int *)malloc(sizeof(int) * Rmax), z->target = (int *)malloc(sizeof(int) * Rmax);
   return z->x && z->dhid && z->dx && z->logits && z->dlogits && z->ce && z->w && z->hit && z->target;
@@ -149,15 +156,19 @@ static int group_step(const Model *mdl, void *a, Scratch *z, const CramState *s,
     const float *rows = hidden + ((long)j * T + K) * dh;
     for (int r = 0; r < R; r++)
       z->target[r] = s->ids[s->offsets[b] + r + 1], z->w[r] = lead ? (float)((r < lead ? s->lead_weight : 1.0) / total) : (float)(1.0 / R);
-    matmul(z->logits, rows, mdl->lm_head, NULL, R, dh, V);
-    cross_entropy(z->ce, z->hit, z->dlogits, z->logits, z->target, z->w, R, V);
     float lsum = 0.f;
     int hits = 0;
-    if (s->margin > 0.f) held_by_margin(z->hit, z->logits, z->target, R, V, s->margin);
+    // logits in chunks of z->chunk rows (all of them at N = 64): [R, V] twice is 1 GB at N = 1024, V = 128k
+    for (int r0 = 0; r0 < R; r0 += z->chunk) {
+      const int n_r = R - r0 < z->chunk ? R - r0 : z->chunk;
+      matmul(z->logits, rows + (long)r0 * dh, mdl->lm_head, NULL, n_r, dh, V);
+      cross_entropy(z->ce + r0, z->hit + r0, z->dlogits, z->logits, z->target + r0, z->w + r0, n_r, V);
+      if (s->margin > 0.f) held_by_margin(z->hit + r0, z->logits, z->target + r0, n_r, V, s->margin);
+      matmul_backward(z->dhid + ((long)j * T + K + r0) * dh, z->dlogits, mdl->lm_head, n_r, dh, V);
+    }
     for (int r = 0; r < R; r++) lsum += z->ce[r] * z->w[r], hits += z->hit[r];
     loss[b] = lsum;
     correct[b] = hits;
-    matmul_backward(z->dhid + ((long)j * T + K) * dh, z->dlogits, mdl->lm_head, R, dh, V);
   }
   mdl->ops->backward(mdl, a, z->dhid, z->dx);
   for (int j = 0; j < n; j++) memcpy(grad + live[j] * Kd, z->dx + (long)j * T * d, sizeof(float) * Kd);

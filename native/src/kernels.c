@@ -2,12 +2,16 @@
 // CRAMLAB_BLAS_ACCELERATE), else to a blocked loop the compiler vectorises; the rest is OpenMP
 // over rows or (batch, head). No -ffast-math: reductions keep their order (plain float, double sums
 // where a long sum decides a loss).
+#define _DEFAULT_SOURCE // posix_memalign, madvise under -std=c11
 #include "kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <stdio.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
@@ -66,6 +70,17 @@ void set_threads(int n) {
 // ---- weights as stored: bf16 / f16 → fp32 (exact)
 
 int dtype_bytes(int dtype) { return dtype == DT_F32 ? 4 : 2; }
+
+void *weights_alloc(size_t bytes) {
+  enum { HUGE = 1 << 21 };
+  if (bytes < (size_t)HUGE) return malloc(bytes ? bytes : 1);
+  void *p = NULL;
+  if (posix_memalign(&p, HUGE, bytes)) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE); // advice only: without THP the pages are 4 kB, as malloc's
+#endif
+  return p;
+}
 
 static inline float bf16_f32(uint16_t h) {
   const uint32_t u = (uint32_t)h << 16;
@@ -149,27 +164,69 @@ void mat_stats(Mat W, long n, double *mean, double *std) {
   *std = n > 1 ? sqrt(mat_sum(W, n, *mean, 1) / (n - 1)) : NAN;
 }
 
+// Per block: an OR over "exponent all ones" (vectorises), and a scan for the first only in a bad block.
+// One thread (≈ 12 GB/s): the loader calls it on each 1 MB piece as it arrives, and a parallel region
+// per piece cost ~10 ms each on a busy machine (2 GB of BF16: 1.7 s with 2 threads at load 5, 0.19 s on one).
 long mat_first_nonfinite(Mat W, long n) {
   const long nb = (n + WIDEN_BLOCK - 1) / WIDEN_BLOCK;
   long first = n;
-#pragma omp parallel for schedule(static) reduction(min : first) PAR_IF(n)
   for (long k = 0; k < nb; k++) {
     const long i0 = k * WIDEN_BLOCK, i1 = n - i0 < WIDEN_BLOCK ? n : i0 + WIDEN_BLOCK;
-    long here = n; // (first is this thread's private min, not n, inside the loop)
-    for (long i = i0; i < i1 && here == n; i++) {
-      int bad;
-      if (W.dtype == DT_F32) {
-        const float v = ((const float *)W.p)[i];
-        bad = v - v != 0.f;
-      } else {
-        const uint16_t h = ((const uint16_t *)W.p)[i];
-        bad = W.dtype == DT_BF16 ? (h & 0x7f80) == 0x7f80 : (h & 0x7c00) == 0x7c00;
-      }
-      if (bad) here = i;
+    int any = 0;
+    if (W.dtype == DT_F32) {
+      const uint32_t *u = (const uint32_t *)W.p;
+      for (long i = i0; i < i1; i++) any |= (u[i] & 0x7f800000u) == 0x7f800000u;
+      if (any)
+        for (long i = i0; i < i1; i++)
+          if ((u[i] & 0x7f800000u) == 0x7f800000u) {
+            if (i < first) first = i;
+            break;
+          }
+    } else {
+      const uint16_t *h = (const uint16_t *)W.p, e = W.dtype == DT_BF16 ? 0x7f80 : 0x7c00;
+      for (long i = i0; i < i1; i++) any |= (h[i] & e) == e;
+      if (any)
+        for (long i = i0; i < i1; i++)
+          if ((h[i] & e) == e) {
+            if (i < first) first = i;
+            break;
+          }
     }
-    if (here < first) first = here;
   }
   return first < n ? first : -1;
+}
+
+// ---- memory bandwidth (the decode's bound: a token reads every weight once)
+
+// GB/s of a streaming read (a sum) over a buffer of `bytes`, threads as the decode's matvecs; best of 3
+double read_bandwidth_gbs(long bytes) {
+  const long n = bytes / (long)sizeof(float);
+  float *buf = (float *)malloc(sizeof(float) * (n > 0 ? n : 1));
+  if (!buf || n <= 0) return free(buf), NAN;
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < n; i++) buf[i] = (float)(i & 7); // touched: resident before timing
+  double best = 0.0, sink = 0.0;
+  for (int rep = 0; rep < 3; rep++) {
+#ifdef _OPENMP
+    const double t0 = omp_get_wtime();
+#endif
+    float total = 0.f;
+#pragma omp parallel reduction(+ : total)
+    {
+      float acc[16] = {0.f}; // 16 lanes, as matvec: one vector add per 64 bytes
+#pragma omp for schedule(static)
+      for (long k = 0; k < n / 16; k++)
+        for (int j = 0; j < 16; j++) acc[j] += buf[k * 16 + j];
+      for (int j = 0; j < 16; j++) total += acc[j];
+    }
+#ifdef _OPENMP
+    const double s = omp_get_wtime() - t0;
+    if (s > 0 && bytes / s / 1e9 > best) best = bytes / s / 1e9;
+#endif
+    sink += total;
+  }
+  free(buf);
+  return sink == -1.0 ? 0.0 : best; // (sink keeps the sums from being optimised away)
 }
 
 // ---- GEMM
@@ -229,31 +286,38 @@ static void gemm_nn_acc(float *dX, const float *dY, const float *W, int M, int K
 }
 #endif
 
-// The GEMMs walk W in panels of rows (≈ 4 MB as fp32); a 2-byte panel is widened into this thread's
-// buffer first, an fp32 one is read in place. Same panels for every dtype: same sums, same bits.
-enum { PANEL_FLOATS = 1 << 20 };
-static int panel_rows(int K) {
-  int r = PANEL_FLOATS / (K > 0 ? K : 1);
+// The backward's reduction runs over W's rows in panels (≈ 4 MB as fp32), the same panels for every dtype
+// and thread count: same sums, same bits. A 2-byte block is widened into its thread's buffer just before
+// its GEMM reads it (cache-warm); an fp32 one is read in place.
+enum { PANEL_FLOATS = 1 << 20, BLOCK_FLOATS = 1 << 19 };
+static int rows_per(long floats, int K, int min_rows) {
+  long r = floats / (K > 0 ? K : 1);
   r -= r % 16;
-  return r < 16 ? 16 : r;
+  return r < min_rows ? min_rows : (int)r;
 }
+static int panel_rows(int K) { return rows_per(PANEL_FLOATS, K, 16); }
 
 static _Thread_local float *panel_buf;
 static _Thread_local long panel_cap;
 
-static const float *panel(Mat W, long row0, int rows, int K) {
-  if (W.dtype == DT_F32) return (const float *)W.p + row0 * K;
-  const long n = (long)rows * K;
+// rows [r0, r0+rows) × columns [c0, c0+cols) of W [·, K] as fp32, its rows *ld apart
+static const float *block(Mat W, long r0, int rows, int K, int c0, int cols, int *ld) {
+  if (W.dtype == DT_F32) {
+    *ld = K;
+    return (const float *)W.p + r0 * K + c0;
+  }
+  const long n = (long)rows * cols;
   if (n > panel_cap) {
     free(panel_buf);
     panel_buf = (float *)malloc(sizeof(float) * n);
     panel_cap = panel_buf ? n : 0;
     if (!panel_buf) {
-      fprintf(stderr, "cramlab native: out of memory widening a %ld-value weight panel\n", n);
+      fprintf(stderr, "cramlab native: out of memory widening a %ld-value weight block\n", n);
       abort();
     }
   }
-  widen(panel_buf, (const uint16_t *)W.p + row0 * K, W.dtype, n);
+  for (int r = 0; r < rows; r++) widen_serial(panel_buf + (long)r * cols, (const uint16_t *)W.p + (r0 + r) * K + c0, W.dtype, cols);
+  *ld = cols;
   return panel_buf;
 }
 
@@ -295,17 +359,19 @@ static void matvec(float *out, const float *x, Mat W, const float *b, int K, int
 }
 
 // The BLAS runs on one thread, always: the threads are OpenMP's. Outside a parallel region (one group of
-// texts: B < threads) a GEMM splits its rows over them, each slice a one-thread sgemm on the shared panel;
-// inside one (a group per thread) it runs whole. One pool of threads: OpenBLAS's own pool, spinning next
-// to OpenMP's on the same cores, made one text cost more CPU per step than four (SmolLM2's thin layers).
-static int gemm_slices(int M, long work) {
+// texts: B < threads) a GEMM splits W over them, one region per GEMM: the forward W's rows (each thread
+// packs and widens only its share of the weights; a split of the M ≈ 65 token rows made every thread pack
+// all of them), the backward W's columns (dX's columns: the reduction over W's rows stays whole, in the
+// same panels). Inside a region (a group per thread) it runs whole. One pool of threads: OpenBLAS's own
+// pool, spinning next to OpenMP's on the same cores, made one text cost more CPU per step than four.
+static int gemm_slices(int cols, long work) {
 #if defined(_OPENMP) && (defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE))
   if (omp_in_parallel() || work < (1L << 21)) return 1;
   int t = omp_get_max_threads();
-  if (t > M / 8) t = M / 8; // ≥ 8 rows a slice
+  if (t > cols / 64) t = cols / 64; // ≥ 64 weight rows / columns a slice
   return t > 1 ? t : 1;
 #else
-  (void)M, (void)work;
+  (void)cols, (void)work;
   return 1; // the built-in GEMM threads over rows itself
 #endif
 }
@@ -314,51 +380,77 @@ static int gemm_slices(int M, long work) {
 __attribute__((constructor)) static void blas_one_thread(void) { openblas_set_num_threads(1); }
 #endif
 
+static int thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 void matmul(float *out, const float *X, Mat W, const float *b, int M, int K, int N) {
   if (M <= 0) return;
   if (M == 1) {
     matvec(out, X, W, b, K, N);
     return;
   }
-  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  const int S = gemm_slices(N, (long)M * N * K);
+  // rows of W per block: ≈ 2 MB of fp32, ≥ 64 rows (each GEMM call packs X again). fp32 takes the same
+  // blocks: OpenBLAS's sums depend on how the rows are cut (its edge kernels), so this keeps the bits.
+  const int P = rows_per(BLOCK_FLOATS, K, 64);
+#pragma omp parallel num_threads(S) if (S > 1)
+  {
+    const int id = S > 1 ? thread_id() : 0;
+    const int lo = (int)((long)N * id / S), hi = (int)((long)N * (id + 1) / S);
+    for (int n0 = lo; n0 < hi; n0 += P) {
+      const int nb = hi - n0 < P ? hi - n0 : P;
+      int ld;
+      const float *w = block(W, n0, nb, K, 0, K, &ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.f, X, K, w, ld, 0.f, out + n0, N);
+      if (b)
+        for (int m = 0; m < M; m++)
+          for (int n = n0; n < n0 + nb; n++) out[(long)m * N + n] += b[n];
+    }
+  }
+#else
+  const int P = panel_rows(K);
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
-    const float *w = panel(W, n0, nb, K);
-#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
-    for (int sl = 0; sl < S; sl++) {
-      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, nb, K, 1.f, X + (long)m0 * K, K, w, K, 0.f, out + (long)m0 * N + n0, N);
-    }
-#else
-    (void)S;
-    gemm_nt(out + n0, X, w, M, K, nb, N);
-#endif
+    int ld;
+    gemm_nt(out + n0, X, block(W, n0, nb, K, 0, K, &ld), M, K, nb, N);
   }
   if (b) {
 #pragma omp parallel for schedule(static) PAR_IF((long)M * N)
     for (int m = 0; m < M; m++)
       for (int n = 0; n < N; n++) out[(long)m * N + n] += b[n];
   }
+#endif
 }
 
 void matmul_backward(float *dX, const float *dY, Mat W, int M, int K, int N) {
   if (M <= 0) return;
-  const int P = panel_rows(K), S = gemm_slices(M, (long)M * N * K);
+  const int P = panel_rows(K);
+#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
+  const int S = gemm_slices(K, (long)M * N * K);
+#pragma omp parallel num_threads(S) if (S > 1)
+  {
+    const int id = S > 1 ? thread_id() : 0;
+    const int lo = (int)((long)K * id / S), kc = (int)((long)K * (id + 1) / S) - lo;
+    for (int n0 = 0; n0 < N; n0 += P) {
+      const int nb = N - n0 < P ? N - n0 : P;
+      int ld;
+      const float *w = block(W, n0, nb, K, lo, kc, &ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, kc, nb, 1.f, dY + n0, N, w, ld, 1.f, dX + lo, K);
+    }
+  }
+#else
   for (int n0 = 0; n0 < N; n0 += P) {
     const int nb = N - n0 < P ? N - n0 : P;
-    const float *w = panel(W, n0, nb, K);
-#if defined(CRAMLAB_BLAS_OPENBLAS) || defined(CRAMLAB_BLAS_ACCELERATE)
-#pragma omp parallel for schedule(static) num_threads(S) if (S > 1)
-    for (int sl = 0; sl < S; sl++) {
-      const int m0 = (int)((long)M * sl / S), m1 = (int)((long)M * (sl + 1) / S);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, K, nb, 1.f, dY + (long)m0 * N + n0, N, w, K, 1.f, dX + (long)m0 * K, K);
-    }
-#else
-    (void)S;
-    gemm_nn_acc(dX, dY + n0, w, M, K, nb, N);
-#endif
+    int ld;
+    gemm_nn_acc(dX, dY + n0, block(W, n0, nb, K, 0, K, &ld), M, K, nb, N);
   }
+#endif
 }
 
 // ---- RMSNorm
@@ -702,8 +794,13 @@ void add_positions(float *h, const float *table, int B, int T, int d, int row0) 
 
 // ---- softmax cross-entropy + argmax over the vocabulary
 
+static inline float exp_vec(float x);
+
+// e_i = exp(z_i - max) once per logit, vectorised (exp_vec, 1 ulp of expf), kept in dlogits; their sum in
+// float64 over 8 fixed lanes (the same bits whatever the threads); dlogits = e·(w/Σe) - w·onehot.
+// (Two scalar double exps per logit were ~7% of a SmolLM2 B=1 step.)
 void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, const int *target, const float *weight, int M, int V) {
-#pragma omp parallel for schedule(static) PAR_IF((long)M * V * 16)
+#pragma omp parallel for schedule(static) PAR_IF((long)M * V * 4)
   for (int m = 0; m < M; m++) {
     const float *z = logits + (long)m * V;
     int am = 0;
@@ -711,15 +808,27 @@ void cross_entropy(float *ce, int *hit, float *dlogits, const float *logits, con
     for (int i = 1; i < V; i++)
       if (z[i] > mx) mx = z[i], am = i;
     if (mx != mx) am = -1; // NaN logits: never a hit
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(z[i] - mx));
+    double lane[8] = {0.0};
+    int i = 0;
+    if (dlogits) {
+      float *e = dlogits + (long)m * V;
+      for (int j = 0; j < V; j++) e[j] = exp_vec(z[j] - mx);
+      for (; i + 8 <= V; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] += e[i + l];
+      for (; i < V; i++) lane[0] += e[i];
+    } else {
+      for (; i + 8 <= V; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] += exp_vec(z[i + l] - mx);
+      for (; i < V; i++) lane[0] += exp_vec(z[i] - mx);
+    }
+    const double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     const double lse = (double)mx + log(sum);
     ce[m] = (float)(lse - (double)z[target[m]]);
     hit[m] = am == target[m];
     if (dlogits) {
       float *dz = dlogits + (long)m * V;
-      const float w = weight[m];
-      for (int i = 0; i < V; i++) dz[i] = (float)exp((double)z[i] - lse) * w;
+      const float w = weight[m], scale = (float)(w / sum);
+      for (int j = 0; j < V; j++) dz[j] *= scale;
       dz[target[m]] -= w;
     }
   }

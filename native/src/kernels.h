@@ -2,6 +2,7 @@
 // Shapes in comments: M rows (batch·time), K/N feature sizes, B batch, T time, H heads, D head size.
 #ifndef CRAMLAB_KERNELS_H
 #define CRAMLAB_KERNELS_H
+#include <stddef.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,10 +21,15 @@ typedef struct {
   int dtype;
 } Mat;
 int dtype_bytes(int dtype);
+// storage for a weight matrix of `bytes` (free() it): big ones 2 MB-aligned and marked for transparent huge
+// pages, so reading a checkpoint into it takes one page fault per 2 MB instead of one per 4 kB
+void *weights_alloc(size_t bytes);
 // dst[n] = src[n] widened to fp32 (vectorised: bf16 by a shift, f16 by F16C where the CPU has it)
 void widen(float *dst, const void *src, int dtype, long n);
 // dst[cols] = row `row` of W, as fp32
 void mat_row(float *dst, Mat W, long row, int cols);
+// GB/s of a streaming read over `bytes` of memory with the OpenMP threads (best of 3): the decode's bound
+double read_bandwidth_gbs(long bytes);
 // mean and unbiased std of W's n values, summed in float64 (the [mem] init scale, std(E))
 void mat_stats(Mat W, long n, double *mean, double *std);
 // index of the first NaN/±Inf of W's n values, or -1

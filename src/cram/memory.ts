@@ -4,7 +4,7 @@
 //   native: the activations each layer keeps for the backward (the per-position buffers of
 //           native/src/<arch>.c, counted here from the config), one backward scratch, the input and
 //           its gradient, and the logits and their gradient of one text per thread (only the N-1
-//           scored rows go through lm_head).
+//           scored rows go through lm_head, in chunks of ≤ 128 MB).
 //   tfjs:   the logits and their softmax/gradient (3·V per position) and ~16 hidden-width
 //           activations per position and layer (tf.grad keeps the whole graph).
 import { assertFitsMemory, availableMemoryBytes, MemoryLimitError } from '../backend';
@@ -36,7 +36,9 @@ export function cramBytes(model: Pick<CausalLM, 'info'>, B: number, L: number, K
   // with more than one thread each text group has its own activations beside group 0's whole batch
   const acts = B * T * (numLayers * perLayer + perLayer) * (threads > 1 ? 2 : 1);
   const io = B * T * (2 * memDim + d); // input, its gradient, dL/dhidden
-  const logits = threads * 2 * Math.max(0, L - 1) * V;
+  // cram.c holds the logits in chunks of ≤ 2^25 floats (LOGITS_CHUNK_FLOATS), ≥ 16 rows
+  const rows = Math.min(Math.max(0, L - 1), Math.max(16, Math.floor(2 ** 25 / V)));
+  const logits = threads * 2 * rows * V;
   return 4 * (acts + io + logits);
 }
 

@@ -24,7 +24,8 @@ export interface NativeAddon {
     invFreq: Float32Array,
     tensors: Record<string, Float32Array>,
   ): NativeHandle;
-  /** weightBytes: the weights as stored; dtype: the matrices' dtypes ('BF16', 'F32', 'F32+BF16'). */
+  /** weightBytes: the weights as stored; decodeBytes: what one decode step reads (all but an untied input
+   *  embedding); dtype: the matrices' dtypes ('BF16', 'F32', 'F32+BF16'). */
   modelInfo(h: NativeHandle): {
     type: string;
     dIn: number;
@@ -32,6 +33,7 @@ export interface NativeAddon {
     vocab: number;
     maxPos: number;
     weightBytes: number;
+    decodeBytes: number;
     dtype: string;
   };
   /** mean and unbiased std of the input embedding matrix, summed in float64 over the native copy */
@@ -47,6 +49,8 @@ export interface NativeAddon {
   generate(h: NativeHandle, prefix: Float32Array, P: number, maxNew: number, eos: Int32Array): Int32Array;
   info(): { blas: string; threads: number; architectures: string };
   setThreads(n: number): void;
+  /** GB/s of a streaming read over `megabytes` of memory with the engine's threads (the decode's bound) */
+  readBandwidth(megabytes: number): number;
   /** Mamba's selective scan kernel alone (kernels.h): delta, x, dy [B,T,I], A [I,N], Bm, Cm [B,T,N], D [I]. */
   selectiveScan(
     B: number,

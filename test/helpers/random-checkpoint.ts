@@ -246,9 +246,10 @@ export function writeRandomCheckpoint(
   modelType: RandomModelType,
   seed = 1,
   dtype: 'F32' | 'BF16' | 'F16' = 'F32',
+  vocab?: number,
 ): { dir: string; config: Record<string, any>; hasTokenizer: boolean } {
   fs.mkdirSync(dir, { recursive: true });
-  const { config, tensors } = randomSpec(modelType);
+  const { config, tensors } = randomSpec(modelType, vocab);
   const data: Record<string, WriteTensor> = {};
   let k = 0;
   for (const [name, { shape, init }] of Object.entries(tensors)) {
