@@ -151,21 +151,23 @@ test('committed outputs: a cell that crams a grid or walks lengths says first ho
     const nb = JSON.parse(fs.readFileSync(path.join(ROOT, 'notebooks', f), 'utf8'));
     for (const c of nb.cells) {
       if (c.cell_type !== 'code' || !/wb\.(cramGrid|capacityWalk)\(/.test([].concat(c.source).join(''))) continue;
-      cells++;
       const stream = [].concat(c.outputs.find((o: any) => o.output_type === 'stream')?.text ?? []).join('');
       // The estimate comes before the first cram of the cell (model descriptions may precede it).
       const lines = stream.split('\n');
       const firstCram = lines.findIndex((l) => /: cramming \d+ text/.test(l));
+      // A cell whose crams were all read back from the run folder (05's walks, done by 03) says nothing.
+      if (firstCram < 0 && !/at most about/.test(stream)) continue;
+      cells++;
       assert.match(
         lines.slice(0, firstCram < 0 ? lines.length : firstCram).join('\n'),
         new RegExp(
-          `: at most about \\d+(\\.\\d)? (s|min|h) on this machine at the ${DEFAULT_BUDGET} budget \\(\\d+ cram`,
+          `at most about \\d+(\\.\\d)? (s|min|h) on this machine at the ${DEFAULT_BUDGET} budget \\(\\d+ (cram|text)`,
         ),
         `${f}: the cell starts without its time estimate`,
       );
     }
   }
-  assert.ok(cells >= 6, `cells that cram: ${cells}`);
+  assert.ok(cells >= 5, `cells that cram: ${cells}`);
 });
 
 const problem = kernelProblem();

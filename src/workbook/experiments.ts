@@ -194,6 +194,30 @@ async function sayEstimate(
   if (est.seconds >= 5) console.log(`${m.name} · ${o.set} · K=${o.K}: ${est.line}`);
 }
 
+/**
+ * A walk's bound over all lengths is far above what it takes (it stops at the first length no text
+ * decodes, and warm starts decode sooner), so it says what one length can cost, the longest one.
+ * Nothing when the first length is already in the run folder (a re-run reads it all back).
+ */
+async function sayWalkEstimate(
+  m: WorkbookModel,
+  texts: Text[],
+  o: Omit<CramAtOptions, 'N' | 'init'> & { lengths: number[] },
+): Promise<void> {
+  const fit = o.lengths.filter((N) => N + o.K <= m.model.info.maxPositions);
+  if (process.env.CRAMLAB_QUEUE || !fit.length) return;
+  const { stored } = storedAt(m, texts, { ...o, N: fit[0] });
+  const B = texts.filter((t) => t.ids.length >= fit[0] && !stored(t)).length;
+  if (!B) return;
+  const top = fit[fit.length - 1];
+  const cost = await stepCost(m, B, o.K, top);
+  const most = seconds(m, cost, B, top, o.K, o.budget.maxSteps);
+  if (most < 5) return;
+  console.log(
+    `${m.name} · ${o.set} · K=${o.K}: up to ${fit.length} lengths (N = ${fit[0]}…${top}), each at most about ${roughly(most)} on this machine at the ${o.budget.name} budget (${B} text(s) × ≤ ${o.budget.maxSteps} steps); the walk stops at the first length no text decodes`,
+  );
+}
+
 export interface CapacityRowOut {
   model: string;
   set: string;
@@ -218,7 +242,7 @@ export async function capacityWalk(
 ): Promise<CapacityRowOut[]> {
   const capacity = new Map<string, number>(texts.map((t) => [t.id, 0]));
   const warm = new Map<string, Float32Array>();
-  await sayEstimate(m, texts, o, 'the walk stops at the first length no text decodes; warm starts decode sooner');
+  await sayWalkEstimate(m, texts, o);
   let alive = texts;
   let lastN = 0;
   for (const N of o.lengths) {
