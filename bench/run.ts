@@ -645,8 +645,19 @@ async function main() {
     for (const f of argv.filter((a) => a.endsWith('.json'))) {
       const saved = JSON.parse(fs.readFileSync(f, 'utf8'));
       console.log(f);
+      // bench/results also keeps other benches' files (bench:queue's sweep): say so, go on.
+      if (!Array.isArray(saved.rows)) {
+        console.log(`  not a \`npm run bench\` result (no rows): skipped\n`);
+        continue;
+      }
       printResults({
-        rows: saved.rows.map((r: Row) => ({ ...r, stepBasis: r.stepBasis ?? 'loop mean' })),
+        // Rows saved before these fields existed: the loop mean, an unnamed engine, and ok when timed.
+        rows: saved.rows.map((r: Row) => ({
+          ...r,
+          stepBasis: r.stepBasis ?? 'loop mean',
+          engine: r.engine ?? '',
+          status: r.status ?? (typeof r.wallS === 'number' ? 'ok' : ''),
+        })),
         loadStart: saved.loadStart ?? saved.loadavg?.[0] ?? NaN,
         uptimeStart: saved.uptimeStart,
         uptimeEnd: saved.uptimeEnd,

@@ -1,12 +1,21 @@
 // Execute the workbook headless through the tslab kernel and check what came out:
 //   node --import tsx scripts/run-notebooks.ts [notebooks/01-*.ipynb ...]   (default: all of notebooks/)
+//   npm run notebooks:commit [-- notebooks/01-*.ipynb ...]   re-make the committed notebooks' outputs
 // Fails when a cell errs (an error output, a kernel error reply, an unhandled rejection printed
 // to stderr) or when a notebook shows no Plotly figure with data. Executed copies go to
-// runs/notebooks/<budget>/ (CRAMLAB_BUDGET, default ci); the notebooks themselves stay clean.
+// runs/notebooks/<budget>/ (CRAMLAB_BUDGET, default ci). With --commit the budget is the default one
+// (DEFAULT_BUDGET), the workbook's run folder starts empty, and each notebook that ran clean is
+// written back over notebooks/ with its outputs (scripts/notebook-outputs.ts) and the stamp of what
+// made them (scripts/notebook-stamp.ts; test/notebooks.test.ts fails when it is stale).
 // CRAMLAB_CELL_TIMEOUT: seconds a cell may run (default 900; the small budget needs more).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { DEFAULT_BUDGET, SMOKE_TEST } from '../src/workbook/budget';
+import { writeFileAtomic } from '../src/io/write';
+import { forCommit } from './notebook-outputs';
+import { currentStamp } from './notebook-stamp';
 
 const ROOT = path.resolve(__dirname, '..');
 const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
@@ -93,6 +102,26 @@ export function checkExecuted(nb: any): { problems: string[]; plotlyFigures: num
   return { problems, plotlyFigures };
 }
 
+/**
+ * Figures and tables of an executed `ci` notebook that do not say they are a smoke test: each Plotly
+ * title must start with SMOKE_TEST, and each HTML table must follow the label (src/workbook/labelled).
+ */
+export function unlabelledSmoke(nb: any): string[] {
+  const out: string[] = [];
+  (nb.cells ?? []).forEach((cell: any, i: number) => {
+    let labelled = false;
+    for (const o of cell.outputs ?? []) {
+      const fig = o.data?.[PLOTLY_MIME];
+      const title = String(fig?.layout?.title?.text ?? fig?.layout?.title ?? '');
+      if (fig && !title.startsWith(SMOKE_TEST)) out.push(`cell ${i + 1}: figure '${title}'`);
+      if (/<table/.test(text(o.data?.['text/html'])) && !labelled)
+        out.push(`cell ${i + 1}: a table without the smoke-test label`);
+      labelled = text(o.data?.['text/markdown']).includes(SMOKE_TEST);
+    }
+  });
+  return out;
+}
+
 /** Execute one notebook into outDir and check it. */
 export function runNotebook(file: string, outDir: string, timeoutS = 900): NotebookReport {
   const py = findPython();
@@ -129,13 +158,50 @@ export function runNotebook(file: string, outDir: string, timeoutS = 900): Noteb
   return { name, seconds, cellSeconds, ...checkExecuted(nb) };
 }
 
-function main(): void {
+/** Run `files` at the default budget and write each clean one back with its outputs and stamp. */
+async function commit(files: string[]): Promise<number> {
+  const budgetName = process.env.CRAMLAB_BUDGET ?? DEFAULT_BUDGET;
+  process.env.CRAMLAB_BUDGET = budgetName;
+  const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-nbcommit-'));
+  process.env.CRAMLAB_WORKBOOK_RUNS = fresh;
+  const outDir = path.join(ROOT, 'runs', 'notebooks', budgetName);
+  const { openRenderer } = require('../src/plots/render') as typeof import('../src/plots/render');
+  const renderer = await openRenderer();
+  let failed = 0;
+  try {
+    for (const file of files) {
+      const stamp = currentStamp(file, budgetName);
+      const rep = runNotebook(file, outDir, Number(process.env.CRAMLAB_CELL_TIMEOUT ?? 1800));
+      if (!rep.problems.length && currentStamp(file, budgetName).inputs !== stamp.inputs)
+        rep.problems.push('its cells or the code it imports changed while it ran: run it again');
+      const rel = path.relative(ROOT, file);
+      if (rep.problems.length) {
+        failed++;
+        console.log(`FAIL ${rel}  ${rep.seconds.toFixed(0)} s (left as it was)`);
+        for (const p of rep.problems) console.log(`     ${p}`);
+        continue;
+      }
+      const nb = await forCommit(JSON.parse(fs.readFileSync(path.join(outDir, rep.name), 'utf8')), stamp, renderer);
+      const json = JSON.stringify(nb, null, 1) + '\n';
+      writeFileAtomic(file, json);
+      console.log(
+        `ok   ${rel}  ${rep.seconds.toFixed(0)} s at the ${budgetName} budget, ${rep.plotlyFigures} figures, ${(json.length / 1024).toFixed(0)} KiB written`,
+      );
+    }
+  } finally {
+    await renderer.close();
+    fs.rmSync(fresh, { recursive: true, force: true });
+  }
+  return failed;
+}
+
+async function main(): Promise<void> {
   const problem = kernelProblem();
   if (problem) {
     console.error(`run-notebooks: ${problem}`);
     process.exit(2);
   }
-  const args = process.argv.slice(2);
+  const args = process.argv.slice(2).filter((a) => a !== '--commit');
   const files = (
     args.length
       ? args
@@ -145,6 +211,11 @@ function main(): void {
           .sort()
           .map((f) => path.join('notebooks', f))
   ).map((f) => path.resolve(f));
+  if (process.argv.includes('--commit')) {
+    const failed = await commit(files);
+    console.log(`${files.length - failed}/${files.length} notebooks written with their outputs`);
+    process.exit(failed ? 1 : 0);
+  }
   const outDir = path.join(ROOT, 'runs', 'notebooks', process.env.CRAMLAB_BUDGET ?? 'ci');
   let failed = 0;
   for (const file of files) {
@@ -162,4 +233,8 @@ function main(): void {
   process.exit(failed ? 1 : 0);
 }
 
-if (require.main === module) main();
+if (require.main === module)
+  main().catch((e) => {
+    console.error(`run-notebooks: ${e instanceof Error ? e.message : e}`);
+    process.exit(1);
+  });

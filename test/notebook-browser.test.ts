@@ -65,3 +65,48 @@ test('notebook 00 exported to HTML draws its Plotly figures in Chromium', { time
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the committed notebooks show every figure as a drawn PNG (what GitHub and classic Notebook display)', async (t) => {
+  if (!findChromium()) return t.skip('no Chromium installed (Debian package chromium; .ci/run installs it)');
+  const pngs: { where: string; b64: string }[] = [];
+  for (const f of fs.readdirSync(path.join(ROOT, 'notebooks')).filter((n) => /^\d\d-.*\.ipynb$/.test(n))) {
+    const nb = JSON.parse(fs.readFileSync(path.join(ROOT, 'notebooks', f), 'utf8'));
+    nb.cells.forEach((c: any, i: number) =>
+      (c.outputs ?? []).forEach((o: any) => {
+        if (o.data?.['application/vnd.plotly.v1+json'])
+          pngs.push({ where: `${f} cell ${i + 1}`, b64: o.data['image/png'] ?? '' });
+      }),
+    );
+  }
+  assert.ok(pngs.length >= 8, `figures in the committed notebooks: ${pngs.length}`);
+  const { chromium } = require('playwright-core');
+  const browser = await chromium.launch({ executablePath: findChromium(), headless: true, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage();
+    for (const { where, b64 } of pngs) {
+      // Inked share and size of the PNG, decoded by the browser as a reader's would.
+      const [inked, width] = await page.evaluate(async (data: string) => {
+        const img = new Image();
+        img.src = 'data:image/png;base64,' + data;
+        try {
+          await img.decode();
+        } catch {
+          return [0, 0];
+        }
+        const c = document.createElement('canvas');
+        c.width = img.width;
+        c.height = img.height;
+        const ctx = c.getContext('2d')!;
+        ctx.drawImage(img, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
+        return [n / (c.width * c.height), c.width];
+      }, b64);
+      assert.ok(width > 100, `${where}: the PNG does not decode`);
+      assert.ok(inked > 0.005, `${where}: the PNG is blank (${(100 * inked).toFixed(2)}% inked pixels)`);
+    }
+  } finally {
+    await browser.close();
+  }
+});

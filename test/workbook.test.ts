@@ -16,6 +16,8 @@ import { table1 } from '../src/metrics/summary';
 import { currentRecords, RecordFile } from '../src/runs/folder';
 import { decodeMem, encodeMem, fromStored, type CramRecord } from '../src/runs/record';
 import { accuracyTable, capacityWalk, cramAt, type WorkbookModel } from '../src/workbook/experiments';
+import { gridEstimate, roughly, seconds, stepCost } from '../src/workbook/estimate';
+import { cram } from '../src/cram/cram';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'reference', 'llama_gqa');
 
@@ -371,4 +373,38 @@ test('currentRecords keeps only records of the current weights; unknown models a
     kept.map((r) => `${r.model}${r.N}`),
     ['a8', 'a12', 'b4'],
   );
+});
+
+test('time estimates: a probed step cost prices a grid as steps × texts × cost; durations are rounded', async () => {
+  assert.deepEqual([0.2, 7.1, 44, 95, 600, 7200].map(roughly), ['1 s', '8 s', '40 s', '2 min', '10 min', '2.0 h']);
+  const m = await tinyModel();
+  const cost = await stepCost(m, 2, 1, 16);
+  assert.ok(cost.fixed >= 0 && cost.flopsPerSecond > 0, JSON.stringify(cost));
+  const b = { ...budget('ci'), maxSteps: 40 };
+  const jobs = [
+    { B: 2, N: 8 },
+    { B: 1, N: 16 },
+    { B: 0, N: 32 },
+  ];
+  const est = await gridEstimate(m, jobs, 1, b, 'a note');
+  // The probe is cached per (model, B, K, longest N): the grid is priced with the same cost.
+  const expected = seconds(m, cost, 2, 8, 1, 40) + seconds(m, cost, 1, 16, 1, 40);
+  assert.ok(Math.abs(est.seconds - expected) < 1e-9 * expected, `${est.seconds} vs ${expected}`);
+  assert.ok(seconds(m, cost, 2, 16, 1, 40) > seconds(m, cost, 2, 8, 1, 40), 'a longer text costs more');
+  assert.equal(
+    est.line,
+    `at most about ${roughly(expected)} on this machine at the ci budget (3 cram(s) over 2 length(s) × ≤ 40 steps; a note)`,
+  );
+  // The two-point line prices a length it did not probe: 40 real steps at N = 12 take about that long
+  // (a loose bound: the machine may be loaded, and a cram call has its own set-up).
+  const ids = [0, 1].map((r) => Array.from({ length: 12 }, (_, i) => 1 + ((i * 37 + r * 101) % 250)));
+  const t0 = performance.now();
+  const [run] = await cram(m.model, ids, { K: 1, maxSteps: 40, patience: 40, quiet: true });
+  const took = (performance.now() - t0) / 1000;
+  const priced = seconds(m, cost, 2, 12, 1, run.steps);
+  assert.ok(
+    took < 4 * priced + 0.2 && priced < 4 * took + 0.2,
+    `ran ${took.toFixed(3)} s, priced ${priced.toFixed(3)} s`,
+  );
+  m.model.dispose();
 });

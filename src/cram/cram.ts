@@ -504,6 +504,7 @@ async function cramTfjs(model: CausalLM, texts: number[][], run: CramRun): Promi
         texts,
         live: liveRows.filter((l) => !results[l.text]),
         best: (ti) => results[ti]?.bestCorrect ?? rowBest.get(ti)!,
+        results,
         seconds,
       });
       printer?.update(info);

@@ -95,6 +95,7 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
         texts,
         live: live.map((b) => ({ text: b, loss: st.lossOut[last * B + b], correct: st.correctOut[last * B + b] })),
         best: (b) => st.bestCorrect[b],
+        results,
         seconds,
       });
       printer?.update(info);

@@ -134,14 +134,19 @@ export function progressInfo(o: {
   texts: number[][];
   live: { text: number; loss: number; correct: number }[];
   best: (text: number) => number;
+  /** The texts' results so far: once none is live, the line shows their kept mems' loss and accuracy. */
+  results?: (CramResult | undefined)[];
   seconds: number;
 }): ProgressInfo {
   const acc = (ti: number, c: number) => c / (o.texts[ti].length - 1);
+  const shown = o.live.length
+    ? o.live.map((l) => ({ loss: l.loss, accuracy: acc(l.text, l.correct) }))
+    : (o.results ?? []).flatMap((r) => (r ? [{ loss: r.lossAtBest ?? r.minLoss, accuracy: r.bestAccuracy }] : []));
   return {
     step: o.step,
     maxSteps: o.maxSteps,
-    loss: mean(o.live.map((l) => l.loss)),
-    accuracy: mean(o.live.map((l) => acc(l.text, l.correct))),
+    loss: mean(shown.map((l) => l.loss)),
+    accuracy: mean(shown.map((l) => l.accuracy)),
     bestAccuracy: mean(o.texts.map((_, ti) => acc(ti, o.best(ti)))),
     done: o.texts.length - o.live.length,
     total: o.texts.length,

@@ -14,6 +14,7 @@ import { decodeMem, encodeMem, recordPrint, seedOf, type CramRecord } from '../r
 import type { CramUnit } from '../runs/unit';
 import { cramRecord } from '../runs/writer';
 import type { Budget } from './budget';
+import { gridEstimate, roughly, seconds, stepCost } from './estimate';
 import { modelPath, sharedModel } from './paths';
 
 /** A loaded model plus the name the notebook gave it (what records and legends show). */
@@ -70,6 +71,14 @@ const printOf = (m: WorkbookModel, t: Text, o: CramAtOptions): string =>
     options: { maxSteps: o.budget.maxSteps, patience: o.budget.patience },
   });
 
+/** Which texts the run file already holds at (N, K), by the fingerprint of everything that decides a result. */
+function storedAt(m: WorkbookModel, texts: Text[], o: CramAtOptions) {
+  const key = (t: Text) => ({ model: m.name, set: o.set, id: t.id, N: o.N, K: o.K });
+  // A stored record with another (or no) fingerprint is redone.
+  const prints = new Map(texts.map((t) => [t.id, printOf(m, t, o)]));
+  return { prints, stored: (t: Text) => o.file.get(key(t), prints.get(t.id)!) };
+}
+
 /**
  * Cram the first N tokens of each text (texts shorter than N are left out) into K vectors, one batch,
  * reading finished texts from the run file. Returns the records in text order. With CRAMLAB_QUEUE
@@ -79,17 +88,17 @@ export async function cramAt(m: WorkbookModel, texts: Text[], o: CramAtOptions):
   if (o.N + o.K > m.model.info.maxPositions) return [];
   const eligible = texts.filter((t) => t.ids.length >= o.N);
   checkTextIds(eligible);
-  const key = (t: Text) => ({ model: m.name, set: o.set, id: t.id, N: o.N, K: o.K });
-  // Everything that decides a record's result; a stored record with another (or no) fingerprint is redone.
-  const prints = new Map(eligible.map((t) => [t.id, printOf(m, t, o)]));
-  const stored = (t: Text) => o.file.get(key(t), prints.get(t.id)!);
+  const { prints, stored } = storedAt(m, eligible, o);
   const todo = eligible.filter((t) => !stored(t));
   if (todo.length) {
     const queue = process.env.CRAMLAB_QUEUE;
-    if (!o.quiet)
+    if (!o.quiet) {
+      const cost = queue ? undefined : await stepCost(m, todo.length, o.K, o.N);
+      const most = cost ? seconds(m, cost, todo.length, o.N, o.K, o.budget.maxSteps) : 0;
       console.log(
-        `${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}${queue ? ' on the queue' : ''}`,
+        `${m.name} · ${o.set} · N=${o.N} K=${o.K}: cramming ${todo.length} text(s)${eligible.length > todo.length ? `, ${eligible.length - todo.length} from the run folder` : ''}${queue ? ' on the queue' : most >= 5 ? `, at most about ${roughly(most)}` : ''}`,
       );
+    }
     const seeds = todo.map((t) => seedOf(t.id));
     const unit: CramUnit = {
       kind: 'cram',
@@ -150,6 +159,7 @@ export async function cramGrid(
   o: Omit<CramAtOptions, 'N'> & { lengths: number[] },
 ): Promise<CramRecord[]> {
   const out: CramRecord[] = [];
+  await sayEstimate(m, texts, o, 'texts stop early once decoded');
   for (const N of o.lengths) {
     const recs = await cramAt(m, texts, { ...o, N });
     out.push(...recs);
@@ -163,6 +173,49 @@ export async function cramGrid(
     }
   }
   return out;
+}
+
+/**
+ * Said before a long cell's work, quiet or not: the most these lengths can take here (the per-N lines
+ * follow as it goes). Nothing when it is a few seconds or runs on a queue.
+ */
+async function sayEstimate(
+  m: WorkbookModel,
+  texts: Text[],
+  o: Omit<CramAtOptions, 'N'> & { lengths: number[] },
+  note: string,
+): Promise<void> {
+  if (process.env.CRAMLAB_QUEUE) return;
+  const jobs = o.lengths.map((N) => {
+    const { stored } = storedAt(m, texts, { ...o, N });
+    return { N, B: texts.filter((t) => t.ids.length >= N && !stored(t)).length };
+  });
+  const est = await gridEstimate(m, jobs, o.K, o.budget, note);
+  if (est.seconds >= 5) console.log(`${m.name} · ${o.set} · K=${o.K}: ${est.line}`);
+}
+
+/**
+ * A walk's bound over all lengths is far above what it takes (it stops at the first length no text
+ * decodes, and warm starts decode sooner), so it says what one length can cost, the longest one.
+ * Nothing when the first length is already in the run folder (a re-run reads it all back).
+ */
+async function sayWalkEstimate(
+  m: WorkbookModel,
+  texts: Text[],
+  o: Omit<CramAtOptions, 'N' | 'init'> & { lengths: number[] },
+): Promise<void> {
+  const fit = o.lengths.filter((N) => N + o.K <= m.model.info.maxPositions);
+  if (process.env.CRAMLAB_QUEUE || !fit.length) return;
+  const { stored } = storedAt(m, texts, { ...o, N: fit[0] });
+  const B = texts.filter((t) => t.ids.length >= fit[0] && !stored(t)).length;
+  if (!B) return;
+  const top = fit[fit.length - 1];
+  const cost = await stepCost(m, B, o.K, top);
+  const most = seconds(m, cost, B, top, o.K, o.budget.maxSteps);
+  if (most < 5) return;
+  console.log(
+    `${m.name} · ${o.set} · K=${o.K}: up to ${fit.length} lengths (N = ${fit[0]}…${top}), each at most about ${roughly(most)} on this machine at the ${o.budget.name} budget (${B} text(s) × ≤ ${o.budget.maxSteps} steps); the walk stops at the first length no text decodes`,
+  );
 }
 
 export interface CapacityRowOut {
@@ -189,6 +242,7 @@ export async function capacityWalk(
 ): Promise<CapacityRowOut[]> {
   const capacity = new Map<string, number>(texts.map((t) => [t.id, 0]));
   const warm = new Map<string, Float32Array>();
+  await sayWalkEstimate(m, texts, o);
   let alive = texts;
   let lastN = 0;
   for (const N of o.lengths) {

@@ -44,9 +44,13 @@ export function modelPath(idOrPath: string): string {
   return idOrPath;
 }
 
-/** runs/workbook/<budget>/<parts...>, created. */
+/**
+ * runs/workbook/<budget>/<parts...>, created. CRAMLAB_WORKBOOK_RUNS replaces runs/workbook (the
+ * notebooks:commit script starts from an empty one, so no record of older code makes an output).
+ */
 export function runDir(budgetName: string, ...parts: string[]): string {
-  const dir = path.join(repoRoot(), 'runs', 'workbook', budgetName, ...parts);
+  const base = process.env.CRAMLAB_WORKBOOK_RUNS ?? path.join(repoRoot(), 'runs', 'workbook');
+  const dir = path.join(base, budgetName, ...parts);
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
