@@ -201,7 +201,8 @@ test(
       db: rel(st.gradBiasOut, gb.dataSync() as Float32Array),
     };
     t.diagnostic(`per-text W, b: relative L2 native vs tf.grad ${JSON.stringify(r)}`);
-    for (const [k, v] of Object.entries(r)) assert.ok(v <= 1e-5, `${k}: native vs tf.grad ${v}`);
+    // float32 rounding on both sides: 1.3e-6 to 1.1e-5 over four seed sets (a wrong index or term gives ~1)
+    for (const [k, v] of Object.entries(r)) assert.ok(v <= 3e-5, `${k}: native vs tf.grad ${v}`);
     // the step's mem was W z + b, and AdamW moved z, W and b
     assert.ok(rel(st.bestMem.subarray(0, K * d), expandHost(lr.z0[0], lr.W[0], bias.subarray(0, d), rank)) < 1e-6);
     assert.ok(rel(st.W, W) > 0 && rel(st.bias, bias) > 0 && rel(st.z, z) > 0, 'W, b or z did not move');

@@ -89,6 +89,10 @@ for (const dtype of ['BF16', 'F16'] as const)
           const T = 7;
           const x = values(2 * T * d, 11);
           same(addon!.forwardLogits(ha, x, 2, T), addon!.forwardLogits(hb, x, 2, T), 'logits');
+          // one position: M = 1 takes the decode's matrix-vector path (2-byte weights widened in registers)
+          const x1 = values(d, 13);
+          same(addon!.forwardLogits(ha, x1, 1, 1), addon!.forwardLogits(hb, x1, 1, 1), 'one-position logits');
+          same(addon!.embeddingMeanRow(ha), addon!.embeddingMeanRow(hb), 'mean row of E');
           const dy = values(2 * T * V, 12);
           same(addon!.backwardEmbeds(ha, x, dy, 2, T), addon!.backwardEmbeds(hb, x, dy, 2, T), 'dL/dembeds');
           assert.equal(embeddingStd(a), embeddingStd(b), 'std(E)');

@@ -10,7 +10,8 @@
 //   cramSteps(handle, state, S)             → steps run (state's typed arrays updated in place)
 //   generate(handle, prefix, P, maxNew, eos)→ Int32Array of greedy tokens (KV cache / recurrent state)
 //   modelInfo(handle) → {type, dIn, dOut, vocab, maxPos, weightBytes, decodeBytes, dtype};  readBandwidth(MB) → GB/s;  info() → {blas, threads, architectures};  setThreads(n)
-//   embeddingStats(handle) → {mean, std} of the input embedding (float64);  embedRows(handle, ids) → Float32Array [n, d_in]
+//   embeddingStats(handle) → {mean, std} of the input embedding (float64);  embeddingMeanRow(handle) → its mean row
+//   embedRows(handle, ids) → Float32Array [n, d_in]
 //   widenHalf(bits: Uint16Array, 'BF16' | 'F16') → Float32Array
 //   selectiveScan(B, T, I, N, delta, A, Bm, Cm, x, D, dy?) → {y} (+ {ddelta, dx, dB, dC} with dy): Mamba's scan
 //                                             kernel alone (kernels.h selective_scan), for tests and the bench
@@ -424,6 +425,15 @@ static Napi::Value EmbeddingStats(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// the input embedding matrix's mean row → Float32Array [d_in] (float64 sums over the native copy)
+static Napi::Value EmbeddingMeanRow(const Napi::CallbackInfo &info) {
+  Handle *h = handleOf(info);
+  const Model &c = *h->m;
+  auto out = Napi::Float32Array::New(info.Env(), c.d_in);
+  if (mat_col_mean(c.embed_tokens, c.vocab, c.d_in, out.Data()) != 0) throw err(info.Env(), "out of memory for the embedding's mean row");
+  return out;
+}
+
 // rows ids[n] of the input embedding matrix → Float32Array [n, d_in] (a token lookup, no tfjs copy of E)
 static Napi::Value EmbedRows(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -537,6 +547,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("embeddingStats", Napi::Function::New(env, EmbeddingStats));
   exports.Set("embedRows", Napi::Function::New(env, EmbedRows));
+  exports.Set("embeddingMeanRow", Napi::Function::New(env, EmbeddingMeanRow));
   exports.Set("widenHalf", Napi::Function::New(env, WidenHalf));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));

@@ -32,6 +32,8 @@ void mat_row(float *dst, Mat W, long row, int cols);
 double read_bandwidth_gbs(long bytes);
 // mean and unbiased std of W's n values, summed in float64 (the [mem] init scale, std(E))
 void mat_stats(Mat W, long n, double *mean, double *std);
+// out[cols] = the mean of W [rows, cols]'s rows, summed in float64 (the low-rank bias: E's mean row); -1 if out of memory
+int mat_col_mean(Mat W, long rows, int cols, float *out);
 // index of the first NaN/±Inf of W's n values, or -1
 long mat_first_nonfinite(Mat W, long n);
 

@@ -27,12 +27,15 @@ import {
   type CramRun,
   type Curve,
 } from './result';
-import { engineFor, existingNative, nativeAddon, type Engine } from '../native/index';
-import { NativeModel, tfjsModel } from '../native/model';
+import { engineFor, type Engine } from '../native/index';
+import { tfjsModel } from '../native/model';
 import { cramNative } from './native';
 import { lrAt, resolveSchedule, type ScheduleOptions } from './schedule';
 import { basisOf, expandHost, expandMem, lowRankBasis, lowRankTrainable } from './lowrank';
 import { assertCramFits } from './memory';
+import { embeddingStd } from './embedding';
+
+export { embeddingStd };
 
 export { CramError, STATUS, type CramResult, type CramRun, type CramStatus } from './result';
 
@@ -71,35 +74,6 @@ export interface CramOptions extends Partial<AdamWConfig>, ScheduleOptions {
   rankShared?: boolean;
   /** With rank (W, b fixed): start z here, K·rank values per text, instead of randn (warm starts). */
   initZ?: Float32Array[];
-}
-
-const stdCache = new WeakMap<CausalLM, number>();
-
-/**
- * std of all entries of the input embedding matrix, unbiased (torch.std), in float64, computed once per
- * model: over the native copy in C when the model has one, else in one pass over the matrix's values
- * (never by tfjs slices: tfjs-wasm's slice reads the whole tensor back for every slice, |E|^2 in all).
- */
-export function embeddingStd(model: CausalLM): number {
-  let s = stdCache.get(model);
-  if (s === undefined) {
-    const h = existingNative(model);
-    if (model instanceof NativeModel) s = model.embeddingStats().std;
-    else if (h) s = nativeAddon()!.embeddingStats(h).std;
-    else s = stdOf(model.embedMatrix.dataSync() as Float32Array);
-    stdCache.set(model, s);
-  }
-  return s;
-}
-
-/** Unbiased std of `E`'s values: mean, then squared deviations, both summed in float64. */
-function stdOf(E: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < E.length; i++) sum += E[i];
-  const mean = sum / E.length;
-  let sq = 0;
-  for (let i = 0; i < E.length; i++) sq += (E[i] - mean) * (E[i] - mean);
-  return Math.sqrt(sq / (E.length - 1));
 }
 
 /** The authors' init: randn(K, d) · std(E), from our seeded generator. */

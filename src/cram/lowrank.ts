@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/types';
 import { randn } from '../random';
+import { embeddingMeanRow } from './embedding';
 
 export interface LowRank {
   rank: number;
@@ -50,13 +51,10 @@ export function lowRankBasis(
 ): LowRank {
   const shared = o.shared ?? false;
   const d = model.info.memDim;
-  const mean = tf.tidy(() => tf.mean(model.embedMatrix, 0));
-  const b = mean.dataSync() as Float32Array;
-  mean.dispose();
   return {
     rank,
     W: (shared ? seeds.slice(0, 1) : seeds).map((s) => randn(d * rank, (s ^ W_SEED) >>> 0, std / Math.sqrt(rank))),
-    b: Float32Array.from(b),
+    b: embeddingMeanRow(model),
     z0: seeds.map((s) => randn(K * rank, s)),
     train: o.train ?? false,
     shared,

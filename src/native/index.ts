@@ -40,6 +40,8 @@ export interface NativeAddon {
   embeddingStats(h: NativeHandle): { mean: number; std: number };
   /** rows `ids` of the input embedding matrix, [n, dIn] */
   embedRows(h: NativeHandle, ids: Int32Array): Float32Array;
+  /** The input embedding's mean row, d_in values, summed in float64 (the low-rank bias b). */
+  embeddingMeanRow(h: NativeHandle): Float32Array;
   /** bf16 / f16 bits widened to float32 (vectorised) */
   widenHalf(bits: Uint16Array, dtype: 'BF16' | 'F16'): Float32Array;
   dispose(h: NativeHandle): void;
