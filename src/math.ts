@@ -16,3 +16,10 @@ export function groupBy<T>(rows: readonly T[], key: (r: T) => string): Map<strin
   }
   return out;
 }
+
+/** The arrays one after another in one Float32Array. */
+export function concatF32(xs: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
+  xs.reduce((o, x) => (out.set(x, o), o + x.length), 0);
+  return out;
+}

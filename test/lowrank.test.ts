@@ -19,6 +19,8 @@ import type { CausalLM } from '../src/models/types';
 import { MODELS_DIR, sharedModel } from './helpers/shared';
 import { adamwStep, AUTHORS_ADAMW } from '../src/cram/adamw';
 import { progressiveCram } from '../src/cram/progressive';
+import { cramState } from '../src/cram/native';
+import { resolveSchedule } from '../src/cram/schedule';
 
 const s260 = sharedModel('stories260K');
 const samplesFile = path.join(MODELS_DIR, '..', 'datasets', 'stories260k-samples.json');
@@ -39,7 +41,12 @@ test('low-rank: dL/dz = Wᵀ·dL/dmem on both engines, and the engines agree', {
   assert.ok(model instanceof NativeModel, 'stories260K loads as a NativeModel where the addon is built');
   const [K, rank, d] = [2, 8, model.info.memDim];
   const ids = texts(2, 24);
+  const tfBytes = tf.memory().numBytes;
   const lr = lowRankBasis(model, K, rank, [3, 4], embeddingStd(model));
+  // b is E's mean row, read in C: no tfjs copy of the embedding is made (1 GB at a 128k vocabulary)
+  assert.ok(tf.memory().numBytes - tfBytes < model.info.vocabSize * d, 'a tfjs copy of E was made for b');
+  const meanTf = tf.tidy(() => tf.mean(model.embedMatrix, 0)).dataSync() as Float32Array;
+  assert.ok(rel(lr.b, meanTf) < 1e-6, `b vs tf.mean(E, 0): ${rel(lr.b, meanTf)}`);
   // W's spread: W·z has E's std for z ~ randn (within sampling error of 2·8·64 draws)
   const m0 = Float32Array.from([...expandHost(lr.z0[0], lr.W[0], lr.b, rank)].map((x, i) => x - lr.b[i % d]));
   const sd = Math.sqrt(m0.reduce((s, x) => s + x * x, 0) / m0.length);
@@ -108,7 +115,7 @@ test('low-rank cram: native and tfjs follow the same 20-step trajectory; results
   model.dispose();
 });
 
-/** A cramSteps state for B texts with a low-rank mem (what src/cram/native.ts builds), one step's gradients out. */
+/** cram()'s native state for B texts with a low-rank mem (src/cram/native.ts's cramState), one step's gradients out. */
 function lowRankState(
   ids: number[][],
   K: number,
@@ -117,51 +124,25 @@ function lowRankState(
   bias: Float32Array,
   o: { shared: boolean; d: number; rank: number },
 ) {
-  const B = ids.length;
-  const Kd = K * o.d;
-  const offsets = new Int32Array(B);
-  ids.reduce((n, t, i) => ((offsets[i] = n), n + t.length), 0);
-  const zeros = (n: number) => new Float32Array(n);
-  return {
+  const split = (x: Float32Array, n: number) =>
+    Array.from({ length: n }, (_, i) => x.slice((i * x.length) / n, ((i + 1) * x.length) / n));
+  const lowRank = { rank: o.rank, W: split(W, o.shared ? 1 : ids.length), b: bias.slice(0, o.d) };
+  const run = {
     K,
-    ids: Int32Array.from(ids.flat()),
-    offsets,
-    lengths: Int32Array.from(ids, (t) => t.length),
-    mem: zeros(B * Kd),
-    m: zeros(B * Kd),
-    v: zeros(B * Kd),
-    bestMem: zeros(B * Kd),
-    bestCorrect: new Int32Array(B),
-    bestStep: new Int32Array(B).fill(-1),
-    counter: new Int32Array(B),
-    done: new Int32Array(B),
-    doneAt: new Int32Array(B),
-    status: new Int32Array(B),
-    bestLoss: new Float32Array(B).fill(NaN),
-    minLoss: new Float32Array(B).fill(Infinity),
-    lossOut: zeros(B),
-    correctOut: new Int32Array(B),
-    ...AUTHORS_ADAMW,
+    inits: ids.map(() => new Float32Array(K * o.d)),
+    adam: AUTHORS_ADAMW,
+    schedule: resolveSchedule({}),
+    lowRank: { ...lowRank, z0: split(z, ids.length), train: true, shared: o.shared },
     maxSteps: 5000,
     patience: 2000,
-    it0: 0,
-    rank: o.rank,
-    rankShared: o.shared,
-    rankTrain: true,
-    z: Float32Array.from(z),
-    zm: zeros(z.length),
-    zv: zeros(z.length),
-    bestZ: Float32Array.from(z),
-    W: Float32Array.from(W),
-    Wm: zeros(W.length),
-    Wv: zeros(W.length),
-    bias: Float32Array.from(bias),
-    bm: zeros(bias.length),
-    bv: zeros(bias.length),
-    gradOut: zeros(z.length),
-    gradWOut: zeros(W.length),
-    gradBiasOut: zeros(bias.length),
+    margin: 0,
+    syncEvery: 1,
   };
+  const st = cramState(ids, run, o.d);
+  st.bias!.set(bias); // one bias per W as given (distinct per text, so that db is tested on distinct values)
+  const zeros = (n: number) => new Float32Array(n);
+  const low = { z: st.z!, W: st.W!, bias: st.bias! };
+  return { ...st, ...low, gradOut: zeros(z.length), gradWOut: zeros(W.length), gradBiasOut: zeros(bias.length) };
 }
 
 test(

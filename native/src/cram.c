@@ -30,13 +30,16 @@ static double lr_at(const CramState *s, int it) {
   return s->min_lr + ((double)s->lr - s->min_lr) * (1.0 + cos(3.14159265358979323846 * it / s->max_steps)) / 2.0;
 }
 
-// schedule.ts: g *= min(1, c / (|g| + 1e-6)), like torch clip_grad_norm_
-static void clip_norm(float *g, long n, float c) {
+// schedule.ts: g *= min(1, c / (|g| + 1e-6)), like torch clip_grad_norm_, over `parts` arrays as one
+// vector (a text's mem; a text's z with its own W and bias; a shared W with its bias)
+static void clip_norm(float *const g[], const long n[], int parts, float c) {
   double ss = 0.0;
-  for (long i = 0; i < n; i++) ss += (double)g[i] * g[i];
+  for (int p = 0; p < parts; p++)
+    for (long i = 0; i < n[p]; i++) ss += (double)g[p][i] * g[p][i];
   const double coef = c / (sqrt(ss) + 1e-6);
-  if (coef < 1.0)
-    for (long i = 0; i < n; i++) g[i] = (float)(g[i] * coef);
+  if (coef >= 1.0) return;
+  for (int p = 0; p < parts; p++)
+    for (long i = 0; i < n[p]; i++) g[p][i] = (float)(g[p][i] * coef);
 }
 
 // lowrank.ts: mem_b [K, d] = z_b [K, r]·W_bᵀ ([d, r]) + bias_b [d]
@@ -70,19 +73,6 @@ static void expand_backward(float *gz, float *gW, float *gb, const float *dmem, 
     }
     for (int j = 0; j < K; j++) gb[i] += dmem[j * d + i];
   }
-}
-
-// clip_norm over two arrays as one vector (a text's z with its own W, bias; or a shared W with its bias)
-static void clip_joint(float *g1, long n1, float *g2, long n2, float *g3, long n3, float c) {
-  double ss = 0.0;
-  for (long i = 0; i < n1; i++) ss += (double)g1[i] * g1[i];
-  for (long i = 0; i < n2; i++) ss += (double)g2[i] * g2[i];
-  for (long i = 0; i < n3; i++) ss += (double)g3[i] * g3[i];
-  const double coef = c / (sqrt(ss) + 1e-6);
-  if (coef >= 1.0) return;
-  for (long i = 0; i < n1; i++) g1[i] = (float)(g1[i] * coef);
-  for (long i = 0; i < n2; i++) g2[i] = (float)(g2[i] * coef);
-  for (long i = 0; i < n3; i++) g3[i] = (float)(g3[i] * coef);
 }
 
 #define GROUP_MIN_FLOPS 64e6
@@ -266,7 +256,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
       const double lr = lr_at(s, it);
       if (!r) {
         if (s->grad_out) memcpy(s->grad_out + b * Kd, grad + b * Kd, sizeof(float) * Kd);
-        if (s->clip_norm > 0) clip_norm(grad + b * Kd, Kd, s->clip_norm);
+        if (s->clip_norm > 0) clip_norm((float *[]){grad + b * Kd}, (long[]){Kd}, 1, s->clip_norm);
         adamw(s->mem + b * Kd, s->m + b * Kd, s->v + b * Kd, grad + b * Kd, Kd, it + 1, lr, s);
       } else {
         // z (and this text's own W, bias) from dmem; a shared W, bias gathers every text's share
@@ -277,7 +267,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
         if (s->grad_out) memcpy(s->grad_out + b * Kr, gz, sizeof(float) * Kr);
         if (own && s->grad_w_out) memcpy(s->grad_w_out + b * dr, gW, sizeof(float) * dr);
         if (own && s->grad_bias_out) memcpy(s->grad_bias_out + b * d, gb, sizeof(float) * d);
-        if (s->clip_norm > 0) clip_joint(gz, Kr, gW, own ? dr : 0, gb, own ? d : 0, s->clip_norm);
+        if (s->clip_norm > 0) clip_norm((float *[]){gz, gW, gb}, (long[]){Kr, own ? dr : 0, own ? d : 0}, 3, s->clip_norm);
         adamw(s->z + b * Kr, s->zm + b * Kr, s->zv + b * Kr, gz, Kr, it + 1, lr, s);
         if (own) {
           adamw(s->W + b * dr, s->Wm + b * dr, s->Wv + b * dr, gW, dr, it + 1, lr, s);
@@ -293,7 +283,7 @@ int cram_steps(const Model *mdl, void **acts, int nacts, CramState *s, int S) {
     if (r && s->shared && s->train_wb) {
       if (s->grad_w_out) memcpy(s->grad_w_out, gW, sizeof(float) * dr);
       if (s->grad_bias_out) memcpy(s->grad_bias_out, gb, sizeof(float) * d);
-      if (s->clip_norm > 0) clip_joint(gW, dr, gb, d, NULL, 0, s->clip_norm);
+      if (s->clip_norm > 0) clip_norm((float *[]){gW, gb}, (long[]){dr, d}, 2, s->clip_norm);
       adamw(s->W, s->Wm, s->Wv, gW, dr, it + 1, lr_at(s, it), s);
       adamw(s->bias, s->bm, s->bv, gb, d, it + 1, lr_at(s, it), s);
     }

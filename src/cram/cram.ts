@@ -16,6 +16,7 @@ import { adamwStep, AUTHORS_ADAMW, type AdamWConfig } from './adamw';
 import { batchLoss, disposeBatch, makeBatch, type TextBatch } from './loss';
 import { progressPrinter, type ProgressInfo } from './progress';
 import { randn } from '../random';
+import { concatF32 } from '../math';
 import {
   CramError,
   progressInfo,
@@ -252,14 +253,8 @@ function initState(inits: Float32Array[], K: number, d: number, W?: Float32Array
     done: tf.zeros([B], 'bool') as tf.Tensor1D,
     doneAt: zeros1(),
     status: zeros1(),
-    ...(W ? { W: tf.tensor3d(concat(W), [B, W[0].length / d, d]) } : {}),
+    ...(W ? { W: tf.tensor3d(concatF32(W), [B, W[0].length / d, d]) } : {}),
   };
-}
-
-function concat(xs: Float32Array[]): Float32Array {
-  const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-  xs.reduce((o, x) => (out.set(x, o), o + x.length), 0);
-  return out;
 }
 
 /** Iteration `it` (0-based) on the device: loss and accuracy at the current mem, the bookkeeping, AdamW. */

@@ -7,52 +7,22 @@ import { progressPrinter } from './progress';
 import { progressInfo, sampleCurve, textResult, type CramResult, type CramRun, type Curve } from './result';
 import { nativeAddon, nativeModel } from '../native/index';
 import type { LowRank } from './lowrank';
+import { concatF32 } from '../math';
 
 export async function cramNative(model: CausalLM, texts: number[][], a: CramRun): Promise<CramResult[]> {
   const addon = nativeAddon()!;
   const h = nativeModel(model);
   const B = texts.length;
   const Kd = a.K * model.info.memDim;
-  const offsets = new Int32Array(B);
-  texts.reduce((o, t, i) => ((offsets[i] = o), o + t.length), 0);
-  const mem = new Float32Array(B * Kd);
-  a.inits.forEach((m, i) => mem.set(m, i * Kd));
-  const S = a.syncEvery;
-  const low = a.lowRank ? lowRankState(a.lowRank) : undefined;
-  const st = {
-    K: a.K,
-    ids: Int32Array.from(texts.flat()),
-    offsets,
-    lengths: Int32Array.from(texts, (t) => t.length),
-    mem,
-    m: new Float32Array(B * Kd),
-    v: new Float32Array(B * Kd),
-    bestMem: Float32Array.from(mem),
-    bestCorrect: new Int32Array(B),
-    bestStep: new Int32Array(B).fill(-1),
-    counter: new Int32Array(B),
-    done: new Int32Array(B),
-    doneAt: new Int32Array(B),
-    status: new Int32Array(B),
-    bestLoss: new Float32Array(B).fill(NaN),
-    minLoss: new Float32Array(B).fill(Infinity),
-    lossOut: new Float32Array(S * B),
-    correctOut: new Int32Array(S * B),
-    ...a.adam,
-    ...a.schedule,
-    maxSteps: a.maxSteps,
-    patience: a.patience,
-    margin: a.margin,
-    it0: 0,
-    ...low,
-  };
+  const st = cramState(texts, a, model.info.memDim);
+  const low = a.lowRank && { rank: a.lowRank.rank, bestZ: st.bestZ! };
   const printer = a.quiet ? undefined : progressPrinter();
   const results: CramResult[] = new Array(B);
   const curves: Curve[] = texts.map(() => ({ step: [], loss: [], correct: [] }));
   const t0 = performance.now();
   try {
     while (results.filter(Boolean).length < B) {
-      const steps = Math.min(S, a.maxSteps - st.it0);
+      const steps = Math.min(a.syncEvery, a.maxSteps - st.it0);
       if (st.lossOut.length !== steps * B)
         [st.lossOut, st.correctOut] = [new Float32Array(steps * B), new Int32Array(steps * B)];
       const ran = addon.cramSteps(h, st, steps);
@@ -107,16 +77,54 @@ export async function cramNative(model: CausalLM, texts: number[][], a: CramRun)
   return results;
 }
 
-/** The addon's low-rank state: z from z0, W and b copied (trained in place when lr.train), zero moments. */
-function lowRankState(lr: LowRank) {
-  const cat = (xs: Float32Array[]) => {
-    const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-    xs.reduce((o, x) => (out.set(x, o), o + x.length), 0);
-    return out;
+/** The addon's state for one batch: mem from run.inits with zero moments, fresh bookkeeping, read-back
+ *  buffers for run.syncEvery steps; with run.lowRank also z from z0, W and b (one per W: trained in place
+ *  when lr.train) and their moments. */
+export function cramState(texts: number[][], a: CramStateRun, memDim: number) {
+  const B = texts.length;
+  const Kd = a.K * memDim;
+  const offsets = new Int32Array(B);
+  texts.reduce((o, t, i) => ((offsets[i] = o), o + t.length), 0);
+  const mem = new Float32Array(B * Kd);
+  a.inits.forEach((m, i) => mem.set(m, i * Kd));
+  return {
+    K: a.K,
+    ids: Int32Array.from(texts.flat()),
+    offsets,
+    lengths: Int32Array.from(texts, (t) => t.length),
+    mem,
+    m: new Float32Array(B * Kd),
+    v: new Float32Array(B * Kd),
+    bestMem: Float32Array.from(mem),
+    bestCorrect: new Int32Array(B),
+    bestStep: new Int32Array(B).fill(-1),
+    counter: new Int32Array(B),
+    done: new Int32Array(B),
+    doneAt: new Int32Array(B),
+    status: new Int32Array(B),
+    bestLoss: new Float32Array(B).fill(NaN),
+    minLoss: new Float32Array(B).fill(Infinity),
+    lossOut: new Float32Array(a.syncEvery * B),
+    correctOut: new Int32Array(a.syncEvery * B),
+    ...a.adam,
+    ...a.schedule,
+    maxSteps: a.maxSteps,
+    patience: a.patience,
+    margin: a.margin,
+    it0: 0,
+    ...(a.lowRank ? lowRankState(a.lowRank) : {}),
   };
-  const z = cat(lr.z0);
-  const W = cat(lr.W);
-  const bias = cat(lr.W.map(() => lr.b)); // one per W
+}
+
+export type CramStateRun = Pick<
+  CramRun,
+  'K' | 'inits' | 'adam' | 'schedule' | 'lowRank' | 'maxSteps' | 'patience' | 'margin' | 'syncEvery'
+>;
+
+function lowRankState(lr: LowRank) {
+  const z = concatF32(lr.z0);
+  const W = concatF32(lr.W);
+  const bias = concatF32(lr.W.map(() => lr.b)); // one per W
   return {
     rank: lr.rank,
     rankShared: lr.shared,
