@@ -1,9 +1,8 @@
 // The one writer of a sweep's run folder: config.json, then each outcome as a record the moment it
 // arrives (whoever computed it: this process or a queue worker), never one twice.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CRAM_DEFAULTS, CramError } from '../cram/cram';
-import { appendLine, readLines, RecordFile, repairTail, writeFileAtomic } from './folder';
+import { appendLine, readLines, readRunConfig, RecordFile, repairTail, writeFileAtomic } from './folder';
 import type { BisectCell, Cell, SweepPlan } from './plan';
 import type { BisectRecord, CramRecord } from './record';
 import type { BisectOutcome, CramOutcome, JobOptions } from './unit';
@@ -59,18 +58,14 @@ export class SweepWriter {
   ) {
     const { runDir } = ctx;
     const cfgFile = path.join(runDir, 'config.json');
-    if (fs.existsSync(cfgFile)) {
-      let old: any;
-      try {
-        old = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-      } catch {
-        old = undefined; // a damaged config.json is rewritten below; the records say their own weights
-      }
-      if (old?.model?.weightsHash && old.model.weightsHash !== ctx.weightsHash) {
-        throw new CramError(
-          `${runDir} holds a run of model '${old.model.id}' (other weights); use another --out folder`,
-        );
-      }
+    let old: Record<string, any> | undefined;
+    try {
+      old = readRunConfig(runDir);
+    } catch {
+      old = undefined; // a damaged config.json is rewritten below; the records say their own weights
+    }
+    if (old?.model?.weightsHash && old.model.weightsHash !== ctx.weightsHash) {
+      throw new CramError(`${runDir} holds a run of model '${old.model.id}' (other weights); use another --out folder`);
     }
     const o = plan.o;
     writeFileAtomic(
