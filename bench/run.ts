@@ -111,6 +111,8 @@ export interface Row {
   decodeMsPerToken?: number;
   /** The checkpoint read from a warm page cache (fs read loop): what load is measured against (#22: ≤ 2×). */
   readS?: number | null;
+  /** loadModel's weights hash (sha256 of every file), uncached: a first load's other core (readSafetensors rows). */
+  hashS?: number | null;
   /** RSS after load (the weights), apart from the peak during the steps (+ activations). */
   loadRssMB?: number;
   /** Decode's memory-bandwidth bound: bytes read per token / streaming-read GB/s (same threads). */
@@ -173,6 +175,7 @@ function fill(
       steadyCpuSPerStep: number | null;
       decode?: { msPerToken: number; boundMs?: number; readGBs?: number } | null;
       readS?: number | null;
+      hashS?: number | null;
       rssAfterLoadKB?: number;
     };
   },
@@ -219,6 +222,7 @@ function fill(
     ttfsS: ttfs,
     decodeMsPerToken: ph?.decode?.msPerToken,
     readS: ph?.readS,
+    hashS: ph?.hashS,
     loadRssMB: ph?.rssAfterLoadKB != null ? ph.rssAfterLoadKB / 1024 : undefined,
     decodeBoundMs: ph?.decode?.boundMs,
     readGBs: ph?.decode?.readGBs,
@@ -469,6 +473,7 @@ export function table(rows: Row[]): string {
     'decode % of bound',
     'read s',
     'load/read',
+    'hash s',
     'call s',
     'GFLOP/s',
     '% peak',
@@ -498,6 +503,7 @@ export function table(rows: Row[]): string {
     r.decodeBoundMs && r.decodeMsPerToken ? num((100 * r.decodeBoundMs) / r.decodeMsPerToken, 0) : '',
     num(r.readS, 2),
     r.readS && r.loadS != null ? num(r.loadS / r.readS, 1) : '',
+    num(r.hashS, 2),
     num(r.wallS, 1),
     num(r.gflops, 2),
     num(r.peakPct, 2),
@@ -687,7 +693,7 @@ async function main() {
       `  ${r.workload} ${r.side} [${r.engine.startsWith('{') ? JSON.parse(r.engine).engine : r.engine}]: ${
         r.status === 'ok'
           ? r.stepBasis === 'steady median'
-            ? `load ${num(r.loadS, 1)} s, setup ${num(r.setupS, 2)} s, first step ${num(r.firstStepS, 3)} s, steady ${num(r.sPerStep, 3)} s/step${r.decodeMsPerToken != null ? `, decode ${num(r.decodeMsPerToken, 1)} ms/token${r.decodeBoundMs ? ` (bound ${num(r.decodeBoundMs, 1)} at ${num(r.readGBs, 1)} GB/s: ${num((100 * r.decodeBoundMs) / r.decodeMsPerToken, 0)} %)` : ''}` : ''}${r.readS ? `, load/warm read ${num(r.loadS! / r.readS, 1)}× (${num(r.readS, 2)} s)` : ''}, RSS ${num(r.loadRssMB, 0)} MB after load, ${num(r.peakRssMB, 0)} MB peak`
+            ? `load ${num(r.loadS, 1)} s, setup ${num(r.setupS, 2)} s, first step ${num(r.firstStepS, 3)} s, steady ${num(r.sPerStep, 3)} s/step${r.decodeMsPerToken != null ? `, decode ${num(r.decodeMsPerToken, 1)} ms/token${r.decodeBoundMs ? ` (bound ${num(r.decodeBoundMs, 1)} at ${num(r.readGBs, 1)} GB/s: ${num((100 * r.decodeBoundMs) / r.decodeMsPerToken, 0)} %)` : ''}` : ''}${r.readS ? `, load/warm read ${num(r.loadS! / r.readS, 1)}× (${num(r.readS, 2)} s)` : ''}${r.hashS != null ? `, weights hash ${num(r.hashS, 2)} s (a first loadModel's, beside the load)` : ''}, RSS ${num(r.loadRssMB, 0)} MB after load, ${num(r.peakRssMB, 0)} MB peak`
             : `${r.wallS.toFixed(1)} s until done, ${r.sPerStep.toFixed(3)} s/step (loop mean)`
           : r.status
       }`,

@@ -17,6 +17,8 @@
 //             untied input embedding) / the GB/s of a streaming read over 512 MB with the same threads
 // Beside load: readS, the checkpoint's files read once from a warm page cache (an fs read loop, the
 // second of two passes), and the RSS after load apart from the peak (the weights vs the activations).
+// hashS (readSafetensors loads only): loadModel's weights hash, uncached, timed on its own after the load;
+// a first loadModel runs it on a worker thread beside the load, later ones find it cached by file identity.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,7 +26,7 @@ import { initBackend, type BackendName } from '../src/backend';
 import { cram } from '../src/cram/cram';
 import { initByName, type InitName } from '../src/cram/init';
 import { greedyGenerate } from '../src/generate';
-import { loadModel, modelFromTensors } from '../src/io/checkpoint';
+import { loadModel, modelFromTensors, weightsHashOf } from '../src/io/checkpoint';
 import { existingNative, nativeAddon } from '../src/native/index';
 import { readSafetensors } from '../src/io/safetensors';
 import type { CausalLM } from '../src/models/types';
@@ -116,6 +118,13 @@ async function main() {
   const { model, loader } = await load(dir);
   const loadS = now() - tl;
   const rssAfterLoadKB = process.resourceUsage().maxRSS;
+  let hashS: number | null = null;
+  if (loader !== 'loadModel') {
+    const th = now();
+    process.env.CRAMLAB_CACHE = 'off';
+    weightsHashOf(dir);
+    hashS = now() - th;
+  }
   const N = Number(opt('N'));
   const K = Number(opt('K', '1'));
   const syncEvery = Number(opt('sync-every', '1'));
@@ -180,6 +189,7 @@ async function main() {
     loader,
     loadS,
     readS,
+    hashS,
     initS,
     /** Until the first step starts: --init's own init (0 for randn) and cram()'s setup. */
     setupS: ph ? initS + ph.setupS : null,

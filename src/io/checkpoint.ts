@@ -1,17 +1,17 @@
 // loadModel: a local folder or a Hub id → a frozen CausalLM, its tokenizer and where they came from.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import { initBackend } from '../backend';
 import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { collectGarbage, Weights } from '../models/weights';
-import { loadTokenizer, type Tokenizer } from './tokenizer';
+import { loadTokenizer, TokenizerError, type Tokenizer } from './tokenizer';
 import { checkConfigTensors, validateConfig } from './config';
 import { checkedFile, clean, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
-import { readSafetensors, setHalfWidener, streamFile, type RawTensor } from './safetensors';
+import { readSafetensors, setHalfWidener, type RawTensor } from './safetensors';
+import { startWeightsHash, weightsHash } from './weights-hash';
 import { rememberWeights } from '../native/weights';
 import { nativeAddon, nativeWanted } from '../native/index';
 import { NativeModel } from '../native/model';
@@ -34,10 +34,7 @@ export interface LoadedModel {
 
 /** The weightsHash loadModel gives a local folder, without building the model (figures, record checks). */
 export function weightsHashOf(dir: string): string {
-  const hash = createHash('sha256').update(fs.readFileSync(path.join(dir, 'config.json')));
-  // In chunks (readSafetensors' onBytes): a weight file may be past 2 GiB; same bytes, same hash.
-  for (const file of weightFiles(dir)) streamFile(file, (bytes) => hash.update(bytes));
-  return hash.digest('hex');
+  return weightsHash(path.join(dir, 'config.json'), weightFiles(dir));
 }
 
 const HUB_FILES = [
@@ -110,9 +107,9 @@ function weightFiles(dir: string): string[] {
  * names; a tensor in two shards, or in a shard the index does not name for it, is refused.
  * A safetensors `__metadata__` entry naming a tensor of the checkpoint ("model.embed_tokens.weight":
  * "lm_head.weight": how `save_model` stores tied weights once) makes the missing name a second name of
- * that tensor; the model's shape check then applies to it as to any tensor. `onBytes` sees every file's bytes.
+ * that tensor; the model's shape check then applies to it as to any tensor.
  */
-function readCheckpoint(dir: string, onBytes?: (bytes: Uint8Array) => void): Map<string, RawTensor> {
+function readCheckpoint(dir: string): Map<string, RawTensor> {
   const files = weightFiles(dir);
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   const map = files.length === 1 && path.basename(files[0]) === 'model.safetensors' ? undefined : weightMap(indexFile);
@@ -121,7 +118,7 @@ function readCheckpoint(dir: string, onBytes?: (bytes: Uint8Array) => void): Map
   const aliases: [string, string][] = [];
   for (const file of files) {
     const shard = path.relative(dir, file);
-    const { tensors, metadata } = readSafetensors(file, undefined, onBytes);
+    const { tensors, metadata } = readSafetensors(file);
     for (const [name, t] of tensors) {
       if (from.has(name))
         throw new ModelError(`${dir}: tensor '${clean(name)}' is in two shards, ${from.get(name)} and ${shard}`);
@@ -161,17 +158,24 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const genFile = path.join(dir, 'generation_config.json');
   const generationConfig = fs.existsSync(genFile) ? readJson(checkedFile(dir, genFile), 'generation_config.json') : {};
 
-  const hash = createHash('sha256').update(fs.readFileSync(cfgFile));
-  // Every file whole, data included: two trainings of one architecture differ only in the data.
-  const raw = readCheckpoint(dir, (bytes) => hash.update(bytes));
+  const raw = readCheckpoint(dir);
   checkConfigTensors(config, (n) => raw.has(n), cfgFile);
   const weights = new Weights(raw, path.basename(dir));
   const reread = () => readCheckpoint(dir);
-  const model = nativeWanted(config) ? new NativeModel(config, weights, reread) : buildModel(config, weights, cfgFile);
+  // the weights' hash on another core while the model is built (both read the files from the page cache)
+  const hashing = startWeightsHash(cfgFile, weightFiles(dir));
+  let model: CausalLM;
+  try {
+    model = nativeWanted(config) ? new NativeModel(config, weights, reread) : buildModel(config, weights, cfgFile);
+  } catch (e) {
+    hashing.cancel();
+    throw e;
+  }
   // A tensor the architecture never read means the config and the weights disagree
   // (an extra layer, a stray name): refuse rather than silently run a different model.
   const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
   if (unused.length) {
+    hashing.cancel();
     model.dispose();
     const shown = clean(unused.slice(0, 5).join(', ')) + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
     throw new ModelError(
@@ -183,8 +187,19 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   // The generation config's eos ids win: stories260K ends a story with BOS, say.
   const genEos = generationConfig.eos_token_id;
   if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
-  const tokenizer = fitTokenizer(loadTokenizer(dir), model.info.vocabSize, dir);
-  return { model, tokenizer, id: idOrPath, dir, config, generationConfig, weightsHash: hash.digest('hex') };
+  let tokenizer: Tokenizer;
+  let hash: string;
+  try {
+    tokenizer = fitTokenizer(loadTokenizer(dir), model.info.vocabSize, dir);
+    hash = await hashing.hash;
+  } catch (e) {
+    hashing.cancel();
+    model.dispose();
+    throw e instanceof TokenizerError || e instanceof ModelError
+      ? e
+      : new ModelError(`${dir}: ${(e as Error).message}`);
+  }
+  return { model, tokenizer, id: idOrPath, dir, config, generationConfig, weightsHash: hash };
 }
 
 /**

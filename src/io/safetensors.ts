@@ -321,13 +321,11 @@ function openRegular(file: string): number {
 /**
  * Every tensor of a file (or only those `want` accepts), each read on first use, one at a time, by
  * its byte range (files past 2 GiB work; the file is never in memory whole). The header is read and
- * checked now. `onBytes` sees the whole file once, in order, in chunks (loadModel hashes it, so a
- * retrained model never passes for the one it replaced).
+ * checked now.
  */
 export function readSafetensors(
   file: string,
   want?: (name: string) => boolean,
-  onBytes?: (bytes: Uint8Array) => void,
 ): { tensors: Map<string, RawTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
   const fd = openRegular(file);
   let header: SafetensorsHeader;
@@ -346,7 +344,6 @@ export function readSafetensors(
       }
     }
     header = readHeader(file, head, size);
-    if (onBytes) streamFd(file, fd, size, onBytes);
   } finally {
     fs.closeSync(fd);
   }

@@ -1,0 +1,14 @@
+import { loadModel } from '../src/io/checkpoint';
+import { initBackend } from '../src/backend';
+import * as fs from 'node:fs';
+await initBackend();
+const dir = process.argv[2];
+const t0 = performance.now();
+const r = await loadModel(dir);
+const t1 = performance.now();
+const buf = Buffer.allocUnsafeSlow(64 << 20);
+const fd = fs.openSync(dir + '/model.safetensors', 'r');
+const t2 = performance.now();
+while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+const t3 = performance.now();
+console.log(`loadModel ${((t1 - t0) / 1000).toFixed(2)} s, warm read ${((t3 - t2) / 1000).toFixed(2)} s, hash ${r.weightsHash.slice(0, 12)}, rss ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

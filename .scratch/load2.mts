@@ -1,0 +1,16 @@
+import { initBackend } from '../src/backend';
+import { readSafetensors } from '../src/io/safetensors';
+import { createHash } from 'node:crypto';
+import { modelFromTensors } from '../src/io/checkpoint';
+import * as fs from 'node:fs';
+await initBackend();
+const dir = process.argv[2];
+const f = dir + '/model.safetensors';
+let t = performance.now();
+const lap = (w: string) => { const n = performance.now(); console.log(w, ((n - t) / 1000).toFixed(2), 's'); t = n; };
+const h = createHash('sha256');
+readSafetensors(f, undefined, (b) => h.update(b)); lap('read+sha256');
+readSafetensors(f, undefined, (b) => {}); lap('read only');
+const { tensors } = readSafetensors(f); lap('header');
+const cfg = JSON.parse(fs.readFileSync(dir + '/config.json', 'utf8'));
+const m = modelFromTensors(cfg, tensors); lap('modelFromTensors');

@@ -1,0 +1,11 @@
+import { initBackend } from '../src/backend';
+import { readSafetensors } from '../src/io/safetensors';
+import { modelFromTensors } from '../src/io/checkpoint';
+import * as fs from 'node:fs';
+await initBackend();
+const dir = process.argv[2];
+const { tensors } = readSafetensors(dir + '/model.safetensors');
+const cfg = JSON.parse(fs.readFileSync(dir + '/config.json', 'utf8'));
+const t = performance.now();
+const m = modelFromTensors(cfg, tensors);
+console.log('modelFromTensors', ((performance.now() - t) / 1000).toFixed(2), 's');
