@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../src/backend';
-import { loadModel } from '../src/io/checkpoint';
+import { loadModel, modelFromTensors } from '../src/io/checkpoint';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { cram, embeddingStd } from '../src/cram/cram';
 import { greedyGenerate } from '../src/generate';
@@ -151,6 +151,52 @@ test(
       same(addon!.backwardEmbeds(ha, x, dy, 2, T), addon!.backwardEmbeds(hb, x, dy, 2, T), 'dL/dembeds');
       a.dispose();
       b.dispose();
+    } finally {
+      addon!.setThreads(threads);
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  },
+);
+
+// Past 8 one-MB pieces the loader reads the checkpoint over the threads (both cores share the page
+// faults of the fresh storage): the bytes land as stored, and of two NaNs the first is the one named.
+test(
+  'native load over the threads: a 16 MB BF16 checkpoint lands as stored; the first of two NaNs is named',
+  { skip: addon ? undefined : `native engine not built: ${nativeUnavailable()}` },
+  async () => {
+    await initBackend();
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-stored-'));
+    const threads = addon!.info().threads;
+    try {
+      addon!.setThreads(2);
+      const V = 1 << 17;
+      const { dir, config } = writeRandomCheckpoint(path.join(root, 'big'), 'llama', 7, 'BF16', V);
+      const file = path.join(dir, 'model.safetensors');
+      const { header } = readSafetensors(file);
+      const embed = header.tensors['model.embed_tokens.weight'];
+      const d = embed.shape[1];
+      const start = header.dataStart + embed.data_offsets[0];
+      const ids = [0, 12347, 70001, V - 1];
+      const rowsJs = (bytes: Buffer) =>
+        Float32Array.from(
+          ids.flatMap((id) => [
+            ...widenJs(
+              new Uint16Array(Uint8Array.from(bytes.subarray(start + id * d * 2, start + (id + 1) * d * 2)).buffer),
+              'BF16',
+            ),
+          ]),
+        );
+      const m = modelFromTensors(config, readSafetensors(file).tensors);
+      same(addon!.embedRows(nativeModel(m), Int32Array.from(ids)), rowsJs(fs.readFileSync(file)), 'embedding rows');
+      m.dispose();
+      // two NaNs (bf16 0x7fc0) far apart in the embedding: pieces read in any order, the first index named
+      const fd = fs.openSync(file, 'r+');
+      for (const i of [3_000_001, 1_000_003]) fs.writeSync(fd, Buffer.from([0xc0, 0x7f]), 0, 2, start + 2 * i);
+      fs.closeSync(fd);
+      assert.throws(
+        () => modelFromTensors(config, readSafetensors(file).tensors),
+        /tensor 'model\.embed_tokens\.weight' holds NaN at flat index 1000003 /,
+      );
     } finally {
       addon!.setThreads(threads);
       fs.rmSync(root, { recursive: true, force: true });
