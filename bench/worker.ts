@@ -121,7 +121,7 @@ async function main() {
   let hashS: number | null = null;
   if (loader !== 'loadModel') {
     const th = now();
-    process.env.CRAMLAB_CACHE = 'off';
+    process.env.CRAMLAB_HASH_CACHE = 'off';
     weightsHashOf(dir);
     hashS = now() - th;
   }

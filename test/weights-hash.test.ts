@@ -15,13 +15,13 @@ const bytes = (n: number, seed: number) =>
   Buffer.from(Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7) & 255));
 
 async function withCache<T>(value: string, body: () => Promise<T>): Promise<T> {
-  const old = process.env.CRAMLAB_CACHE;
-  process.env.CRAMLAB_CACHE = value;
+  const old = process.env.CRAMLAB_HASH_CACHE;
+  process.env.CRAMLAB_HASH_CACHE = value;
   try {
     return await body();
   } finally {
-    if (old === undefined) delete process.env.CRAMLAB_CACHE;
-    else process.env.CRAMLAB_CACHE = old;
+    if (old === undefined) delete process.env.CRAMLAB_HASH_CACHE;
+    else process.env.CRAMLAB_HASH_CACHE = old;
   }
 }
 

@@ -2,8 +2,9 @@
 // architecture differ only in the data), so a run folder never takes a retrained model's records for its
 // own. Hashing is the dearest part of a load (sha256 runs at ~1.7 GB/s here: 1.4 s for a 1B BF16 file,
 // 9 s for 8B), so the digest is kept in a small cache keyed by each file's identity (device, inode, size,
-// mtime, ctime: what git's index trusts), in $CRAMLAB_CACHE or ~/.cache/cramlab. A file changed within
-// the last few seconds is hashed but not remembered (its timestamp may not yet tell two writes apart).
+// mtime, ctime: what git's index trusts), in $CRAMLAB_HASH_CACHE (a folder; `off`: no cache), else
+// $XDG_CACHE_HOME/cramlab or ~/.cache/cramlab. A file changed within the last few seconds is hashed but
+// not remembered (its timestamp may not yet tell two writes apart).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,9 +19,9 @@ const MAX_ENTRIES = 256;
 
 type Entry = { hash: string; used: number };
 
-/** The cache file, or undefined when CRAMLAB_CACHE is 'off' (or empty). */
+/** The cache file, or undefined when CRAMLAB_HASH_CACHE is 'off' (or empty). */
 export function hashCacheFile(): string | undefined {
-  const env = process.env.CRAMLAB_CACHE;
+  const env = process.env.CRAMLAB_HASH_CACHE;
   if (env !== undefined && (env === '' || env === 'off')) return undefined;
   const dir = env ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'cramlab');
   return path.join(dir, 'weights-hash.json');
