@@ -123,17 +123,27 @@ for (const dtype of ['BF16', 'F16'] as const)
       },
     );
 
+/** `body` in a temporary folder with the addon on 2 threads (the count restored after). */
+async function onTwoThreads(body: (root: string) => Promise<void>): Promise<void> {
+  await initBackend();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-stored-'));
+  const threads = addon!.info().threads;
+  try {
+    addon!.setThreads(2);
+    await body(root);
+  } finally {
+    addon!.setThreads(threads);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
 // The GEMMs split W over threads and walk it in blocks and panels: with a 40k vocabulary the lm_head
 // spans several of each, and on two threads each thread widens its own share. Still the same bits.
 test(
   'native engine: BF16 gives the bits of its F32-widened copy when the lm_head GEMMs span blocks, panels and threads',
   { skip },
   async () => {
-    await initBackend();
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-stored-'));
-    const threads = addon!.info().threads;
-    try {
-      addon!.setThreads(2);
+    await onTwoThreads(async (root) => {
       const half = writeRandomCheckpoint(path.join(root, 'half'), 'llama', 5, 'BF16', 40000).dir;
       const full = path.join(root, 'f32');
       widenedCopy(half, full);
@@ -151,10 +161,7 @@ test(
       same(addon!.backwardEmbeds(ha, x, dy, 2, T), addon!.backwardEmbeds(hb, x, dy, 2, T), 'dL/dembeds');
       a.dispose();
       b.dispose();
-    } finally {
-      addon!.setThreads(threads);
-      fs.rmSync(root, { recursive: true, force: true });
-    }
+    });
   },
 );
 
@@ -164,11 +171,7 @@ test(
   'native load over the threads: a 16 MB BF16 checkpoint lands as stored; the first of two NaNs is named',
   { skip: addon ? undefined : `native engine not built: ${nativeUnavailable()}` },
   async () => {
-    await initBackend();
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cramlab-stored-'));
-    const threads = addon!.info().threads;
-    try {
-      addon!.setThreads(2);
+    await onTwoThreads(async (root) => {
       const V = 1 << 17;
       const { dir, config } = writeRandomCheckpoint(path.join(root, 'big'), 'llama', 7, 'BF16', V);
       const file = path.join(dir, 'model.safetensors');
@@ -197,9 +200,6 @@ test(
         () => modelFromTensors(config, readSafetensors(file).tensors),
         /tensor 'model\.embed_tokens\.weight' holds NaN at flat index 1000003 /,
       );
-    } finally {
-      addon!.setThreads(threads);
-      fs.rmSync(root, { recursive: true, force: true });
-    }
+    });
   },
 );
