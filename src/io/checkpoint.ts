@@ -6,7 +6,7 @@ import { buildModel } from '../models/index';
 import type { CausalLM } from '../models/types';
 import { ModelError } from '../models/types';
 import { collectGarbage, Weights } from '../models/weights';
-import { loadTokenizer, TokenizerError, type Tokenizer } from './tokenizer';
+import { loadTokenizer, type Tokenizer } from './tokenizer';
 import { checkConfigTensors, validateConfig } from './config';
 import { checkedFile, clean, readJson } from './files';
 import { checkRepoName, expandHome, HubError, hubSnapshot, isLocal } from './hub';
@@ -164,42 +164,33 @@ export async function loadModel(idOrPath: string): Promise<LoadedModel> {
   const reread = () => readCheckpoint(dir);
   // the weights' hash on another core while the model is built (both read the files from the page cache)
   const hashing = startWeightsHash(cfgFile, weightFiles(dir));
-  let model: CausalLM;
+  let model: CausalLM | undefined;
   try {
     model = nativeWanted(config) ? new NativeModel(config, weights, reread) : buildModel(config, weights, cfgFile);
+    // A tensor the architecture never read means the config and the weights disagree
+    // (an extra layer, a stray name): refuse rather than silently run a different model.
+    const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
+    if (unused.length) {
+      const shown = clean(unused.slice(0, 5).join(', ')) + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
+      throw new ModelError(
+        `${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`,
+      );
+    }
+    weights.release();
+    rememberWeights(model, reread); // native engine
+    // The generation config's eos ids win: stories260K ends a story with BOS, say.
+    const genEos = generationConfig.eos_token_id;
+    if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
+    const tokenizer = fitTokenizer(loadTokenizer(dir), model.info.vocabSize, dir);
+    const weightsHash = await hashing.hash.catch((e: Error) => {
+      throw new ModelError(`${dir}: ${e.message}`);
+    });
+    return { model, tokenizer, id: idOrPath, dir, config, generationConfig, weightsHash };
   } catch (e) {
     hashing.cancel();
+    model?.dispose();
     throw e;
   }
-  // A tensor the architecture never read means the config and the weights disagree
-  // (an extra layer, a stray name): refuse rather than silently run a different model.
-  const unused = weights.unused().filter((n) => !DERIVED_BUFFER.test(n));
-  if (unused.length) {
-    hashing.cancel();
-    model.dispose();
-    const shown = clean(unused.slice(0, 5).join(', ')) + (unused.length > 5 ? `, ... (${unused.length} in all)` : '');
-    throw new ModelError(
-      `${dir}: tensors not used by the ${config.model_type} config (${config.num_hidden_layers} layers): ${shown}`,
-    );
-  }
-  weights.release();
-  rememberWeights(model, reread); // native engine
-  // The generation config's eos ids win: stories260K ends a story with BOS, say.
-  const genEos = generationConfig.eos_token_id;
-  if (genEos != null) model.info.eosTokenIds = Array.isArray(genEos) ? genEos : [genEos];
-  let tokenizer: Tokenizer;
-  let hash: string;
-  try {
-    tokenizer = fitTokenizer(loadTokenizer(dir), model.info.vocabSize, dir);
-    hash = await hashing.hash;
-  } catch (e) {
-    hashing.cancel();
-    model.dispose();
-    throw e instanceof TokenizerError || e instanceof ModelError
-      ? e
-      : new ModelError(`${dir}: ${(e as Error).message}`);
-  }
-  return { model, tokenizer, id: idOrPath, dir, config, generationConfig, weightsHash: hash };
 }
 
 /**

@@ -22,7 +22,7 @@ type Entry = { hash: string; used: number };
 /** The cache file, or undefined when CRAMLAB_HASH_CACHE is 'off' (or empty). */
 export function hashCacheFile(): string | undefined {
   const env = process.env.CRAMLAB_HASH_CACHE;
-  if (env !== undefined && (env === '' || env === 'off')) return undefined;
+  if (env === '' || env === 'off') return undefined;
   const dir = env ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'cramlab');
   return path.join(dir, 'weights-hash.json');
 }

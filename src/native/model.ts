@@ -62,11 +62,6 @@ export class NativeModel implements CausalLM {
     return tf.tensor3d(rows, [B, T, this.info.memDim]);
   }
 
-  /** Mean and std of the embedding matrix, in float64 over the native copy (cram's init scale). */
-  embeddingStats(): { mean: number; std: number } {
-    return nativeAddon()!.embeddingStats(this.handle);
-  }
-
   forward(inputsEmbeds: tf.Tensor3D): tf.Tensor3D {
     const [B, T] = inputsEmbeds.shape;
     const V = this.info.vocabSize;
