@@ -31,6 +31,9 @@ async function stepSeconds(m: WorkbookModel, B: number, T: number, K: number): P
   return (performance.now() - t0) / 1000 / PROBE_STEPS;
 }
 
+/** Beyond any CPU this runs on (a 2-core VM peaks near 134 GFLOP/s fp32). */
+const MAX_FLOPS_PER_SECOND = 1e14;
+
 /** The per-step cost of `m` for B texts with K mem, probed once per (model, B, K, longest T). */
 export async function stepCost(m: WorkbookModel, B: number, K: number, longest: number): Promise<StepCost> {
   const key = `${m.name}|${B}|${K}|${longest}`;
@@ -40,12 +43,12 @@ export async function stepCost(m: WorkbookModel, B: number, K: number, longest: 
   const f = (T: number) => cramStepFlops(m.model, B, T + K).total;
   const tShort = await stepSeconds(m, B, PROBE_SHORT, K);
   const tLong = long > PROBE_SHORT ? await stepSeconds(m, B, long, K) : tShort;
-  // Two points fix the line; timing noise can tilt it, so neither part goes below zero.
-  const slope = long > PROBE_SHORT ? Math.max(0, (tLong - tShort) / (f(long) - f(PROBE_SHORT))) : 0;
-  const cost = {
-    fixed: Math.max(0, tShort - slope * f(PROBE_SHORT)),
-    flopsPerSecond: slope > 0 ? 1 / slope : Infinity,
-  };
+  // Two points fix the line; timing noise can tilt it (a busy machine timed the longer probe no slower),
+  // so neither part goes below zero, and a FLOP never costs less than at 100 TFLOP/s: a longer text
+  // always prices higher.
+  const measured = long > PROBE_SHORT ? (tLong - tShort) / (f(long) - f(PROBE_SHORT)) : 0;
+  const slope = Math.max(1 / MAX_FLOPS_PER_SECOND, measured);
+  const cost = { fixed: Math.max(0, tShort - slope * f(PROBE_SHORT)), flopsPerSecond: 1 / slope };
   probes.set(key, cost);
   return cost;
 }
