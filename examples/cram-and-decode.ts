@@ -18,6 +18,10 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.error(e.message);
+  // A clone without ../shared still has the embedded model: say how to run the example on it.
+  const hint = !process.argv[2] && /does not exist/.test(e.message) ? HINT : '';
+  console.error(e.message + hint);
   process.exit(1);
 });
+
+const HINT = '; try the embedded model: npx tsx examples/cram-and-decode.ts ./models/cram-llama-d64 "Call me Ishmael."';

@@ -228,6 +228,21 @@ test("the README's library example is examples/cram-and-decode.ts and runs", { s
   assert.match(r.stdout, /model alone: 7 of 14/);
 });
 
+test('the library example without ../shared names the embedded model, and the command it gives runs', () => {
+  // run from a folder where ../shared/models/stories260K does not resolve (a clone outside /work)
+  const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+  const away = run(tsx, [path.join(ROOT, 'examples', 'cram-and-decode.ts')], tmp);
+  assert.equal(away.status, 1);
+  const hint = /try the embedded model: npx tsx (examples\/cram-and-decode\.ts) (\S+) "([^"]+)"$/m.exec(
+    away.stderr.trim(),
+  );
+  assert.ok(hint, away.stderr);
+  const r = run(tsx, [hint[1], hint[2], hint[3]]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^decoded {5}".+" \(\w+ after \d+ steps\)$/m);
+  assert.match(r.stdout, /^info gain {3}\d+\.\d bits in 2 vectors$/m);
+});
+
 test('plot draws a run folder: figures as offline HTML (+ PNG with Chromium), Table 1 with the paper beside', () => {
   const runDir = path.join(tmp, 'run');
   const c = cli(
